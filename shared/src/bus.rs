@@ -1,0 +1,230 @@
+//! The bus: how gateways, routers and bot workers talk. One trait, two implementations —
+//! in-memory ([`crate::memory_bus`], embedded mode) and NATS/JetStream ([`crate::nats`],
+//! distributed mode). Everything that crosses it is defined here, versioned, and encoded as
+//! MessagePack by the network implementation.
+//!
+//! Guarantees every implementation gives:
+//! - `append` is the single ordering point: within a guild, `seq` strictly increases and each
+//!   entry knows the `prev` seq of its guild, so a subscriber can detect a missed delivery and
+//!   fill it from the log.
+//! - `append` is idempotent by `messageId` and a messageId belongs to its first sender.
+//! - `publish` is best effort (at most once); the log is the truth.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::UserInfo;
+use crate::protocol::{ChatMessage, ErrorCode, ErrorFrame};
+
+/// Version of the internal payloads; a consumer drops payloads of another version.
+pub const INTERNAL_VERSION: u8 = 1;
+
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BusError {
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("bus request timed out")]
+    Timeout,
+    #[error("bad payload on the bus: {0}")]
+    BadPayload(String),
+}
+
+/// A send as the gateway (or a bot worker) hands it to the router, with the identity it
+/// verified. The router validates it again; it trusts only `sender` and `member_verified`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRequest {
+    pub v: u8,
+    pub sender: UserInfo,
+    pub guild_id: Option<String>,
+    pub text: Option<String>,
+    pub admin_only: bool,
+    pub request_bot: bool,
+    pub message_id: Option<String>,
+    /// The gateway found `guild_id` among the sender's guilds in the session store.
+    pub member_verified: bool,
+}
+
+/// The router's answer to a send: the ack fields, or the error code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendAck {
+    pub message_id: String,
+    pub seq: u64,
+}
+
+pub type SendOutcome = Result<SendAck, ErrorCode>;
+
+/// One entry of a guild log; also what is delivered to gateways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    /// The seq of the previous entry of the same guild (0 for the first).
+    pub prev: u64,
+    pub message: Arc<ChatMessage>,
+}
+
+/// The result of appending to a guild log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored now, as this entry.
+    Appended(LogEntry),
+    /// This messageId was already stored by the same sender: the first one's seq.
+    Duplicate { seq: u64 },
+    /// This messageId belongs to another sender.
+    ForeignId,
+}
+
+/// A page read forward from a guild log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replay {
+    pub entries: Vec<LogEntry>,
+    /// Some entries after the requested position are no longer retained.
+    pub gap: bool,
+    /// The page was cut at the limit; read on from the last entry.
+    pub more: bool,
+}
+
+/// Who may read what a log read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Everything, admin-only included.
+    All,
+    /// Only messages that are not admin-only.
+    Public,
+}
+
+impl Visibility {
+    pub fn for_admin(admin: bool) -> Self {
+        if admin {
+            Visibility::All
+        } else {
+            Visibility::Public
+        }
+    }
+
+    pub fn admits(self, message: &ChatMessage) -> bool {
+        self == Visibility::All || !message.admin_only
+    }
+}
+
+/// What a gateway subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Every entry of one guild (admin-only ones included; the gateway filters per viewer).
+    Guild(String),
+    /// Admin-only entries of every guild.
+    AdminOnly,
+}
+
+/// A bot request taken from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotJob {
+    pub v: u8,
+    pub seq: u64,
+    pub request: Arc<ChatMessage>,
+}
+
+/// A job handed to one bot worker; settle it with exactly one of the methods.
+pub struct BotDelivery {
+    pub job: BotJob,
+    /// 1 for the first delivery.
+    pub attempt: u32,
+    /// Deliveries allowed in all; `attempt == max_attempts` is the last chance.
+    pub max_attempts: u32,
+    pub settle: Box<dyn JobSettle>,
+}
+
+impl std::fmt::Debug for BotDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotDelivery")
+            .field("job", &self.job)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a bot worker settles a job.
+#[async_trait::async_trait]
+pub trait JobSettle: Send {
+    /// Done (answered, or given up for good): never deliver again.
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+    /// Deliver again after `delay` (to this or another worker).
+    async fn retry(self: Box<Self>, delay: Duration) -> Result<(), BusError>;
+    /// Still working: push the redelivery deadline back.
+    async fn in_progress(&self) -> Result<(), BusError>;
+}
+
+/// Something that happened to a user, applied live by every gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UserEvent {
+    /// The session is gone: close the user's sockets with 4001.
+    Revoked,
+    /// The guild list changed: reload it from the session store.
+    GuildsChanged,
+    /// An error frame for the user's sockets only (e.g. `bot_unavailable`).
+    Notice { frame: ErrorFrame },
+}
+
+/// A send waiting for the router, with the way back to its sender.
+pub struct IngressItem {
+    pub request: SendRequest,
+    pub reply: Box<dyn IngressReply>,
+}
+
+/// The way back from the router to a waiting sender.
+#[async_trait::async_trait]
+pub trait IngressReply: Send {
+    async fn reply(self: Box<Self>, outcome: SendOutcome);
+}
+
+/// The bus every process is wired to.
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Hands a send to a router and waits for its answer.
+    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError>;
+    /// The sends addressed to routers (a router calls this once; several routers share work).
+    async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError>;
+
+    /// Appends a message to its guild log (the ordering and idempotency point).
+    async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError>;
+    /// Delivers an appended entry to the gateways subscribed to it (best effort).
+    async fn publish(&self, entry: &LogEntry) -> Result<(), BusError>;
+    /// Live entries of a topic, from now on.
+    async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError>;
+    /// Entries of a guild with seq > `after`, oldest first, at most `limit`.
+    async fn read_after(
+        &self,
+        guild_id: &str,
+        after: u64,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<Replay, BusError>;
+    /// Entries of a guild with seq < `before` (or the newest), newest first, at most `limit`;
+    /// the flag says whether older visible entries remain.
+    async fn read_before(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<(Vec<LogEntry>, bool), BusError>;
+
+    /// Queues a bot request on the durable work queue.
+    async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError>;
+    /// Bot jobs for this worker (workers share the queue; each job goes to one at a time).
+    async fn bot_jobs(&self) -> Result<BoxStream<BotDelivery>, BusError>;
+
+    /// Tells every gateway about a user.
+    async fn publish_user_event(&self, user_id: &str, event: UserEvent) -> Result<(), BusError>;
+    /// Every user event, as `(user_id, event)`.
+    async fn user_events(&self) -> Result<BoxStream<(String, UserEvent)>, BusError>;
+
+    /// Whether the bus answers now.
+    async fn ping(&self) -> Result<(), BusError>;
+}

@@ -1,0 +1,16 @@
+//! What every chat process shares: the wire contract ([`protocol`], [`codec`]), identity and
+//! tokens ([`identity`], [`auth`]), the bus and session-store traits with their in-memory
+//! implementations, configuration and telemetry.
+
+pub mod auth;
+pub mod bus;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod identity;
+pub mod memory_bus;
+pub mod memory_store;
+pub mod protocol;
+pub mod session;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,307 @@
+//! The in-memory bus of embedded mode: one process, the same guarantees as the NATS bus
+//! (ordered per-guild log with `prev` links, idempotent append, bounded retention, a retrying
+//! work queue), with channels instead of a network.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream, UnboundedReceiverStream};
+
+use crate::bus::*;
+use crate::protocol::{ChatMessage, ErrorCode};
+
+/// Capacity of each live topic; a subscriber that falls further behind sees a `prev` gap and
+/// fills it from the log.
+const TOPIC_CAPACITY: usize = 4096;
+/// How long `submit` waits for a router.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limits of the in-memory log.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryBusConfig {
+    /// Entries kept per guild.
+    pub retain_per_guild: usize,
+    /// Deliveries of a bot job before it is given up.
+    pub bot_max_attempts: u32,
+}
+
+impl Default for MemoryBusConfig {
+    fn default() -> Self {
+        MemoryBusConfig {
+            retain_per_guild: 10_000,
+            bot_max_attempts: 3,
+        }
+    }
+}
+
+#[derive(Default)]
+struct GuildLog {
+    entries: VecDeque<LogEntry>,
+    last_seq: u64,
+}
+
+struct Claim {
+    owner: String,
+    seq: u64,
+}
+
+struct State {
+    logs: HashMap<String, GuildLog>,
+    claims: HashMap<String, Claim>,
+    topics: HashMap<Topic, broadcast::Sender<LogEntry>>,
+}
+
+/// The in-memory bus.
+pub struct MemoryBus {
+    config: MemoryBusConfig,
+    state: Mutex<State>,
+    ingress_tx: mpsc::Sender<IngressItem>,
+    ingress_rx: Mutex<Option<mpsc::Receiver<IngressItem>>>,
+    jobs_tx: mpsc::UnboundedSender<(BotJob, u32)>,
+    jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<(BotJob, u32)>>>,
+    events: broadcast::Sender<(String, UserEvent)>,
+}
+
+impl MemoryBus {
+    pub fn new(config: MemoryBusConfig) -> Arc<Self> {
+        let (ingress_tx, ingress_rx) = mpsc::channel(1024);
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        Arc::new(MemoryBus {
+            config,
+            state: Mutex::new(State {
+                logs: HashMap::new(),
+                claims: HashMap::new(),
+                topics: HashMap::new(),
+            }),
+            ingress_tx,
+            ingress_rx: Mutex::new(Some(ingress_rx)),
+            jobs_tx,
+            jobs_rx: Mutex::new(Some(jobs_rx)),
+            events: broadcast::channel(1024).0,
+        })
+    }
+
+    fn send_topic(&self, topic: &Topic, entry: &LogEntry) {
+        let mut state = self.state.lock();
+        if let Some(tx) = state.topics.get(topic) {
+            if tx.send(entry.clone()).is_err() {
+                state.topics.remove(topic);
+            }
+        }
+    }
+}
+
+struct OneshotReply(oneshot::Sender<SendOutcome>);
+
+#[async_trait::async_trait]
+impl IngressReply for OneshotReply {
+    async fn reply(self: Box<Self>, outcome: SendOutcome) {
+        let _ = self.0.send(outcome);
+    }
+}
+
+struct MemorySettle {
+    job: Option<BotJob>,
+    attempt: u32,
+    jobs_tx: mpsc::UnboundedSender<(BotJob, u32)>,
+}
+
+#[async_trait::async_trait]
+impl JobSettle for MemorySettle {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn retry(mut self: Box<Self>, delay: Duration) -> Result<(), BusError> {
+        if let Some(job) = self.job.take() {
+            let tx = self.jobs_tx.clone();
+            let next = self.attempt + 1;
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send((job, next));
+            });
+        }
+        Ok(())
+    }
+
+    async fn in_progress(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+fn take_once<T>(slot: &Mutex<Option<T>>, what: &str) -> Result<T, BusError> {
+    slot.lock()
+        .take()
+        .ok_or_else(|| BusError::Unavailable(format!("the in-memory {what} has one consumer")))
+}
+
+#[async_trait::async_trait]
+impl Bus for MemoryBus {
+    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError> {
+        let (tx, rx) = oneshot::channel();
+        let item = IngressItem {
+            request,
+            reply: Box::new(OneshotReply(tx)),
+        };
+        self.ingress_tx
+            .send(item)
+            .await
+            .map_err(|_| BusError::Unavailable("no router is running".into()))?;
+        match tokio::time::timeout(SUBMIT_TIMEOUT, rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Ok(Err(ErrorCode::ServerError)),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError> {
+        let rx = take_once(&self.ingress_rx, "ingress")?;
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError> {
+        let mut state = self.state.lock();
+        if let Some(claim) = state.claims.get(&message.message_id) {
+            return Ok(if claim.owner == message.from.id {
+                AppendOutcome::Duplicate { seq: claim.seq }
+            } else {
+                AppendOutcome::ForeignId
+            });
+        }
+        let log = state.logs.entry(message.guild_id.clone()).or_default();
+        let entry = LogEntry {
+            seq: log.last_seq + 1,
+            prev: log.last_seq,
+            message: Arc::new(message),
+        };
+        log.last_seq = entry.seq;
+        log.entries.push_back(entry.clone());
+        while log.entries.len() > self.config.retain_per_guild {
+            log.entries.pop_front();
+        }
+        state.claims.insert(
+            entry.message.message_id.clone(),
+            Claim {
+                owner: entry.message.from.id.clone(),
+                seq: entry.seq,
+            },
+        );
+        Ok(AppendOutcome::Appended(entry))
+    }
+
+    async fn publish(&self, entry: &LogEntry) -> Result<(), BusError> {
+        self.send_topic(&Topic::Guild(entry.message.guild_id.clone()), entry);
+        if entry.message.admin_only {
+            self.send_topic(&Topic::AdminOnly, entry);
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError> {
+        let rx = {
+            let mut state = self.state.lock();
+            let tx = state
+                .topics
+                .entry(topic)
+                .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+            tx.subscribe()
+        };
+        Ok(Box::pin(
+            BroadcastStream::new(rx).filter_map(|item| async move { item.ok() }),
+        ))
+    }
+
+    async fn read_after(
+        &self,
+        guild_id: &str,
+        after: u64,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<Replay, BusError> {
+        let state = self.state.lock();
+        let Some(log) = state.logs.get(guild_id) else {
+            return Ok(Replay::default());
+        };
+        let first_prev = log.entries.front().map(|e| e.prev).unwrap_or(log.last_seq);
+        let mut replay = Replay {
+            gap: first_prev > after,
+            ..Replay::default()
+        };
+        for entry in log.entries.iter().filter(|e| e.seq > after) {
+            if !visibility.admits(&entry.message) {
+                continue;
+            }
+            if replay.entries.len() == limit {
+                replay.more = true;
+                break;
+            }
+            replay.entries.push(entry.clone());
+        }
+        Ok(replay)
+    }
+
+    async fn read_before(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<(Vec<LogEntry>, bool), BusError> {
+        let state = self.state.lock();
+        let Some(log) = state.logs.get(guild_id) else {
+            return Ok((Vec::new(), false));
+        };
+        let before = before.unwrap_or(u64::MAX);
+        let mut visible = log
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| e.seq < before && visibility.admits(&e.message));
+        let page: Vec<LogEntry> = visible.by_ref().take(limit).cloned().collect();
+        let has_more = visible.next().is_some();
+        Ok((page, has_more))
+    }
+
+    async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {
+        self.jobs_tx
+            .send((job, 1))
+            .map_err(|_| BusError::Unavailable("no bot worker queue".into()))
+    }
+
+    async fn bot_jobs(&self) -> Result<BoxStream<BotDelivery>, BusError> {
+        let rx = take_once(&self.jobs_rx, "bot queue")?;
+        let jobs_tx = self.jobs_tx.clone();
+        let max_attempts = self.config.bot_max_attempts;
+        let stream = UnboundedReceiverStream::new(rx).map(move |(job, attempt)| BotDelivery {
+            job: job.clone(),
+            attempt,
+            max_attempts,
+            settle: Box::new(MemorySettle {
+                job: Some(job),
+                attempt,
+                jobs_tx: jobs_tx.clone(),
+            }),
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn publish_user_event(&self, user_id: &str, event: UserEvent) -> Result<(), BusError> {
+        let _ = self.events.send((user_id.to_owned(), event));
+        Ok(())
+    }
+
+    async fn user_events(&self) -> Result<BoxStream<(String, UserEvent)>, BusError> {
+        let rx = self.events.subscribe();
+        Ok(Box::pin(
+            BroadcastStream::new(rx).filter_map(|item| async move { item.ok() }),
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}

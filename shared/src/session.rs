@@ -1,0 +1,90 @@
+//! The session store: a user's guild memberships, kept outside the token. Redis key
+//! `session:{userId}` holds JSON `{"guilds":[{"id":"…","name":"…"}], …}`; no document means no
+//! guilds. The in-memory store serves embedded mode; Redis serves distributed mode.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A guild the user belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildRef {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The session document. Fields other than `guilds` are kept as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(default)]
+    pub guilds: Vec<GuildRef>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Session {
+    pub fn with_guilds<I, S>(ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Session {
+            guilds: ids
+                .into_iter()
+                .map(|id| GuildRef {
+                    id: id.into(),
+                    name: None,
+                })
+                .collect(),
+            extra: Default::default(),
+        }
+    }
+
+    /// The guild ids, in document order, without duplicates.
+    pub fn guild_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::with_capacity(self.guilds.len());
+        for g in &self.guilds {
+            if !ids.contains(&g.id) {
+                ids.push(g.id.clone());
+            }
+        }
+        ids
+    }
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(d)? {
+        Id::Text(s) => s,
+        Id::Number(n) => n.to_string(),
+    })
+}
+
+/// The Redis key of a user's session.
+pub fn session_key(user_id: &str) -> String {
+    format!("session:{user_id}")
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where sessions live.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The user's session; `None` when absent or unreadable (logged by the implementation).
+    async fn get(&self, user_id: &str) -> Result<Option<Session>, StoreError>;
+    /// Creates or replaces the user's session.
+    async fn put(&self, user_id: &str, session: &Session) -> Result<(), StoreError>;
+    /// Removes the user's session.
+    async fn delete(&self, user_id: &str) -> Result<(), StoreError>;
+    /// Whether the store answers now.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
