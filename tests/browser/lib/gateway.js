@@ -1,0 +1,207 @@
+/**
+ * Runs the real gateway binary for the browser tests: picks a free loopback port, starts it in
+ * embedded mode (or distributed, with the router and bot workers, when NATS_URL and REDIS_URL
+ * are given), waits for `GET /healthz`, and can SIGSTOP / SIGKILL / restart it on the same port.
+ * Also signs users in through `POST /api/dev/login` and mints HS256 tokens with node's crypto.
+ */
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const COOKIE_NAME = 'slimy_admin_token';
+
+const BIN = (envName, name) => path.resolve(REPO_ROOT, process.env[envName] ?? `target/debug/${name}`);
+
+/** A free loopback TCP port. */
+export async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A random JWT secret of 32 characters. */
+export function newSecret() {
+  return randomBytes(16).toString('hex');
+}
+
+/** Whether the environment asks for distributed mode. */
+export function distributedEnv() {
+  const { NATS_URL, REDIS_URL } = process.env;
+  return NATS_URL && REDIS_URL ? { NATS_URL, REDIS_URL } : null;
+}
+
+/** One child process with its output kept for failure reports. */
+class Child {
+  constructor(name, bin, env) {
+    this.name = name;
+    this.bin = bin;
+    this.env = env;
+    this.proc = null;
+    this.output = '';
+  }
+
+  start() {
+    const proc = spawn(this.bin, [], {
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    this.exited = once(proc, 'exit');
+    const keep = (chunk) => { this.output = (this.output + chunk).slice(-20000); };
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
+    proc.on('error', (err) => keep(`spawn error: ${err.message}\n`));
+  }
+
+  alive() {
+    return this.proc != null && this.proc.exitCode == null && this.proc.signalCode == null;
+  }
+
+  signal(sig) {
+    if (this.alive()) this.proc.kill(sig);
+  }
+
+  async kill() {
+    if (!this.alive()) return;
+    this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** A gateway (plus workers in distributed mode) on a fixed port, restartable. */
+export class GatewayProcess {
+  /**
+   * `distributed`: `{NATS_URL, REDIS_URL}` or null for embedded mode. `withWorkers`: whether this
+   * gateway also runs the router and bot workers (one gateway of a distributed set does).
+   */
+  constructor({ secret = newSecret(), port, distributed = null, withWorkers = true, env = {} } = {}) {
+    this.secret = secret;
+    this.extraEnv = env;
+    this.port = port;
+    this.distributed = distributed;
+    this.withWorkers = withWorkers;
+    this.workers = [];
+  }
+
+  get baseUrl() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  env() {
+    return {
+      LISTEN_ADDR: `127.0.0.1:${this.port}`,
+      DEV_LOGIN: 'true',
+      JWT_SECRET: this.secret,
+      ...(this.distributed ?? {}),
+      ...this.extraEnv,
+    };
+  }
+
+  async start() {
+    this.port ??= await freePort();
+    if (this.distributed && this.withWorkers && this.workers.length === 0) this.startWorkers();
+    this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
+    this.gateway.start();
+    await this.waitHealthy();
+    return this;
+  }
+
+  startWorkers() {
+    const env = { JWT_SECRET: this.secret, ...this.distributed };
+    for (const [envName, name] of [['ROUTER_WORKER_BIN', 'router-worker'], ['BOT_WORKER_BIN', 'bot-worker']]) {
+      const child = new Child(name, BIN(envName, name), env);
+      child.start();
+      this.workers.push(child);
+    }
+  }
+
+  async waitHealthy(timeoutMs = 30000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!this.gateway.alive()) throw new Error(`gateway exited during start:\n${this.gateway.output}`);
+      const res = await fetch(`${this.baseUrl}/healthz`).catch(() => null);
+      if (res?.status === 200) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`gateway not healthy after ${timeoutMs} ms:\n${this.gateway.output}`);
+  }
+
+  /** Freezes the gateway: connections stay open but nothing is answered. */
+  pause() {
+    this.gateway.signal('SIGSTOP');
+  }
+
+  resume() {
+    this.gateway.signal('SIGCONT');
+  }
+
+  /** SIGKILL, as a crash: no close frames, no drain. */
+  async crash() {
+    await this.gateway.kill();
+  }
+
+  /** SIGTERM: the graceful shutdown (clients are closed with 1012); waits for the exit. */
+  async terminate() {
+    this.gateway.signal('SIGTERM');
+    await this.gateway.exited;
+  }
+
+  /** Starts the gateway again on the same port (killing it first if it still runs). */
+  async restart() {
+    await this.gateway.kill();
+    this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
+    this.gateway.start();
+    await this.waitHealthy();
+  }
+
+  async stop() {
+    this.gateway?.signal('SIGCONT');
+    await this.gateway?.kill();
+    for (const w of this.workers) await w.kill();
+  }
+
+  output() {
+    return [this.gateway, ...this.workers].map((c) => `--- ${c?.name}\n${c?.output}`).join('\n');
+  }
+
+  /** Dev login over HTTP: creates or replaces the session, returns `{token, user}`. */
+  async devLogin({ id, name, role = 'member', guilds }) {
+    const res = await fetch(`${this.baseUrl}/api/dev/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...(id ? { id } : {}), name, role, guilds }),
+    });
+    if (!res.ok) throw new Error(`dev login failed: ${res.status} ${await res.text()}`);
+    return res.json();
+  }
+
+  /** `GET /api/guilds/{id}/messages` with a token, newest first. */
+  async history(token, guildId, limit = 200) {
+    const res = await fetch(`${this.baseUrl}/api/guilds/${guildId}/messages?limit=${limit}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    if (!res.ok) throw new Error(`history failed: ${res.status} ${await res.text()}`);
+    return res.json();
+  }
+
+  /** An HS256 token signed with this gateway's secret. */
+  mintToken(claims) {
+    return mintHs256(claims, this.secret);
+  }
+}
+
+/** Signs `claims` as an HS256 JWT with node's crypto. */
+export function mintHs256(claims, secret) {
+  const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  const sig = createHmac('sha256', secret).update(body).digest('base64url');
+  return `${body}.${sig}`;
+}
