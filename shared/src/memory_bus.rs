@@ -133,6 +133,17 @@ impl JobSettle for MemorySettle {
     }
 }
 
+/// The next seq of a guild: the current time in microseconds, or one more than the last when
+/// that is larger. Seqs stay increasing across restarts of an embedded process, so a client's
+/// resume position from before a restart never hides newer messages.
+fn next_seq(last: u64) -> u64 {
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    now_micros.max(last + 1)
+}
+
 fn take_once<T>(slot: &Mutex<Option<T>>, what: &str) -> Result<T, BusError> {
     slot.lock()
         .take()
@@ -174,7 +185,7 @@ impl Bus for MemoryBus {
         }
         let log = state.logs.entry(message.guild_id.clone()).or_default();
         let entry = LogEntry {
-            seq: log.last_seq + 1,
+            seq: next_seq(log.last_seq),
             prev: log.last_seq,
             message: Arc::new(message),
         };

@@ -1,0 +1,80 @@
+//! The gateway's settings: every one a flag and an environment variable, shown in `--help`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_shared::config::{AuthConfig, CommonConfig, LimitsConfig};
+use clap::Parser;
+
+/// The chat gateway. Without NATS_URL and REDIS_URL it runs the whole chat in one process
+/// (embedded mode); with both it is one stateless gateway of a distributed deployment.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gateway", version, about)]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+    /// Comma-separated browser origins allowed to open /ws (unset: any). Requests without an
+    /// Origin header (non-browser clients) always pass.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Enables POST /api/dev/login (default: on in embedded mode, off otherwise).
+    #[arg(long, env = "DEV_LOGIN")]
+    pub dev_login: Option<bool>,
+    /// Largest inbound WebSocket message in bytes (after decompression); larger closes with 1009.
+    #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
+    pub max_frame_bytes: u32,
+    /// Server ping interval in milliseconds; a connection silent for two intervals is closed.
+    #[arg(long, env = "HEARTBEAT_MS", default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub heartbeat_ms: u64,
+    /// Frames queued per connection before it counts as too slow (closed with 4009).
+    #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
+    pub outbound_queue: u32,
+    /// Sends per second allowed per connection (token bucket refill).
+    #[arg(long, env = "SEND_RATE_PER_SEC", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub send_rate_per_sec: u32,
+    /// Burst of sends allowed per connection (token bucket size).
+    #[arg(long, env = "SEND_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub send_burst: u32,
+    /// On SIGTERM, /readyz fails first and the gateway waits this long for the load balancer.
+    #[arg(long, env = "SHUTDOWN_READINESS_DELAY_MS", default_value_t = 5_000)]
+    pub shutdown_readiness_delay_ms: u64,
+    /// Then clients are closed with 1012, spread over this window.
+    #[arg(long, env = "SHUTDOWN_CLOSE_WINDOW_MS", default_value_t = 5_000)]
+    pub shutdown_close_window_ms: u64,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub common: CommonConfig,
+}
+
+impl GatewayConfig {
+    /// Embedded mode: neither NATS nor Redis configured.
+    pub fn embedded(&self) -> bool {
+        self.common.nats_url.is_none() && self.common.redis_url.is_none()
+    }
+
+    pub fn dev_login_enabled(&self) -> bool {
+        self.dev_login.unwrap_or_else(|| self.embedded())
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    /// Whether a browser origin may connect.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim().trim_end_matches('/') == origin.trim_end_matches('/'))
+    }
+
+    /// Settings for tests: loopback, defaults otherwise.
+    pub fn for_tests() -> Self {
+        GatewayConfig::parse_from(["gateway", "--listen-addr", "127.0.0.1:0"])
+    }
+}

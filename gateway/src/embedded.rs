@@ -1,0 +1,37 @@
+//! Embedded mode: the router and bot workers run in the gateway's process over the in-memory
+//! bus, so one command serves the whole chat.
+
+use std::sync::Arc;
+
+use bot_worker::{BotConfig, CommandBot};
+use chat_shared::bus::Bus;
+use router_worker::RouterConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Starts one router and one bot worker on `bus`; they stop with `stop`.
+pub fn spawn_workers(
+    bus: Arc<dyn Bus>,
+    max_text_chars: usize,
+    stop: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let router = {
+        let (bus, stop) = (bus.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(error) = router_worker::run(bus, RouterConfig { max_text_chars }, stop).await
+            {
+                tracing::error!(%error, "embedded router stopped");
+            }
+        })
+    };
+    let bot = tokio::spawn(async move {
+        let config = BotConfig {
+            max_reply_chars: max_text_chars,
+            ..BotConfig::default()
+        };
+        if let Err(error) = bot_worker::run(bus, Arc::new(CommandBot), config, stop).await {
+            tracing::error!(%error, "embedded bot worker stopped");
+        }
+    });
+    vec![router, bot]
+}

@@ -1,0 +1,157 @@
+//! The JSON API: `/api/me`, a guild's messages (read pages, post), and the original system's
+//! history path. Same authentication and visibility rules as the socket.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chat_shared::bus::{INTERNAL_VERSION, LogEntry, SendRequest, Visibility};
+use chat_shared::protocol::{ErrorCode, SendFrame, SequencedMessage};
+use serde_json::json;
+
+use crate::http::auth::{ApiError, Caller, authenticate};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers).await?;
+    Ok(Json(json!({
+        "user": caller.user,
+        "guilds": caller.guilds,
+        "admin": caller.is_admin(),
+    }))
+    .into_response())
+}
+
+/// `GET /api/guilds/{guildId}/messages?before=SEQ&limit=N`: newest first.
+pub async fn list_messages(
+    State(state): State<AppState>,
+    Path(guild_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = readable_guild(&state, &headers, &guild_id).await?;
+    let limit = parse_limit(query.get("limit"), false)?;
+    let before = match query.get("before") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<u64>()
+                .ok()
+                .filter(|b| *b >= 1)
+                .ok_or_else(ApiError::bad_request)?,
+        ),
+    };
+    let (entries, has_more) = page(&state, &caller, &guild_id, before, limit).await?;
+    let messages: Vec<SequencedMessage> = entries
+        .into_iter()
+        .map(|e| SequencedMessage {
+            seq: e.seq,
+            message: e.message,
+        })
+        .collect();
+    Ok(Json(json!({ "messages": messages, "hasMore": has_more })).into_response())
+}
+
+/// `GET /api/chat/{guildId}/history?limit=N`: the original system's shape, newest first.
+pub async fn legacy_history(
+    State(state): State<AppState>,
+    Path(guild_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = readable_guild(&state, &headers, &guild_id).await?;
+    let limit = parse_limit(query.get("limit"), true)?;
+    let (entries, _) = page(&state, &caller, &guild_id, None, limit).await?;
+    let messages: Vec<_> = entries.into_iter().map(|e| e.message).collect();
+    Ok(Json(json!({ "ok": true, "messages": messages })).into_response())
+}
+
+/// `POST /api/guilds/{guildId}/messages`: the same path into the router as a socket send.
+pub async fn post_message(
+    State(state): State<AppState>,
+    Path(guild_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<SendFrame>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers).await?;
+    let Json(body) =
+        body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadFrame))?;
+    let member_verified = caller.guilds.iter().any(|g| *g == guild_id);
+    let request = SendRequest {
+        v: INTERNAL_VERSION,
+        sender: caller.user,
+        guild_id: Some(guild_id),
+        text: body.text,
+        admin_only: body.admin_only.unwrap_or(false),
+        request_bot: body.request_bot.unwrap_or(false),
+        message_id: body.message_id,
+        member_verified,
+    };
+    match state.bus.submit(request).await {
+        Ok(Ok(ack)) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "messageId": ack.message_id, "seq": ack.seq })),
+        )
+            .into_response()),
+        Ok(Err(code)) => Err(ApiError::from_send_error(code)),
+        Err(error) => {
+            tracing::warn!(%error, "post failed on the bus");
+            Err(ApiError::from_send_error(ErrorCode::ServerError))
+        }
+    }
+}
+
+async fn readable_guild(
+    state: &AppState,
+    headers: &HeaderMap,
+    guild_id: &str,
+) -> Result<Caller, ApiError> {
+    let caller = authenticate(state, headers).await?;
+    if !caller.may_read(guild_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::ForbiddenGuild,
+        ));
+    }
+    Ok(caller)
+}
+
+/// `limit`: default 50; 1–200, or clamped to 200 on the legacy path.
+fn parse_limit(raw: Option<&String>, clamp: bool) -> Result<usize, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    let limit = raw
+        .parse::<usize>()
+        .ok()
+        .filter(|l| *l >= 1)
+        .ok_or_else(ApiError::bad_request)?;
+    match (limit > MAX_LIMIT, clamp) {
+        (false, _) => Ok(limit),
+        (true, true) => Ok(MAX_LIMIT),
+        (true, false) => Err(ApiError::bad_request()),
+    }
+}
+
+async fn page(
+    state: &AppState,
+    caller: &Caller,
+    guild_id: &str,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<LogEntry>, bool), ApiError> {
+    let visibility = Visibility::for_admin(caller.is_admin());
+    state
+        .bus
+        .read_before(guild_id, before, limit, visibility)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "history read failed");
+            ApiError::unavailable()
+        })
+}

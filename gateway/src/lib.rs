@@ -1,0 +1,55 @@
+//! The gateway as a library: the HTTP/WebSocket routes ([`app`]), and [`Node`], which wires a
+//! bus, a session store and a verifier into a running server — with the router and bot
+//! workers in-process in embedded mode.
+
+pub mod config;
+pub mod delivery;
+pub mod distributed;
+pub mod embedded;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod node;
+pub mod state;
+pub mod ws;
+
+pub use config::GatewayConfig;
+pub use node::{Deps, Node};
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// Every route of the gateway.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/", get(http::assets::index))
+        .route("/static/app.js", get(http::assets::app_js))
+        .route("/static/style.css", get(http::assets::style_css))
+        .route("/client/chat-client.js", get(http::assets::client_js))
+        .route("/ws", get(ws::upgrade::ws_handler))
+        .route("/healthz", get(http::ops::healthz))
+        .route("/readyz", get(http::ops::readyz))
+        .route("/metrics", get(http::ops::metrics))
+        .route("/api/me", get(http::api::me))
+        .route(
+            "/api/guilds/{guild_id}/messages",
+            get(http::api::list_messages).post(http::api::post_message),
+        )
+        .route(
+            "/api/chat/{guild_id}/history",
+            get(http::api::legacy_history),
+        );
+    if state.config.dev_login_enabled() {
+        router = router.route("/api/dev/login", post(http::dev_login::dev_login));
+    }
+    router
+        .fallback(|| async {
+            http::auth::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                chat_shared::protocol::ErrorCode::NotFound,
+            )
+        })
+        .with_state(state)
+}

@@ -1,0 +1,96 @@
+//! The `gateway` binary: embedded mode with no NATS_URL/REDIS_URL, one gateway of a
+//! distributed deployment otherwise. SIGTERM/Ctrl-C drains before exiting.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chat_shared::config::random_secret;
+use chat_shared::telemetry::init_tracing;
+use clap::Parser;
+use gateway::{Deps, GatewayConfig, Node};
+
+#[tokio::main]
+async fn main() {
+    let config = GatewayConfig::parse();
+    init_tracing(config.common.log_format);
+    if let Err(error) = run(config).await {
+        eprintln!("gateway: {error:#}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    let deps = deps(&config).await?;
+    let embedded = deps.in_process_workers;
+    let node = Node::start(config.clone(), deps)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+    announce(&node, embedded);
+    shutdown_signal().await;
+    node.drain(
+        Duration::from_millis(config.shutdown_readiness_delay_ms),
+        Duration::from_millis(config.shutdown_close_window_ms),
+    )
+    .await;
+    node.shutdown().await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+async fn deps(config: &GatewayConfig) -> anyhow::Result<Deps> {
+    if config.embedded() {
+        let generated =
+            config.auth.jwt_secret.is_none() && config.auth.jwt_public_key_file.is_none();
+        let secret = generated.then(random_secret);
+        let verifier = config.auth.verifier(secret.as_deref())?;
+        if generated {
+            tracing::info!(
+                "no JWT_SECRET set: generated one for this run (tokens end with the process)"
+            );
+        }
+        return Ok(Node::embedded_deps(verifier));
+    }
+    let (Some(nats_url), Some(redis_url)) = (&config.common.nats_url, &config.common.redis_url)
+    else {
+        bail!("distributed mode needs both NATS_URL and REDIS_URL (embedded mode: set neither)");
+    };
+    gateway::distributed::deps(config, nats_url, redis_url).await
+}
+
+fn announce(node: &Node, embedded: bool) {
+    let addr = node.addr;
+    let shown = if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    if embedded {
+        println!("guild chat (embedded mode) at {shown}");
+        println!(
+            "open it in a browser and sign in with the dev-login form (any name, role and guilds)"
+        );
+    } else {
+        println!("gateway listening on {shown}");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

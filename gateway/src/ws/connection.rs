@@ -1,0 +1,361 @@
+//! One connection's life: `hello`, then reading client frames (send, resume, ping) while the
+//! writer task drains the outbound queue. Sends are handed to the router in the order they
+//! arrived and answered in that order; a bad frame is answered with `bad_frame` and the
+//! connection stays open.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket};
+use chat_shared::bus::{INTERNAL_VERSION, SendRequest, Visibility};
+use chat_shared::codec::decode_client_frame;
+use chat_shared::protocol::{
+    Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, ResumeFrame, SendFrame,
+    ServerFrame, close_code,
+};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::{FutureExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::delivery::control_frame;
+use crate::http::auth::{Caller, load_guilds};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::writer;
+
+/// Sends of one connection waiting for the router at once; reading pauses beyond it.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
+/// Replay entries read per page.
+const REPLAY_PAGE: usize = 500;
+/// Rate-limited sends in a row that count as flooding (closed with 4008).
+const FLOOD_STRIKES: u32 = 100;
+
+/// Runs the connection until either side ends it.
+pub async fn run(
+    socket: WebSocket,
+    state: AppState,
+    caller: Caller,
+    handle: ConnHandle,
+    outbound: mpsc::Receiver<Outbound>,
+) {
+    let span = tracing::info_span!("connection", id = handle.id(), user = %caller.user.id);
+    async move {
+        state.metrics.connections.inc();
+        state.metrics.connections_opened.inc();
+        let (sink, stream) = socket.split();
+        let hello = hello_frame(&state, &caller, &handle);
+        handle.try_send(Outbound::Frame(control_frame(&hello, handle.encoding())));
+        let writer = tokio::spawn(writer::run(
+            sink,
+            outbound,
+            handle.clone(),
+            state.config.heartbeat(),
+            caller.exp,
+        ));
+        let mut reader = Reader::new(&state, caller, handle.clone());
+        reader.read(stream).await;
+        state.hub.leave(&handle, &reader.caller.guilds, true);
+        handle.close(close_code::NORMAL, "");
+        let _ = writer.await;
+        let code = handle
+            .close_reason()
+            .map(|r| r.code)
+            .unwrap_or(close_code::NORMAL);
+        Metrics::count(&state.metrics.connections_closed, "code", &code.to_string());
+        state.metrics.connections.dec();
+    }
+    .instrument(span)
+    .await
+}
+
+fn hello_frame(state: &AppState, caller: &Caller, handle: &ConnHandle) -> ServerFrame {
+    ServerFrame::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        connection_id: format!("{:x}-{}", handle.id(), ulid::Ulid::new()),
+        user: caller.user.clone(),
+        guilds: caller.guilds.clone(),
+        admin: caller.is_admin(),
+        heartbeat_ms: state.config.heartbeat_ms,
+        max_text_chars: state.config.limits.max_text_chars as usize,
+    })
+}
+
+struct Reader {
+    state: AppState,
+    caller: Caller,
+    handle: ConnHandle,
+    limiter: DefaultDirectRateLimiter,
+    strikes: u32,
+}
+
+impl Reader {
+    fn new(state: &AppState, caller: Caller, handle: ConnHandle) -> Self {
+        let rate = NonZeroU32::new(state.config.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(state.config.send_burst).unwrap_or(NonZeroU32::MIN);
+        Reader {
+            state: state.clone(),
+            caller,
+            handle,
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            strikes: 0,
+        }
+    }
+
+    async fn read(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
+        let mut sends: FuturesOrdered<BoxFuture<'static, ServerFrame>> = FuturesOrdered::new();
+        let mut resumes: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                _ = self.handle.closed() => break,
+                _ = self.handle.guilds_changed() => self.reload_guilds().await,
+                Some(answer) = sends.next(), if !sends.is_empty() => {
+                    self.reply(answer).await;
+                }
+                Some(()) = resumes.next(), if !resumes.is_empty() => {}
+                incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
+                    let Some(incoming) = incoming else { break };
+                    self.handle.touch();
+                    let bytes = match incoming {
+                        Ok(Message::Text(text)) => text.as_bytes().to_vec(),
+                        Ok(Message::Binary(bytes)) => bytes.to_vec(),
+                        Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                        Ok(Message::Close(_)) => break,
+                        Err(error) => {
+                            self.on_socket_error(error);
+                            break;
+                        }
+                    };
+                    match decode_client_frame(&bytes, self.handle.encoding()) {
+                        Ok(ClientFrame::Send(frame)) => {
+                            Metrics::count(&self.state.metrics.frames_in, "type", "send");
+                            if let Some(pending) = self.on_send(frame).await {
+                                sends.push_back(pending);
+                            }
+                        }
+                        Ok(ClientFrame::Resume(frame)) => {
+                            Metrics::count(&self.state.metrics.frames_in, "type", "resume");
+                            resumes.extend(self.on_resume(frame).await);
+                        }
+                        Ok(ClientFrame::Ping(frame)) => {
+                            Metrics::count(&self.state.metrics.frames_in, "type", "ping");
+                            self.reply(ServerFrame::Pong(Pong { reference: frame.reference })).await;
+                        }
+                        Err(error) => {
+                            Metrics::count(&self.state.metrics.frames_in, "type", "bad");
+                            tracing::debug!(%error, "bad frame");
+                            self.reply(ServerFrame::Error(ErrorFrame::new(ErrorCode::BadFrame, error.reference))).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reply(&self, frame: ServerFrame) {
+        if let ServerFrame::Ack(_) | ServerFrame::Error(_) = &frame {
+            let outcome = match &frame {
+                ServerFrame::Error(e) => e.code.as_str(),
+                _ => "ack",
+            };
+            Metrics::count(&self.state.metrics.sends, "outcome", outcome);
+        }
+        let message = control_frame(&frame, self.handle.encoding());
+        self.handle.send(Outbound::Frame(message)).await;
+    }
+
+    fn on_socket_error(&self, error: axum::Error) {
+        let too_big = error
+            .into_inner()
+            .downcast_ref::<tungstenite::Error>()
+            .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+        if too_big {
+            self.handle
+                .close(close_code::FRAME_TOO_BIG, "frame too big");
+        }
+    }
+
+    /// Rate limit, membership, then the router; `None` when answered at once.
+    async fn on_send(&mut self, frame: SendFrame) -> Option<BoxFuture<'static, ServerFrame>> {
+        let reference = frame.reference.clone();
+        if self.limiter.check().is_err() {
+            self.strikes += 1;
+            if self.strikes >= FLOOD_STRIKES {
+                self.handle.close(close_code::POLICY_VIOLATION, "flooding");
+            }
+            self.reply(ServerFrame::Error(ErrorFrame::new(
+                ErrorCode::RateLimited,
+                reference,
+            )))
+            .await;
+            return None;
+        }
+        self.strikes = 0;
+        let request = self.send_request(frame);
+        let bus = self.state.bus.clone();
+        let span = tracing::info_span!("send", guild = request.guild_id.as_deref().unwrap_or(""));
+        Some(
+            async move {
+                match bus.submit(request).await {
+                    Ok(Ok(ack)) => ServerFrame::Ack(Ack {
+                        reference,
+                        message_id: ack.message_id,
+                        seq: ack.seq,
+                    }),
+                    Ok(Err(code)) => ServerFrame::Error(ErrorFrame::new(code, reference)),
+                    Err(error) => {
+                        tracing::warn!(%error, "send failed on the bus");
+                        ServerFrame::Error(ErrorFrame::new(ErrorCode::ServerError, reference))
+                    }
+                }
+            }
+            .instrument(span)
+            .boxed(),
+        )
+    }
+
+    fn send_request(&self, frame: SendFrame) -> SendRequest {
+        let member_verified = frame
+            .guild_id
+            .as_deref()
+            .is_some_and(|g| self.caller.guilds.iter().any(|mine| mine == g));
+        SendRequest {
+            v: INTERNAL_VERSION,
+            sender: self.caller.user.clone(),
+            guild_id: frame.guild_id,
+            text: frame.text,
+            admin_only: frame.admin_only.unwrap_or(false),
+            request_bot: frame.request_bot.unwrap_or(false),
+            message_id: frame.message_id,
+            member_verified,
+        }
+    }
+
+    /// Starts a replay for each guild the caller may read; refuses the others.
+    async fn on_resume(&mut self, frame: ResumeFrame) -> Vec<BoxFuture<'static, ()>> {
+        let mut replays = Vec::new();
+        for (guild, after) in frame.positions {
+            if !self.caller.may_read(&guild) {
+                let refusal = ErrorFrame {
+                    guild_id: Some(guild),
+                    ..ErrorFrame::new(ErrorCode::ForbiddenGuild, None)
+                };
+                self.reply(ServerFrame::Error(refusal)).await;
+                continue;
+            }
+            let guild: Arc<str> = Arc::from(guild);
+            if !self
+                .handle
+                .send(Outbound::ResumeBegin {
+                    guild: guild.clone(),
+                    after,
+                })
+                .await
+            {
+                break;
+            }
+            let visibility = Visibility::for_admin(self.caller.is_admin());
+            replays.push(
+                replay(
+                    self.state.clone(),
+                    self.handle.clone(),
+                    guild,
+                    after,
+                    visibility,
+                )
+                .boxed(),
+            );
+        }
+        replays
+    }
+
+    /// Re-reads the guild list after a membership change and follows it in the hub.
+    async fn reload_guilds(&mut self) {
+        let Ok(fresh) = load_guilds(&self.state, &self.caller.user.id).await else {
+            return;
+        };
+        let gone: Vec<String> = self
+            .caller
+            .guilds
+            .iter()
+            .filter(|g| !fresh.contains(g))
+            .cloned()
+            .collect();
+        let added: Vec<String> = fresh
+            .iter()
+            .filter(|g| !self.caller.guilds.contains(g))
+            .cloned()
+            .collect();
+        self.state.hub.leave(&self.handle, &gone, false);
+        if let Err(error) = self.state.hub.join(&self.handle, &added).await {
+            tracing::warn!(%error, "could not follow new guilds");
+        }
+        if fresh.is_empty() && !self.caller.is_admin() {
+            self.handle
+                .close(close_code::SESSION_REVOKED, "no guilds left");
+        }
+        self.caller.guilds = fresh;
+    }
+}
+
+/// Reads the guild log after `after` page by page and hands it to the writer.
+async fn replay(
+    state: AppState,
+    handle: ConnHandle,
+    guild: Arc<str>,
+    mut after: u64,
+    visibility: Visibility,
+) {
+    let mut gap = false;
+    loop {
+        let page = match state
+            .bus
+            .read_after(&guild, after, REPLAY_PAGE, visibility)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, guild = %guild, "replay failed");
+                let failure = ErrorFrame {
+                    guild_id: Some(guild.to_string()),
+                    ..ErrorFrame::new(ErrorCode::ServerError, None)
+                };
+                handle
+                    .send(Outbound::Frame(control_frame(
+                        &ServerFrame::Error(failure),
+                        handle.encoding(),
+                    )))
+                    .await;
+                handle
+                    .send(Outbound::ResumeData {
+                        guild,
+                        entries: Vec::new(),
+                        gap,
+                        done: true,
+                    })
+                    .await;
+                return;
+            }
+        };
+        gap |= page.gap;
+        if let Some(last) = page.entries.last() {
+            after = last.seq;
+        }
+        let done = !page.more;
+        if !handle
+            .send(Outbound::ResumeData {
+                guild: guild.clone(),
+                entries: page.entries,
+                gap,
+                done,
+            })
+            .await
+            || done
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! A connection as the rest of the gateway sees it: where to queue frames for it, who it is,
+//! and how to close it with a contract close code from anywhere (hub, events, drain).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Message;
+use chat_shared::bus::LogEntry;
+use chat_shared::codec::Encoding;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::Delivery;
+
+/// What the connection's writer task is asked to do, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A live entry, shared by every recipient.
+    Deliver(Arc<Delivery>),
+    /// A frame for this connection only (ack, error, pong, …).
+    Frame(Message),
+    /// A resume of this guild from seq `after` starts: hold its live entries until the
+    /// replay is written.
+    ResumeBegin { guild: Arc<str>, after: u64 },
+    /// A page of the replay; `done` on the last one.
+    ResumeData {
+        guild: Arc<str>,
+        entries: Vec<LogEntry>,
+        gap: bool,
+        done: bool,
+    },
+}
+
+/// Why and how a connection is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// Shared handle to one connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    id: u64,
+    user_id: Arc<str>,
+    admin: bool,
+    encoding: Encoding,
+    tx: mpsc::Sender<Outbound>,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+    guilds_changed: Notify,
+    started: Instant,
+    last_inbound_ms: AtomicU64,
+}
+
+/// Result of queuing a live entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Yes,
+    /// The queue was full: the connection is being closed with 4009.
+    TooSlow,
+    Gone,
+}
+
+impl ConnHandle {
+    pub fn new(
+        id: u64,
+        user_id: &str,
+        admin: bool,
+        encoding: Encoding,
+        queue: usize,
+    ) -> (ConnHandle, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let inner = Inner {
+            id,
+            user_id: Arc::from(user_id),
+            admin,
+            encoding,
+            tx,
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            guilds_changed: Notify::new(),
+            started: Instant::now(),
+            last_inbound_ms: AtomicU64::new(0),
+        };
+        (ConnHandle(Arc::new(inner)), rx)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    pub fn user_id(&self) -> &Arc<str> {
+        &self.0.user_id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.0.admin
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.0.encoding
+    }
+
+    /// Queues a live entry without waiting; a full queue closes the connection with 4009.
+    pub fn deliver(&self, delivery: &Arc<Delivery>) -> Queued {
+        match self.0.tx.try_send(Outbound::Deliver(delivery.clone())) {
+            Ok(()) => Queued::Yes,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(chat_shared::protocol::close_code::TOO_SLOW, "too slow");
+                Queued::TooSlow
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Gone,
+        }
+    }
+
+    /// Queues a frame for this connection, waiting for room.
+    pub async fn send(&self, item: Outbound) -> bool {
+        tokio::select! {
+            sent = self.0.tx.send(item) => sent.is_ok(),
+            _ = self.0.closed.cancelled() => false,
+        }
+    }
+
+    /// Queues a frame without waiting (dropped when the queue is full).
+    pub fn try_send(&self, item: Outbound) -> bool {
+        self.0.tx.try_send(item).is_ok()
+    }
+
+    /// Asks the connection to close with `code`; the first reason wins.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let mut slot = self.0.close_reason.lock();
+        if slot.is_none() {
+            *slot = Some(CloseReason { code, reason });
+        }
+        drop(slot);
+        self.0.closed.cancel();
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.0.close_reason.lock()
+    }
+
+    pub async fn closed(&self) {
+        self.0.closed.cancelled().await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.is_cancelled()
+    }
+
+    /// Tells the connection its guilds changed in the session store.
+    pub fn notify_guilds_changed(&self) {
+        self.0.guilds_changed.notify_one();
+    }
+
+    pub async fn guilds_changed(&self) {
+        self.0.guilds_changed.notified().await
+    }
+
+    /// Records inbound traffic (any frame, pongs included).
+    pub fn touch(&self) {
+        let ms = self.0.started.elapsed().as_millis() as u64;
+        self.0.last_inbound_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last inbound traffic (or since the start).
+    pub fn silent_for(&self) -> Duration {
+        let last = self.0.last_inbound_ms.load(Ordering::Relaxed);
+        self.0
+            .started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+}

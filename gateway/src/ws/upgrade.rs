@@ -1,0 +1,112 @@
+//! `GET /ws`: refusals before the upgrade (origin, token, guilds, dependencies, encoding),
+//! then registration in the hub, `hello`, and the connection tasks.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_shared::codec::Encoding;
+use chat_shared::protocol::ErrorCode;
+
+use crate::http::auth::{ApiError, Caller, authenticate};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::ws::connection;
+use crate::ws::handle::ConnHandle;
+
+/// Bytes the socket layer buffers per connection for reads and writes.
+const SOCKET_BUFFER: usize = 4096;
+
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let checked = check(&state, &query, &headers).await;
+    let (caller, encoding) = match checked {
+        Ok(ok) => ok,
+        Err(refusal) => {
+            Metrics::count(
+                &state.metrics.handshake_refusals,
+                "reason",
+                refusal.code.as_str(),
+            );
+            return refusal.into_response();
+        }
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let id = state.next_connection_id();
+    let (handle, outbound) = ConnHandle::new(
+        id,
+        &caller.user.id,
+        caller.is_admin(),
+        encoding,
+        state.config.outbound_queue as usize,
+    );
+    if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
+        tracing::warn!(%error, "could not subscribe for a new connection");
+        state.hub.leave(&handle, &caller.guilds, true);
+        Metrics::count(
+            &state.metrics.handshake_refusals,
+            "reason",
+            ErrorCode::Unavailable.as_str(),
+        );
+        return ApiError::unavailable().into_response();
+    }
+    let max = state.config.max_frame_bytes as usize;
+    upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection::run(socket, state, caller, handle, outbound))
+}
+
+/// The handshake checks, in order: origin, token, session, guild context, dependencies,
+/// encoding.
+async fn check(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<(Caller, Encoding), ApiError> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .map(|o| state.config.origin_allowed(o))
+            .unwrap_or(false);
+        if !allowed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::OriginNotAllowed,
+            ));
+        }
+    }
+    if state
+        .health
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError::unavailable());
+    }
+    let caller = authenticate(state, headers).await?;
+    if !caller.is_admin() && caller.guilds.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NoGuildContext,
+        ));
+    }
+    if !state.health.dependencies_ok() {
+        return Err(ApiError::unavailable());
+    }
+    let encoding = match query.get("encoding") {
+        None => Encoding::Json,
+        Some(value) => Encoding::parse(value).ok_or_else(ApiError::bad_request)?,
+    };
+    Ok((caller, encoding))
+}

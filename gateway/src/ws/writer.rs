@@ -1,0 +1,222 @@
+//! The writer task of one connection: it drains the outbound queue into the socket (writing
+//! everything queued, then flushing once), keeps each guild in log order without duplicates
+//! across live delivery and resume, sends pings, closes idle connections and expired tokens,
+//! and sends the close frame with the contract's code.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
+use chat_shared::protocol::{Resumed, SequencedMessage, ServerFrame, close_code};
+use futures::SinkExt;
+use futures::stream::SplitSink;
+use tokio::sync::mpsc;
+
+use crate::delivery::{Delivery, control_frame};
+use crate::ws::handle::{ConnHandle, Outbound};
+
+/// Queue items written before one flush.
+const BATCH: usize = 64;
+/// Longest wait for the close frame to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// What this connection has been sent of one guild.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Every visible entry in `lo..=hi` has been sent.
+    covered: Option<(u64, u64)>,
+    /// Live entries held while a resume of this guild is being written.
+    held: Option<Vec<Arc<Delivery>>>,
+    /// The position of the resume being written, its entries written so far and their last seq.
+    resume_after: u64,
+    replayed: u64,
+    last_replayed: u64,
+    gap: bool,
+}
+
+impl Cursor {
+    fn has_sent(&self, seq: u64) -> bool {
+        self.covered.is_some_and(|(lo, hi)| lo <= seq && seq <= hi)
+    }
+
+    fn is_new_live(&self, seq: u64) -> bool {
+        self.covered.is_none_or(|(_, hi)| seq > hi)
+    }
+
+    /// After a resume from `resume_after`: everything visible up to the last replayed entry
+    /// has been sent (the replay read the log after the live entries already sent).
+    fn finish_resume(&mut self) {
+        let from = self.resume_after.saturating_add(1);
+        let to = self.last_replayed.max(self.resume_after);
+        self.covered = Some(match self.covered {
+            None => (from, to),
+            Some((lo, hi)) => (lo.min(from), hi.max(to)),
+        });
+    }
+
+    fn mark_live(&mut self, seq: u64) {
+        self.covered = Some(match self.covered {
+            None => (seq, seq),
+            Some((lo, hi)) => (lo, hi.max(seq)),
+        });
+    }
+}
+
+struct Writer {
+    sink: Sink,
+    handle: ConnHandle,
+    cursors: HashMap<Arc<str>, Cursor>,
+}
+
+/// Runs until the connection is closed or the socket fails.
+pub async fn run(
+    sink: Sink,
+    mut queue: mpsc::Receiver<Outbound>,
+    handle: ConnHandle,
+    heartbeat: Duration,
+    token_exp: u64,
+) {
+    let mut writer = Writer {
+        sink,
+        handle: handle.clone(),
+        cursors: HashMap::new(),
+    };
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = handle.closed() => break,
+            item = queue.recv() => {
+                let Some(item) = item else { break };
+                if !writer.write_batch(item, &mut queue).await {
+                    handle.close(close_code::NORMAL, "socket closed");
+                    return;
+                }
+            }
+            _ = ticker.tick() => {
+                if handle.silent_for() > heartbeat * 2 {
+                    handle.close(close_code::NORMAL, "idle");
+                } else if unix_now() > token_exp + EXP_LEEWAY_SECS {
+                    handle.close(close_code::SESSION_REVOKED, "token expired");
+                } else if !writer.send_now(Message::Ping(Default::default())).await {
+                    handle.close(close_code::NORMAL, "socket closed");
+                    return;
+                }
+            }
+        }
+    }
+    writer.send_close().await;
+}
+
+impl Writer {
+    /// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once.
+    async fn write_batch(&mut self, first: Outbound, queue: &mut mpsc::Receiver<Outbound>) -> bool {
+        let mut item = Some(first);
+        let mut count = 0;
+        while let Some(next) = item.take() {
+            for message in self.frames_for(next) {
+                if self.sink.feed(message).await.is_err() {
+                    return false;
+                }
+            }
+            count += 1;
+            if count < BATCH {
+                item = queue.try_recv().ok();
+            }
+        }
+        tokio::select! {
+            flushed = self.sink.flush() => flushed.is_ok(),
+            _ = self.handle.closed() => false,
+        }
+    }
+
+    async fn send_now(&mut self, message: Message) -> bool {
+        self.sink.send(message).await.is_ok()
+    }
+
+    async fn send_close(&mut self) {
+        let reason = self.handle.close_reason();
+        let frame = reason.map(|r| CloseFrame {
+            code: r.code,
+            reason: r.reason.into(),
+        });
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.send(Message::Close(frame))).await;
+    }
+
+    /// The socket messages an outbound item turns into (none when already sent).
+    fn frames_for(&mut self, item: Outbound) -> Vec<Message> {
+        let encoding = self.handle.encoding();
+        match item {
+            Outbound::Frame(message) => vec![message],
+            Outbound::Deliver(delivery) => {
+                let cursor = self
+                    .cursors
+                    .entry(Arc::from(delivery.guild_id()))
+                    .or_default();
+                if let Some(held) = cursor.held.as_mut() {
+                    held.push(delivery);
+                    return Vec::new();
+                }
+                if !cursor.is_new_live(delivery.seq) {
+                    return Vec::new();
+                }
+                cursor.mark_live(delivery.seq);
+                vec![delivery.frame(encoding)]
+            }
+            Outbound::ResumeBegin { guild, after } => {
+                let cursor = self.cursors.entry(guild).or_default();
+                cursor.held.get_or_insert_with(Vec::new);
+                cursor.resume_after = after;
+                cursor.replayed = 0;
+                cursor.last_replayed = 0;
+                cursor.gap = false;
+                Vec::new()
+            }
+            Outbound::ResumeData {
+                guild,
+                entries,
+                gap,
+                done,
+            } => {
+                let cursor = self.cursors.entry(guild.clone()).or_default();
+                let mut out = Vec::with_capacity(entries.len() + 1);
+                for entry in entries {
+                    if cursor.has_sent(entry.seq) {
+                        continue;
+                    }
+                    cursor.replayed += 1;
+                    cursor.last_replayed = cursor.last_replayed.max(entry.seq);
+                    let frame = ServerFrame::Message(SequencedMessage {
+                        seq: entry.seq,
+                        message: entry.message,
+                    });
+                    out.push(control_frame(&frame, encoding));
+                }
+                cursor.gap |= gap;
+                if done {
+                    cursor.finish_resume();
+                    out.push(control_frame(
+                        &ServerFrame::Resumed(Resumed {
+                            guild_id: guild.to_string(),
+                            replayed: cursor.replayed,
+                            gap: cursor.gap,
+                        }),
+                        encoding,
+                    ));
+                    for delivery in cursor.held.take().unwrap_or_default() {
+                        if cursor.is_new_live(delivery.seq) {
+                            cursor.mark_live(delivery.seq);
+                            out.push(delivery.frame(encoding));
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}

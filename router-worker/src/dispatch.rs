@@ -1,0 +1,108 @@
+//! Ordering: every guild gets its own queue and task, so the sends of one guild are appended in
+//! the order they arrived while different guilds proceed in parallel. A guild's task ends after
+//! a quiet spell and is made again on the next send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_shared::bus::{Bus, BusError, IngressItem};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::route::{RouterConfig, route};
+
+/// Sends waiting per guild before the ingress loop waits for that guild.
+const GUILD_QUEUE: usize = 256;
+/// A guild's task ends after this long without sends.
+const GUILD_IDLE: Duration = Duration::from_secs(30);
+
+/// Serves the ingress until `shutdown` fires, then finishes the sends already taken.
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    config: RouterConfig,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let mut ingress = bus.ingress().await?;
+    let mut guilds: HashMap<String, mpsc::Sender<IngressItem>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    tracing::info!("router worker serving the ingress");
+    loop {
+        let item = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            item = ingress.next() => match item {
+                Some(item) => item,
+                None => break,
+            },
+        };
+        let key = item.request.guild_id.clone().unwrap_or_default();
+        let item = match guilds.get(&key) {
+            Some(queue) => match queue.send(item).await {
+                Ok(()) => continue,
+                Err(mpsc::error::SendError(back)) => back,
+            },
+            None => item,
+        };
+        let (tx, rx) = mpsc::channel(GUILD_QUEUE);
+        let _ = tx.try_send(item);
+        guilds.insert(key.clone(), tx);
+        tasks.spawn(
+            guild_task(bus.clone(), config, rx)
+                .instrument(tracing::info_span!("guild", guild = %key)),
+        );
+        while tasks.try_join_next().is_some() {}
+        guilds.retain(|_, q| !q.is_closed());
+    }
+    drop(guilds);
+    tracing::info!(guilds = tasks.len(), "router worker draining");
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Decides a guild's sends one after another until it has been quiet for [`GUILD_IDLE`].
+async fn guild_task(
+    bus: Arc<dyn Bus>,
+    config: RouterConfig,
+    mut queue: mpsc::Receiver<IngressItem>,
+) {
+    loop {
+        let item = match tokio::time::timeout(GUILD_IDLE, queue.recv()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return,
+            Err(_) => {
+                queue.close();
+                while let Ok(item) = queue.try_recv() {
+                    handle(bus.as_ref(), &config, item).await;
+                }
+                return;
+            }
+        };
+        handle(bus.as_ref(), &config, item).await;
+    }
+}
+
+async fn handle(bus: &dyn Bus, config: &RouterConfig, item: IngressItem) {
+    let span = tracing::info_span!(
+        "route",
+        user = %item.request.sender.id,
+        message_id = tracing::field::Empty,
+        seq = tracing::field::Empty,
+    );
+    async move {
+        let outcome = route(bus, config, item.request).await;
+        match &outcome {
+            Ok(ack) => {
+                tracing::Span::current().record("message_id", ack.message_id.as_str());
+                tracing::Span::current().record("seq", ack.seq);
+                tracing::debug!("acked");
+            }
+            Err(code) => tracing::debug!(%code, "refused"),
+        }
+        item.reply.reply(outcome).await;
+    }
+    .instrument(span)
+    .await
+}
