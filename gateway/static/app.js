@@ -278,8 +278,9 @@ function onHello(hello) {
   ui.input.maxLength = hello.maxTextChars * 2;
   updateCounter();
   loadGuildNames();
+  if (page.current) return renderGuildList(); // a reconnect: keep the view and its scroll position
   const saved = localStorage.getItem('chat.guild');
-  const next = page.current ?? (page.guilds.has(saved) ? saved : hello.guilds?.[0]);
+  const next = page.guilds.has(saved) ? saved : hello.guilds?.[0];
   if (next) selectGuild(next);
   else renderGuildList();
 }

@@ -27,7 +27,9 @@ export async function withGatewayOutput(gateway, fn) {
   try {
     return await fn();
   } catch (err) {
-    err.message += `\n--- gateway output (tail) ---\n${gateway.output().slice(-6000)}`;
+    const report = `\n--- gateway output (tail) ---\n${gateway.output().slice(-6000)}`;
+    err.message += report;
+    if (typeof err.stack === 'string') err.stack += report;
     throw err;
   }
 }

@@ -59,6 +59,7 @@ class Child {
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
     proc.on('error', (err) => keep(`spawn error: ${err.message}\n`));
+    proc.on('exit', (code, signal) => keep(`[exited: code ${code}, signal ${signal}]\n`));
   }
 
   alive() {
