@@ -1,0 +1,95 @@
+//! `--plot out.svg`: latency percentiles over time (left) and the latency CDF on a "nines"
+//! axis (right), drawn with plotters' SVG backend.
+
+use plotters::prelude::*;
+
+use crate::error::LoadTestError;
+use crate::report::Report;
+
+const SIZE: (u32, u32) = (1200, 480);
+
+/// Writes the plot of `report` to `path`.
+pub fn write_svg(report: &Report, path: &str) -> Result<(), LoadTestError> {
+    draw(report, path).map_err(|e| LoadTestError::Output {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn draw(report: &Report, path: &str) -> DrawResult {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(SIZE.0 / 2);
+    draw_timeline(report, &left)?;
+    draw_cdf(report, &right)?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw_timeline(report: &Report, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
+    let points = &report.timeline;
+    let max_x = points.last().map_or(1, |p| p.second + 1) as f64;
+    let max_y = points.iter().map(|p| p.p999_ms).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption("latency over time", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..max_x, 0f64..max_y)?;
+    chart
+        .configure_mesh()
+        .x_desc("second of the measured window")
+        .y_desc("ms")
+        .draw()?;
+    let series: [(&str, fn(&crate::stats::TimelinePoint) -> f64, RGBColor); 4] = [
+        ("p50", |p| p.p50_ms, BLUE),
+        ("p90", |p| p.p90_ms, GREEN),
+        ("p99", |p| p.p99_ms, RGBColor(230, 140, 0)),
+        ("p99.9", |p| p.p999_ms, RED),
+    ];
+    for (name, value, color) in series {
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.second as f64 + 0.5, value(p))),
+                color,
+            ))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    Ok(())
+}
+
+/// Distance in "nines" of a quantile: 0.9 → 1, 0.99 → 2.
+fn nines(quantile: f64) -> f64 {
+    -(1.0 - quantile).max(1e-6).log10()
+}
+
+fn draw_cdf(report: &Report, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
+    let points = &report.cdf;
+    let max_x = points.iter().map(|p| nines(p.quantile)).fold(1.0, f64::max);
+    let max_y = points.iter().map(|p| p.ms).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption("latency CDF", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..max_x, 0f64..max_y)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("ms")
+        .x_label_formatter(&|x| format!("{}%", 100.0 * (1.0 - 10f64.powf(-x))))
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        points.iter().map(|p| (nines(p.quantile), p.ms)),
+        BLUE,
+    ))?;
+    Ok(())
+}
