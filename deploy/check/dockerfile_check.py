@@ -59,7 +59,8 @@ def check_runtime_stage(commands, root: Path) -> None:
             assert (root / src).exists(), f"COPY source {src} does not exist"
     cmd = [c.value for c in runtime if c.cmd == "CMD"]
     assert cmd and cmd[-1][0] in PACKAGES, f"default command {cmd} is not one of the binaries"
-    assert not [c for c in runtime if c.cmd == "ENTRYPOINT"], "an ENTRYPOINT would stop `docker run IMAGE router-worker`"
+    entrypoints = [c for c in runtime if c.cmd == "ENTRYPOINT"]
+    assert not entrypoints, "an ENTRYPOINT would stop `docker run IMAGE router-worker`"
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
@@ -76,8 +77,8 @@ def ignored(path: str, patterns: list[str]) -> bool:
 
 
 def check_dockerignore(root: Path) -> None:
-    lines = [l.strip() for l in (root / ".dockerignore").read_text().splitlines()]
-    patterns = [l for l in lines if l and not l.startswith("#")]
+    lines = [line.strip() for line in (root / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
     for heavy in ("target", ".git"):
         assert ignored(heavy, patterns), f"{heavy} is sent to the build context"
     members = json.loads(subprocess.run(

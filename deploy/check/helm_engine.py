@@ -3,7 +3,6 @@ Helm v4 Go SDK compiled into helm-python-sdk's shared library. Both return the s
 the chart checks do not care which one ran.
 """
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -23,15 +22,14 @@ class LintResult:
 
 
 class SdkEngine:
-    name = "helm-python-sdk (Helm engine as a library, no helm binary)"
-
     def __init__(self, chart: Path, kube_version: str):
         import helm_python
 
         self._helm = helm_python
         self.chart = chart
         self.kube_version = kube_version
-        self.name = f"Helm {helm_python.helm_sdk_version()} engine from helm-python-sdk {helm_python.__version__}"
+        self.name = (f"no helm CLI on PATH (no Linux helm binary in Debian, PyPI or npm); using the Helm "
+                     f"{helm_python.helm_sdk_version()} engine from helm-python-sdk {helm_python.__version__}")
 
     def lint(self, values: dict | None) -> LintResult:
         report = self._helm.lint(str(self.chart), values, kube_version=self.kube_version)
@@ -80,10 +78,10 @@ class CliEngine:
     def lint(self, values: dict | None) -> LintResult:
         result = self._run(["lint", str(self.chart), "--kube-version", self.kube_version.lstrip("v")], values)
         lines = (result.stdout + result.stderr).splitlines()
-        errors = [l for l in lines if "[ERROR]" in l]
+        errors = [line for line in lines if "[ERROR]" in line]
         if result.returncode != 0 and not errors:
             errors = lines[-3:]
-        warnings = [l.split("]", 1)[-1].split(":", 1)[-1].strip() for l in lines if "[WARNING]" in l]
+        warnings = [line.split("]", 1)[-1].split(":", 1)[-1].strip() for line in lines if "[WARNING]" in line]
         return LintResult(errors, warnings)
 
     def render(self, values: dict | None, release: str, namespace: str) -> dict[str, str]:
@@ -91,9 +89,8 @@ class CliEngine:
                             "--kube-version", self.kube_version.lstrip("v")], values)
         if result.returncode != 0:
             raise RuntimeError(result.stderr)
-        notes = self._run(["template", release, str(self.chart), "-n", namespace, "--show-only",
-                           "templates/NOTES.txt"], values)
-        return {"all.yaml": result.stdout, "guild-chat/templates/NOTES.txt": notes.stdout}
+        # `helm template` leaves NOTES.txt out; `helm lint` renders it.
+        return {"all.yaml": result.stdout}
 
     def rejects(self, values: dict) -> str | None:
         try:
@@ -122,7 +119,3 @@ def documents(rendered: dict[str, str]) -> list[dict]:
 
 def notes(rendered: dict[str, str]) -> str:
     return next((t for n, t in rendered.items() if n.endswith("NOTES.txt")), "")
-
-
-def to_json(value) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -139,7 +139,7 @@ def open_tunnel(lb_port: int) -> tuple[socket.socket, str]:
         head += chunk
     lines = head.decode().split("\r\n")
     assert lines[0].startswith("HTTP/1.1 101"), f"upgrade answered {lines[0]}"
-    backend = next(l.split(":", 1)[1].strip() for l in lines if l.lower().startswith("x-backend:"))
+    backend = next(line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("x-backend:"))
     return sock, backend
 
 
@@ -171,7 +171,10 @@ def scenario(lb_port: int, backends: dict[str, Backend]) -> None:
 
 def check_healthcheck_script(root: Path, backend: Backend) -> None:
     script = str(root / "deploy/container-healthcheck.sh")
-    run = lambda *args: subprocess.run(["bash", script, *args], capture_output=True, text=True, timeout=10)
+
+    def run(*args):
+        return subprocess.run(["bash", script, *args], capture_output=True, text=True, timeout=10)
+
     assert run(str(backend.port), "/readyz").returncode == 0, "ready backend reported unhealthy"
     backend.ready.clear()
     try:
@@ -192,13 +195,16 @@ def main() -> None:
         cfg = Path(tmp) / "haproxy-local.cfg"
         cfg.write_text(render_template(root, ports))
         syntax = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True)
-        warnings = [l for l in (syntax.stdout + syntax.stderr).splitlines() if "[WARNING]" in l or "[ALERT]" in l]
+        output = (syntax.stdout + syntax.stderr).splitlines()
+        warnings = [line for line in output if "[WARNING]" in line or "[ALERT]" in line]
         if not check("haproxy -c: local template after substitution, no warnings",
                      syntax.returncode == 0 and not warnings, "\n".join(warnings) or syntax.stderr):
             return
-        proc = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
         try:
-            info(f"haproxy pid {proc.pid} on 127.0.0.1:{lb_port} -> {ports['GATEWAY_1_PORT']}, {ports['GATEWAY_2_PORT']}")
+            backends_at = f"{ports['GATEWAY_1_PORT']}, {ports['GATEWAY_2_PORT']}"
+            info(f"haproxy pid {proc.pid} on 127.0.0.1:{lb_port} -> {backends_at}")
             run_checks("local LB: both in rotation, upgrade tunnels, /readyz 503 drains without cutting tunnels",
                        lambda: scenario(lb_port, backends))
         finally:
