@@ -1,0 +1,56 @@
+//! `redis-server` without persistence, as a child process on a free loopback port.
+
+use tempfile::TempDir;
+
+use crate::ports::free_port;
+use crate::server_process::ServerProcess;
+use crate::system_binary;
+
+/// A running `redis-server` (killed on drop). Its data does not survive a stop.
+pub struct RedisServer {
+    process: ServerProcess,
+}
+
+impl RedisServer {
+    /// Starts a fresh server and waits until it accepts connections.
+    pub fn start() -> Self {
+        let binary = system_binary::find("redis-server", "redis-server");
+        let dir = TempDir::with_prefix("testkit-redis-")
+            .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let port = free_port();
+        let args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+            "--dir".to_owned(),
+            dir.path().display().to_string(),
+        ];
+        RedisServer {
+            process: ServerProcess::start("redis-server", binary, args, port, dir),
+        }
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.process.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.process.port()
+    }
+
+    /// Kills the server (SIGKILL); the port stays for [`Self::start_again`].
+    pub fn stop(&self) {
+        self.process.stop();
+    }
+
+    /// Starts it again on the same port (empty: nothing is persisted).
+    pub fn start_again(&self) {
+        self.process.start_again();
+    }
+}
