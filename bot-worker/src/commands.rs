@@ -19,10 +19,10 @@ const HELP_TEXT: &str = "I'm slimy.ai. Commands: /help — this list; /ping — 
 pub struct CommandBot;
 
 impl CommandBot {
-    /// The answer to a command text, or `None` when it is not a command.
+    /// The answer to the first `/command` in the text, or `None` when there is none.
     pub fn command_reply(request: &ChatMessage) -> Option<String> {
         let text = strip_mentions(&request.text);
-        let mut words = text.split_whitespace();
+        let mut words = text.split_whitespace().skip_while(|w| !w.starts_with('/'));
         let command = words.next()?.strip_prefix('/')?.to_ascii_lowercase();
         let rest: Vec<&str> = words.collect();
         Some(match command.as_str() {
@@ -119,6 +119,10 @@ mod tests {
         assert_eq!(
             CommandBot::command_reply(&msg("/echo a  b")).as_deref(),
             Some("a b")
+        );
+        assert_eq!(
+            CommandBot::command_reply(&msg("hey @slimy /ping")).as_deref(),
+            Some("pong")
         );
         assert!(CommandBot::command_reply(&msg("@slimy hello")).is_none());
     }

@@ -17,8 +17,6 @@ use crate::protocol::{ChatMessage, ErrorCode};
 /// Capacity of each live topic; a subscriber that falls further behind sees a `prev` gap and
 /// fills it from the log.
 const TOPIC_CAPACITY: usize = 4096;
-/// How long `submit` waits for a router.
-const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Limits of the in-memory log.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +25,8 @@ pub struct MemoryBusConfig {
     pub retain_per_guild: usize,
     /// Deliveries of a bot job before it is given up.
     pub bot_max_attempts: u32,
+    /// How long `submit` waits for a router.
+    pub submit_timeout: Duration,
 }
 
 impl Default for MemoryBusConfig {
@@ -34,6 +34,7 @@ impl Default for MemoryBusConfig {
         MemoryBusConfig {
             retain_per_guild: 10_000,
             bot_max_attempts: 3,
+            submit_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -162,7 +163,7 @@ impl Bus for MemoryBus {
             .send(item)
             .await
             .map_err(|_| BusError::Unavailable("no router is running".into()))?;
-        match tokio::time::timeout(SUBMIT_TIMEOUT, rx).await {
+        match tokio::time::timeout(self.config.submit_timeout, rx).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Ok(Err(ErrorCode::ServerError)),
             Err(_) => Err(BusError::Timeout),

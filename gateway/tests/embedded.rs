@@ -1,0 +1,102 @@
+//! The contract suite against embedded mode (one process, in-memory bus and store), plus the
+//! cases only embedded mode can stage (no router running, dev login).
+
+mod contract;
+mod support;
+
+use chat_shared::identity::Role;
+use serde_json::{Value, json};
+use support::{Embedded, Scope, http, user};
+
+contract_tests!(Embedded::start();
+    handshake::refusals,
+    handshake::accepted_ways_and_hello,
+    messaging::guild_isolation,
+    messaging::admin_only_isolation,
+    messaging::send_error_codes,
+    messaging::rate_limited_then_recovers,
+    messaging::bad_frames_keep_the_connection,
+    messaging::frame_too_big_closes_1009,
+    messaging::one_ack_per_send_in_seq_order,
+    messaging::idempotent_resend,
+    messaging::msgpack_path,
+    messaging::bot_replies,
+    resume::resume_replays_exactly_the_missed,
+    resume::resume_refuses_foreign_guilds,
+    resume::resume_after_live_has_no_duplicates,
+    history::history_paging_and_visibility,
+    history::me_and_http_post,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_error_when_no_router_answers() {
+    let d = Embedded::start_with(|_| {}, false).await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let mut a = ann.connect(&d, 0).await;
+    let error = a.post(&g, "anyone?").await.expect_err("nobody routes");
+    assert_eq!(error.code.as_str(), "server_error");
+    a.round_trip().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_login_sets_session_and_cookie() {
+    let d = Embedded::start().await;
+    let url = format!("{}/api/dev/login", support::Deployment::gateway(&d, 0));
+    let response = http()
+        .post(&url)
+        .json(&json!({"name": "Ann", "role": "club", "guilds": ["g1", "g2"]}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.starts_with("slimy_admin_token=") && cookie.contains("HttpOnly"));
+    let body: Value = response.json().await.expect("json");
+    let token = body["token"].as_str().expect("token");
+    assert_eq!(body["user"]["role"], json!("club"));
+    let me: Value = http()
+        .get(format!("{}/api/me", support::Deployment::gateway(&d, 0)))
+        .header("cookie", format!("slimy_admin_token={token}"))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["guilds"], json!(["g1", "g2"]));
+    for bad in [
+        json!({"name": "", "role": "member"}),
+        json!({"name": "x", "role": "god"}),
+        json!({"name": "x", "role": "member", "guilds": ["bad guild"]}),
+    ] {
+        let status = http()
+            .post(&url)
+            .json(&bad)
+            .send()
+            .await
+            .expect("login")
+            .status();
+        assert_eq!(status.as_u16(), 400, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_login_is_off_when_disabled() {
+    let d = Embedded::start_with(|c| c.dev_login = Some(false), true).await;
+    let status = http()
+        .post(format!(
+            "{}/api/dev/login",
+            support::Deployment::gateway(&d, 0)
+        ))
+        .json(&json!({"name": "Ann", "role": "admin"}))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status.as_u16(), 404);
+}

@@ -1,0 +1,246 @@
+//! A real WebSocket client for tests (tokio-tungstenite), speaking the contract in JSON or
+//! MessagePack. Frames that arrive while the test waits for something else are kept, in
+//! order, for the next read.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chat_shared::codec::{Encoding, decode_server_frame};
+use chat_shared::protocol::{Ack, ErrorFrame, Hello, SequencedMessage, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A refused handshake: HTTP status and the `error` code of the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub error: String,
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    encoding: Encoding,
+    pub hello: Hello,
+    stash: VecDeque<ServerFrame>,
+    next_ref: u64,
+}
+
+/// How to open a connection.
+#[derive(Debug, Clone, Default)]
+pub struct Connect<'a> {
+    pub token: Option<&'a str>,
+    pub cookie: bool,
+    pub origin: Option<&'a str>,
+    pub msgpack: bool,
+}
+
+impl Client {
+    /// Opens `/ws` on `base` (http://host:port) and reads `hello`.
+    pub async fn open(base: &str, how: Connect<'_>) -> Result<Client, Refusal> {
+        let encoding = if how.msgpack {
+            Encoding::MsgPack
+        } else {
+            Encoding::Json
+        };
+        let query = if how.msgpack { "?encoding=msgpack" } else { "" };
+        let url = format!("{}/ws{query}", base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().expect("request");
+        let headers = request.headers_mut();
+        if let Some(token) = how.token {
+            let (name, value) = if how.cookie {
+                ("cookie", format!("other=1; slimy_admin_token={token}"))
+            } else {
+                ("authorization", format!("Bearer {token}"))
+            };
+            headers.insert(name, value.parse().expect("header"));
+        }
+        if let Some(origin) = how.origin {
+            headers.insert("origin", origin.parse().expect("header"));
+        }
+        let (ws, _) = match tokio_tungstenite::connect_async(request).await {
+            Ok(ok) => ok,
+            Err(WsError::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let error = json["error"].as_str().unwrap_or_default().to_owned();
+                return Err(Refusal { status, error });
+            }
+            Err(other) => panic!("connect failed: {other}"),
+        };
+        let mut client = Client {
+            ws,
+            encoding,
+            hello: placeholder_hello(),
+            stash: VecDeque::new(),
+            next_ref: 0,
+        };
+        match client.recv().await {
+            ServerFrame::Hello(hello) => client.hello = hello,
+            other => panic!("expected hello, got {other:?}"),
+        }
+        Ok(client)
+    }
+
+    /// Sends a JSON value as a frame in this connection's encoding.
+    pub async fn send_value(&mut self, value: serde_json::Value) {
+        let message = match self.encoding {
+            Encoding::Json => Message::Text(value.to_string().into()),
+            Encoding::MsgPack => {
+                Message::Binary(rmp_serde::to_vec_named(&value).expect("msgpack").into())
+            }
+        };
+        self.send_raw(message).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// Sends `{"type":"send", ...fields, "ref": <fresh>}` and returns the ref.
+    pub async fn send(&mut self, mut fields: serde_json::Value) -> String {
+        self.next_ref += 1;
+        let reference = format!("r{}", self.next_ref);
+        fields["type"] = "send".into();
+        fields["ref"] = reference.clone().into();
+        self.send_value(fields).await;
+        reference
+    }
+
+    /// Sends `fields` as a `send` and waits for its answer.
+    pub async fn request(&mut self, fields: serde_json::Value) -> Result<Ack, ErrorFrame> {
+        let reference = self.send(fields).await;
+        self.answer(&reference).await
+    }
+
+    /// Posts a text and waits for its answer.
+    pub async fn post(&mut self, guild: &str, text: &str) -> Result<Ack, ErrorFrame> {
+        let reference = self
+            .send(serde_json::json!({"guildId": guild, "text": text}))
+            .await;
+        self.answer(&reference).await
+    }
+
+    /// The ack or error answering `reference`; other frames are kept for later.
+    pub async fn answer(&mut self, reference: &str) -> Result<Ack, ErrorFrame> {
+        let found = self
+            .wait_for(|f| match f {
+                ServerFrame::Ack(a) => a.reference.as_deref() == Some(reference),
+                ServerFrame::Error(e) => e.reference.as_deref() == Some(reference),
+                _ => false,
+            })
+            .await;
+        match found {
+            ServerFrame::Ack(ack) => Ok(ack),
+            ServerFrame::Error(error) => Err(error),
+            _ => unreachable!(),
+        }
+    }
+
+    /// The next `message` frame; other frames are kept for later.
+    pub async fn message(&mut self) -> SequencedMessage {
+        match self
+            .wait_for(|f| matches!(f, ServerFrame::Message(_)))
+            .await
+        {
+            ServerFrame::Message(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The first frame matching `pred`, from the kept frames or the socket.
+    pub async fn wait_for(&mut self, pred: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+        if let Some(i) = self.stash.iter().position(&pred) {
+            return self.stash.remove(i).expect("present");
+        }
+        loop {
+            let frame = self.read().await;
+            if pred(&frame) {
+                return frame;
+            }
+            self.stash.push_back(frame);
+        }
+    }
+
+    /// The next frame of any kind.
+    pub async fn recv(&mut self) -> ServerFrame {
+        match self.stash.pop_front() {
+            Some(frame) => frame,
+            None => self.read().await,
+        }
+    }
+
+    async fn read(&mut self) -> ServerFrame {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next()).await;
+            let message = match next {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(e))) => panic!("socket error: {e}"),
+                Ok(None) => panic!("socket closed"),
+                Err(_) => panic!("no frame within {WAIT:?}"),
+            };
+            let bytes = match message {
+                Message::Text(t) => t.as_bytes().to_vec(),
+                Message::Binary(b) => b.to_vec(),
+                Message::Close(frame) => panic!("closed by server: {frame:?}"),
+                _ => continue,
+            };
+            return decode_server_frame(&bytes, self.encoding).expect("server frame decodes");
+        }
+    }
+
+    /// Reads until the server closes; returns the close frame.
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return None,
+                Err(_) => panic!("not closed within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Ping/pong round trip: proves the connection is open and everything sent before was
+    /// processed.
+    pub async fn round_trip(&mut self) {
+        self.next_ref += 1;
+        let reference = format!("p{}", self.next_ref);
+        self.send_value(serde_json::json!({"type":"ping","ref": reference}))
+            .await;
+        self.wait_for(|f| matches!(f, ServerFrame::Pong(p) if p.reference.as_deref() == Some(reference.as_str())))
+            .await;
+    }
+
+    /// Acks received but not yet asked for.
+    pub fn stashed_acks(&self) -> usize {
+        self.stash
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Ack(_)))
+            .count()
+    }
+
+    /// Drops the connection without a close handshake.
+    pub async fn drop_connection(self) {
+        drop(self.ws);
+    }
+}
+
+fn placeholder_hello() -> Hello {
+    Hello {
+        protocol: 0,
+        connection_id: String::new(),
+        user: chat_shared::identity::UserInfo::bot(),
+        guilds: Vec::new(),
+        admin: false,
+        heartbeat_ms: 0,
+        max_text_chars: 0,
+    }
+}
