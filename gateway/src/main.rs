@@ -26,7 +26,7 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
     announce(&node, embedded);
-    shutdown_signal().await;
+    chat_shared::ops::shutdown_signal().await;
     node.drain(
         Duration::from_millis(config.shutdown_readiness_delay_ms),
         Duration::from_millis(config.shutdown_close_window_ms),
@@ -71,26 +71,5 @@ fn announce(node: &Node, embedded: bool) {
         );
     } else {
         println!("gateway listening on {shown}");
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::metrics::RouterMetrics;
 use crate::route::{RouterConfig, route};
 
 /// Sends waiting per guild before the ingress loop waits for that guild.
@@ -24,6 +25,7 @@ const GUILD_IDLE: Duration = Duration::from_secs(30);
 pub async fn run(
     bus: Arc<dyn Bus>,
     config: RouterConfig,
+    metrics: Arc<RouterMetrics>,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
     let mut ingress = bus.ingress().await?;
@@ -50,7 +52,7 @@ pub async fn run(
         let _ = tx.try_send(item);
         guilds.insert(key.clone(), tx);
         tasks.spawn(
-            guild_task(bus.clone(), config, rx)
+            guild_task(bus.clone(), config, metrics.clone(), rx)
                 .instrument(tracing::info_span!("guild", guild = %key)),
         );
         while tasks.try_join_next().is_some() {}
@@ -66,6 +68,7 @@ pub async fn run(
 async fn guild_task(
     bus: Arc<dyn Bus>,
     config: RouterConfig,
+    metrics: Arc<RouterMetrics>,
     mut queue: mpsc::Receiver<IngressItem>,
 ) {
     loop {
@@ -75,16 +78,17 @@ async fn guild_task(
             Err(_) => {
                 queue.close();
                 while let Ok(item) = queue.try_recv() {
-                    handle(bus.as_ref(), &config, item).await;
+                    handle(bus.as_ref(), &config, &metrics, item).await;
                 }
                 return;
             }
         };
-        handle(bus.as_ref(), &config, item).await;
+        handle(bus.as_ref(), &config, &metrics, item).await;
     }
 }
 
-async fn handle(bus: &dyn Bus, config: &RouterConfig, item: IngressItem) {
+async fn handle(bus: &dyn Bus, config: &RouterConfig, metrics: &RouterMetrics, item: IngressItem) {
+    let started = std::time::Instant::now();
     let span = tracing::info_span!(
         "route",
         user = %item.request.sender.id,
@@ -101,7 +105,12 @@ async fn handle(bus: &dyn Bus, config: &RouterConfig, item: IngressItem) {
             }
             Err(code) => tracing::debug!(%code, "refused"),
         }
+        let label = match &outcome {
+            Ok(_) => "ack",
+            Err(code) => code.as_str(),
+        };
         item.reply.reply(outcome).await;
+        metrics.record(label, started.elapsed().as_secs_f64());
     }
     .instrument(span)
     .await

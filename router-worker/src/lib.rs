@@ -4,7 +4,9 @@
 //! `router-worker` processes sharing the ingress.
 
 mod dispatch;
+mod metrics;
 mod route;
 
 pub use dispatch::run;
+pub use metrics::RouterMetrics;
 pub use route::{RouterConfig, route};

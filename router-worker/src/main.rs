@@ -1,1 +1,68 @@
-fn main() {}
+//! The `router-worker` binary: one router of a distributed deployment, sharing the ingress
+//! with any number of others over NATS. SIGTERM stops taking sends and finishes those taken.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use chat_shared::config::{CommonConfig, LimitsConfig};
+use chat_shared::nats::{NatsBus, NatsConfig};
+use chat_shared::ops::{OpsState, shutdown_signal};
+use chat_shared::telemetry::init_tracing;
+use clap::Parser;
+use router_worker::{RouterConfig, RouterMetrics};
+use tokio_util::sync::CancellationToken;
+
+/// Validates, orders and stores chat messages (distributed mode; needs NATS_URL).
+#[derive(Debug, Parser)]
+#[command(name = "router-worker", version, about)]
+struct Args {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:9091")]
+    listen_addr: SocketAddr,
+    #[command(flatten)]
+    limits: LimitsConfig,
+    #[command(flatten)]
+    nats: NatsConfig,
+    #[command(flatten)]
+    common: CommonConfig,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    init_tracing(args.common.log_format);
+    if let Err(error) = run(args).await {
+        eprintln!("router-worker: {error:#}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let url = args.common.nats_url.as_deref().context("NATS_URL is required")?;
+    let bus: Arc<dyn chat_shared::bus::Bus> = NatsBus::connect(url, &args.nats)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let stop = CancellationToken::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(RouterMetrics::registered(&mut registry));
+    let ops = OpsState {
+        bus: bus.clone(),
+        registry: Arc::new(registry),
+        stopping: Default::default(),
+    };
+    let stopping = ops.stopping.clone();
+    let ops_server = tokio::spawn(chat_shared::ops::serve(args.listen_addr, ops, stop.clone()));
+    let config = RouterConfig {
+        max_text_chars: args.limits.max_text_chars as usize,
+    };
+    let router = tokio::spawn(router_worker::run(bus, config, metrics, stop.clone()));
+    println!("router-worker serving (ops on {})", args.listen_addr);
+    shutdown_signal().await;
+    stopping.store(true, Ordering::Relaxed);
+    stop.cancel();
+    router.await.context("router task")?.context("router")?;
+    ops_server.await.context("ops task")?.context("ops server")?;
+    Ok(())
+}

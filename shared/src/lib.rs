@@ -10,6 +10,8 @@ pub mod config;
 pub mod identity;
 pub mod memory_bus;
 pub mod memory_store;
+pub mod ops;
+pub mod nats;
 pub mod protocol;
 pub mod session;
 pub mod telemetry;

@@ -1,0 +1,80 @@
+//! The small operations server of the worker binaries: `/healthz` (alive), `/readyz` (the bus
+//! answers and the worker is not stopping) and `/metrics` (Prometheus text).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the operations endpoints look at.
+#[derive(Clone)]
+pub struct OpsState {
+    pub bus: Arc<dyn Bus>,
+    pub registry: Arc<Registry>,
+    pub stopping: Arc<AtomicBool>,
+}
+
+/// Serves the operations endpoints on `addr` until `stop`.
+pub async fn serve(addr: SocketAddr, state: OpsState, stop: CancellationToken) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    if state.stopping.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping");
+    }
+    match tokio::time::timeout(PROBE_TIMEOUT, state.bus.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "bus unavailable"),
+    }
+}
+
+async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &state.registry).is_err() {
+        out.clear();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        out,
+    )
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
