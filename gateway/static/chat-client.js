@@ -9,7 +9,7 @@
  * auth refusal: it asks `GET /api/me`, and a 401 (or close code 4001) puts it in `signed_out`.
  *
  * Events (a `CustomEvent`, payload in `event.detail`; `client.on(type, fn)` is a shortcut):
- *   state    {state, previous, nextAttemptAt?, reason?}
+ *   state    {state, previous, nextAttemptAt?, reason?, code?}
  *   hello    the server's hello frame
  *   message  {seq, message, own}            once per messageId
  *   ack      {messageId, seq, ref, outgoing}
@@ -286,7 +286,7 @@ export class ChatClient extends EventTarget {
     this.dropSocket();
     if (this.state === States.CLOSED) return;
     if (this.isOffline()) return this.setState(States.OFFLINE);
-    if (code === CloseCodes.SESSION_EXPIRED) return this.signOut(reason || 'session expired');
+    if (code === CloseCodes.SESSION_EXPIRED) return this.signOut(reason || 'session expired', code);
     if (lived >= this.options.stableAfterMs && code !== CloseCodes.POLICY_VIOLATION && code !== CloseCodes.TOO_SLOW) {
       this.attempt = 0;
     }
@@ -324,10 +324,11 @@ export class ChatClient extends EventTarget {
     this.scheduleReconnect({ reason: refusal });
   }
 
-  signOut(reason) {
+  /** Stops for good after an auth refusal; `code` is the close code when there was one. */
+  signOut(reason, code) {
     this.clearAllTimers();
     for (const outgoing of this.pending.values()) this.fail(outgoing, 'not_authorized', 'Signed out.');
-    this.setState(States.SIGNED_OUT, { reason });
+    this.setState(States.SIGNED_OUT, code === undefined ? { reason } : { reason, code });
   }
 
   scheduleReconnect({ reason }) {

@@ -1,13 +1,17 @@
 /**
  * Connection liveness in the browser against a real embedded gateway: the browser going offline
- * (no attempts while offline, reconnect at once when back online) and a silent, frozen gateway
- * (SIGSTOP) detected by the client's own pings after two heartbeat intervals. The gateway runs
- * with HEARTBEAT_MS=500, which its hello announces, so the test does not wait 50 s.
+ * (no attempts while offline, reconnect at once when back online), a silent, frozen gateway
+ * (SIGSTOP) detected by the client's own pings after two heartbeat intervals, and a token that
+ * expires while connected (close 4001: signed out, no loop). The gateway runs with
+ * HEARTBEAT_MS=500, which its hello announces, so the test does not wait 50 s.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayProcess } from './lib/gateway.js';
-import { byTestId, launchBrowser, screenshot, sendMessage, waitForMessage, waitForState } from './lib/browser.js';
+import {
+  byTestId, launchBrowser, newContext, openChat, recordStates, screenshot, sendMessage, waitForMessage,
+  waitForState, waitForStateSeen,
+} from './lib/browser.js';
 import { guildId, signedInPage, withGatewayOutput } from './lib/fixtures.js';
 
 /** How long to watch that nothing is attempted while offline (backoff would try within 0.5 s). */
@@ -58,9 +62,11 @@ test('a frozen gateway is detected by missing pongs and the page reconnects', ()
   const ann = await signedInPage(browser, gateway, { name: 'Ann', guilds: [g] });
   assert.equal(await ann.page.evaluate(() => window.chatClient.hello.heartbeatMs), HEARTBEAT_MS);
   await ann.waitForSent((f) => f?.type === 'ping');
+  await recordStates(ann.page);
   gateway.pause();
   try {
-    await waitForState(ann.page, 'reconnecting');
+    const info = await waitForStateSeen(ann.page, 'reconnecting');
+    assert.equal(info.reason, 'no traffic for two heartbeat intervals');
   } finally {
     gateway.resume();
   }
@@ -69,4 +75,23 @@ test('a frozen gateway is detected by missing pongs and the page reconnects', ()
   await sendMessage(ann.page, 'alive again');
   await waitForMessage(ann.page, 'alive again');
   await ann.context.close();
+}));
+
+test('a token expiring while connected (close 4001) signs out without a reconnect loop', () => withGatewayOutput(gateway, async () => {
+  const g = guildId('exp');
+  const { user } = await gateway.devLogin({ name: 'Short Lived', guilds: [g] });
+  const exp = Math.floor(Date.now() / 1000) + 2;
+  const token = gateway.mintToken({ sub: user.id, name: user.name, role: user.role, exp });
+  const context = await newContext(browser, gateway.baseUrl, { token });
+  const { page, sockets } = await openChat(context);
+  await waitForState(page, 'connected');
+  await waitForState(page, 'signed_out');
+  const info = await page.evaluate(() => window.chatClient.stateInfo);
+  assert.equal(info.code, 4001);
+  assert.ok(info.reason, 'the close reason is kept');
+  assert.match(await byTestId(page, 'signin-reason').textContent(), /^Signed out: /);
+  await page.waitForTimeout(OFFLINE_WATCH_MS);
+  assert.equal(sockets.length, 1, 'no reconnect after 4001');
+  await screenshot(page, 'expired-while-connected');
+  await context.close();
 }));

@@ -14,7 +14,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { GatewayProcess, distributedEnv, newSecret } from './lib/gateway.js';
 import {
-  byTestId, launchBrowser, messageRow, messageTexts, screenshot, sendMessage, waitForMessage, waitForState,
+  launchBrowser, messageRow, messageTexts, recordStates, screenshot, sendMessage, waitForMessage,
+  waitForState, waitForStateSeen,
 } from './lib/browser.js';
 import { guildId, signedInPage, withGatewayOutput } from './lib/fixtures.js';
 
@@ -61,8 +62,7 @@ async function crashStory({ annGateway, bobGateway, reseed, continuous, meanwhil
   await messageRow(ann.page, pendingText).and(ann.page.locator('[data-status="pending"]')).waitFor();
   await annGateway.crash();
 
-  await waitForState(ann.page, 'reconnecting');
-  assert.match(await byTestId(ann.page, 'conn-text').textContent(), /^Reconnecting in \d+ s$/);
+  await ann.page.locator('[data-testid="conn-text"]', { hasText: /^Reconnecting in \d+ s$/ }).waitFor();
   await screenshot(ann.page, 'crash-reconnecting');
   const meanwhileTexts = (await meanwhile?.({ ann, bob, g })) ?? [];
 
@@ -146,13 +146,9 @@ test('a graceful restart (close code 1012) reconnects promptly, without backoff'
     const g = guildId('drain');
     const id = userId('dan');
     const dan = await signedInPage(browser, gateway, { id, name: 'Dan', guilds: [g] });
-    await dan.page.evaluate(() => {
-      window.states = [];
-      window.chatClient.on('state', (info) => window.states.push({ ...info, at: Date.now() }));
-    });
+    await recordStates(dan.page);
     await gateway.terminate();
-    const handle = await dan.page.waitForFunction(() => window.states.find((s) => s.state === 'reconnecting'));
-    const info = await handle.jsonValue();
+    const info = await waitForStateSeen(dan.page, 'reconnecting');
     assert.equal(info.reason, 'server restarting');
     assert.ok(info.nextAttemptAt - info.at <= 500, 'the first attempt comes within the small jitter');
     await gateway.restart();

@@ -76,6 +76,23 @@ export async function waitForState(page, state) {
   await page.locator(`[data-testid="conn-state"][data-state="${state}"]`).waitFor();
 }
 
+/**
+ * Starts recording the page client's state changes, so that a brief state (e.g. `reconnecting`
+ * for a few hundred ms) is not missed; `waitForStateSeen` then waits for it in that record.
+ */
+export async function recordStates(page) {
+  await page.evaluate(() => {
+    window.stateLog = [];
+    window.chatClient.on('state', (info) => window.stateLog.push({ ...info, at: Date.now() }));
+  });
+}
+
+/** Waits until the recorded states include `state`; returns that state's info. */
+export async function waitForStateSeen(page, state) {
+  const handle = await page.waitForFunction((s) => window.stateLog.find((info) => info.state === s), state);
+  return handle.jsonValue();
+}
+
 /** Types `text` into the composer and presses Enter. */
 export async function sendMessage(page, text, { adminOnly = false } = {}) {
   const toggle = byTestId(page, 'admin-only-toggle');
