@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what is missing (nats-server,
+# redis-server, haproxy, chromium, node), builds the workspace, then runs the Rust suites
+# (unit, contract in embedded and distributed mode, fault tests, load-test smoke runs), the
+# deployment checks and the browser end-to-end tests. Exits non-zero when anything fails.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+missing=()
+command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
+command -v redis-server >/dev/null || [[ -x /usr/bin/redis-server ]] || missing+=(redis-server)
+command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+  echo "test-all: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+failed=()
+step() {
+  local name="$1"
+  shift
+  echo "=== $name"
+  if ! "$@"; then
+    failed+=("$name")
+  fi
+}
+
+step build cargo build --workspace --all-targets --locked
+step "rust tests" cargo test --workspace --locked --no-fail-fast
+step "deployment checks" scripts/check-deploy.sh
+step "browser tests" scripts/browser-tests.sh
+
+if ((${#failed[@]})); then
+  echo "test-all: FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "test-all: every suite passed"
