@@ -58,7 +58,11 @@ impl Hub {
         if let Some(guild) = self.guilds.read().get(id) {
             return guild.clone();
         }
-        self.guilds.write().entry(id.to_owned()).or_default().clone()
+        self.guilds
+            .write()
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
     }
 
     fn existing_guild(&self, id: &str) -> Option<Arc<Mutex<Guild>>> {

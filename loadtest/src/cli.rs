@@ -249,16 +249,33 @@ mod tests {
     #[test]
     fn flags_become_a_config() {
         let cli = Cli::parse_from([
-            "loadtest", "fanout", "--clients", "50", "--senders", "5", "--rate", "20",
-            "--target", "ws://127.0.0.1:1/ws", "--encoding", "msgpack", "--duration", "3s",
+            "loadtest",
+            "fanout",
+            "--clients",
+            "50",
+            "--senders",
+            "5",
+            "--rate",
+            "20",
+            "--target",
+            "ws://127.0.0.1:1/ws",
+            "--encoding",
+            "msgpack",
+            "--duration",
+            "3s",
         ]);
         let config = cli.run_config();
         assert_eq!(config.encoding, Encoding::MsgPack);
         assert_eq!(config.scenario.shape().clients, 50);
         assert_eq!(config.users, UserSource::DevLogin);
         assert!(matches!(
-            Cli::parse_from(["loadtest", "ceiling"]).run_config().scenario,
-            Scenario::Ceiling { mode: CeilingMode::InProcess, .. }
+            Cli::parse_from(["loadtest", "ceiling"])
+                .run_config()
+                .scenario,
+            Scenario::Ceiling {
+                mode: CeilingMode::InProcess,
+                ..
+            }
         ));
         assert!(Cli::try_parse_from(["loadtest", "idle", "--clients", "0"]).is_err());
         assert!(Cli::try_parse_from(["loadtest", "idle", "--redis-url", "redis://x"]).is_err());

@@ -26,7 +26,10 @@ pub enum UserSource {
     /// Embedded gateway: `POST /api/dev/login` per user, then `Authorization: Bearer`.
     DevLogin,
     /// Distributed gateways: `session:{userId}` written to Redis, HS256 tokens minted here.
-    Minted { redis_url: String, jwt_secret: String },
+    Minted {
+        redis_url: String,
+        jwt_secret: String,
+    },
     /// The bare ceiling server: no authentication, guilds travel in the query string.
     Open,
 }
@@ -288,7 +291,9 @@ impl RunConfig {
             return Err(LoadTestError::config("--duration must be more than 0"));
         }
         if self.connect_timeout.is_zero() {
-            return Err(LoadTestError::config("--connect-timeout must be more than 0"));
+            return Err(LoadTestError::config(
+                "--connect-timeout must be more than 0",
+            ));
         }
         let needed = self.estimated_run_time();
         match self.timeout {
@@ -297,5 +302,88 @@ impl RunConfig {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fanout(shape: LoadShape) -> RunConfig {
+        RunConfig {
+            targets: vec!["ws://127.0.0.1:8080/ws".into()],
+            ..RunConfig::new(Scenario::Fanout(shape))
+        }
+    }
+
+    fn refusal(config: &RunConfig) -> String {
+        config
+            .validate(20_000)
+            .expect_err("must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused() {
+        let base = LoadShape::default();
+        assert!(fanout(base.clone()).validate(20_000).is_ok());
+        let more_senders = LoadShape {
+            senders: 200,
+            ..base.clone()
+        };
+        assert!(
+            refusal(&fanout(more_senders)).contains("--senders 200 is more than --clients 100")
+        );
+        let too_many_guilds = LoadShape {
+            guilds_per_client: 11,
+            ..base.clone()
+        };
+        assert!(refusal(&fanout(too_many_guilds)).contains("--guilds-per-client"));
+        assert!(
+            refusal(&fanout(LoadShape {
+                rate: 0.0,
+                ..base.clone()
+            }))
+            .contains("--rate")
+        );
+        let huge = LoadShape {
+            clients: 30_000,
+            senders: 1,
+            ..base.clone()
+        };
+        assert!(refusal(&fanout(huge)).contains("30000 clients need 30064 open files"));
+        let remote = RunConfig {
+            targets: vec!["ws://10.0.0.8:8080/ws".into()],
+            ..fanout(base.clone())
+        };
+        assert!(refusal(&remote).contains("--allow-remote"));
+        assert!(
+            RunConfig {
+                allow_remote: true,
+                ..remote
+            }
+            .validate(20_000)
+            .is_ok()
+        );
+        let short = RunConfig {
+            timeout: Some(Duration::from_secs(1)),
+            ..fanout(base.clone())
+        };
+        assert!(refusal(&short).contains("--timeout"));
+        let no_target = RunConfig::new(Scenario::Idle(base));
+        assert!(refusal(&no_target).contains("--target"));
+    }
+
+    #[test]
+    fn in_process_ceiling_needs_no_target_and_twice_the_files() {
+        let config = RunConfig {
+            users: UserSource::Open,
+            ..RunConfig::new(Scenario::Ceiling {
+                shape: LoadShape::default(),
+                mode: CeilingMode::InProcess,
+            })
+        };
+        assert!(config.validate(20_000).is_ok());
+        assert_eq!(config.files_needed(), 2 * 100 + FD_HEADROOM);
     }
 }

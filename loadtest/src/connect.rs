@@ -41,7 +41,9 @@ impl Target {
             .parse()
             .map_err(|e| format!("target {raw:?} is not a URL: {e}"))?;
         if uri.scheme_str() != Some("ws") {
-            return Err(format!("target {raw:?} must start with ws:// (TLS is not supported)"));
+            return Err(format!(
+                "target {raw:?} must start with ws:// (TLS is not supported)"
+            ));
         }
         let host = uri
             .host()
@@ -59,10 +61,7 @@ impl Target {
     /// Whether the host is `localhost` or a loopback IP.
     pub fn is_loopback(&self) -> bool {
         self.host.eq_ignore_ascii_case("localhost")
-            || self
-                .host
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+            || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The HTTP base (`http://host:port`) of the same server.
@@ -79,7 +78,10 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectFailure {
     /// Refused before the upgrade with a status and the contract's `{"error": CODE}` body.
-    Http { status: u16, code: Option<String> },
+    Http {
+        status: u16,
+        code: Option<String>,
+    },
     Io(std::io::ErrorKind),
     Timeout,
     ClosedBeforeHello(Option<u16>),
@@ -91,7 +93,11 @@ impl std::fmt::Display for ConnectFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectFailure::Http { status, code } => {
-                write!(f, "http {status} {}", code.as_deref().unwrap_or("(no error code)"))
+                write!(
+                    f,
+                    "http {status} {}",
+                    code.as_deref().unwrap_or("(no error code)")
+                )
             }
             ConnectFailure::Io(kind) => write!(f, "io {kind}"),
             ConnectFailure::Timeout => f.write_str("connect timeout"),
@@ -178,14 +184,18 @@ impl Connector {
                 .await
                 .map_err(|e| LoadTestError::config(format!("cannot resolve {}: {e}", target.url)))?
                 .min_by_key(|a| !a.is_ipv4())
-                .ok_or_else(|| LoadTestError::config(format!("{} resolves to nothing", target.url)))?;
+                .ok_or_else(|| {
+                    LoadTestError::config(format!("{} resolves to nothing", target.url))
+                })?;
             endpoints.push(Endpoint {
                 addr,
                 url: target.url.clone(),
             });
         }
         let sources = if sources.is_empty() && endpoints.iter().all(|e| is_v4_loopback(e.addr)) {
-            (1..=4).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect()
+            (1..=4)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+                .collect()
         } else {
             sources.to_vec()
         };
@@ -331,8 +341,16 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 8080));
         assert!(t.is_loopback());
         assert!(Target::parse("ws://[::1]:9/ws").expect("v6").is_loopback());
-        assert!(Target::parse("ws://localhost/ws").expect("name").is_loopback());
-        assert!(!Target::parse("ws://10.0.0.1:80/ws").expect("remote").is_loopback());
+        assert!(
+            Target::parse("ws://localhost/ws")
+                .expect("name")
+                .is_loopback()
+        );
+        assert!(
+            !Target::parse("ws://10.0.0.1:80/ws")
+                .expect("remote")
+                .is_loopback()
+        );
         assert!(Target::parse("wss://127.0.0.1/ws").is_err());
         assert!(Target::parse("not a url").is_err());
     }
@@ -349,6 +367,9 @@ mod tests {
             "io connection refused"
         );
         assert_eq!(with_query("ws://h/ws", &["a=1".into()]), "ws://h/ws?a=1");
-        assert_eq!(with_query("ws://h/ws?x=2", &["a=1".into()]), "ws://h/ws?x=2&a=1");
+        assert_eq!(
+            with_query("ws://h/ws?x=2", &["a=1".into()]),
+            "ws://h/ws?x=2&a=1"
+        );
     }
 }

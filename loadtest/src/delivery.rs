@@ -45,6 +45,9 @@ pub struct DeliveryBook {
     pub received_all: AtomicU64,
     pub duplicates: AtomicU64,
     pub out_of_order: AtomicU64,
+    /// Out-of-order deliveries that arrived while a `resume` was being answered (live
+    /// messages overtaking the replay).
+    pub out_of_order_in_resume: AtomicU64,
     /// Messages that are not from this run.
     pub foreign: AtomicU64,
     pub acks: AtomicU64,
@@ -69,6 +72,7 @@ impl DeliveryBook {
             received_all: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
+            out_of_order_in_resume: AtomicU64::new(0),
             foreign: AtomicU64::new(0),
             acks: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -105,7 +109,8 @@ impl DeliveryBook {
 
     fn on_error(&self, error: &ErrorFrame) {
         self.send_errors.add(format!("error {}", error.code));
-        let Some((_, guild, measured)) = error.reference.as_deref().and_then(probe::parse_reference)
+        let Some((_, guild, measured)) =
+            error.reference.as_deref().and_then(probe::parse_reference)
         else {
             return;
         };
@@ -189,7 +194,9 @@ impl ClientLedger {
         }
         book.received_all.fetch_add(1, Relaxed);
         if let Some((_, last)) = self.last_seq.iter_mut().find(|(g, _)| *g == guild) {
-            if sequenced.seq <= *last {
+            if sequenced.seq <= *last && self.pending_resumes > 0 {
+                book.out_of_order_in_resume.fetch_add(1, Relaxed);
+            } else if sequenced.seq <= *last {
                 book.out_of_order.fetch_add(1, Relaxed);
             }
             *last = (*last).max(sequenced.seq);

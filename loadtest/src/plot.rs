@@ -5,6 +5,7 @@ use plotters::prelude::*;
 
 use crate::error::LoadTestError;
 use crate::report::Report;
+use crate::stats::TimelinePoint;
 
 const SIZE: (u32, u32) = (1200, 480);
 
@@ -17,6 +18,8 @@ pub fn write_svg(report: &Report, path: &str) -> Result<(), LoadTestError> {
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+/// Picks one percentile out of a timeline point.
+type Percentile = fn(&TimelinePoint) -> f64;
 
 fn draw(report: &Report, path: &str) -> DrawResult {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
@@ -28,7 +31,10 @@ fn draw(report: &Report, path: &str) -> DrawResult {
     Ok(())
 }
 
-fn draw_timeline(report: &Report, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
+fn draw_timeline(
+    report: &Report,
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+) -> DrawResult {
     let points = &report.timeline;
     let max_x = points.last().map_or(1, |p| p.second + 1) as f64;
     let max_y = points.iter().map(|p| p.p999_ms).fold(1.0, f64::max) * 1.1;
@@ -43,7 +49,7 @@ fn draw_timeline(report: &Report, area: &DrawingArea<SVGBackend, plotters::coord
         .x_desc("second of the measured window")
         .y_desc("ms")
         .draw()?;
-    let series: [(&str, fn(&crate::stats::TimelinePoint) -> f64, RGBColor); 4] = [
+    let series: [(&str, Percentile, RGBColor); 4] = [
         ("p50", |p| p.p50_ms, BLUE),
         ("p90", |p| p.p90_ms, GREEN),
         ("p99", |p| p.p99_ms, RGBColor(230, 140, 0)),

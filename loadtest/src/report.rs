@@ -48,6 +48,8 @@ pub struct DeliveryStats {
     pub deliveries_per_s: f64,
     pub duplicates: u64,
     pub out_of_order: u64,
+    /// Out of order while a resume was answered (live overtaking replay).
+    pub out_of_order_in_resume: u64,
     pub foreign: u64,
     /// Scheduled send time → receipt.
     pub latency: Percentiles,
@@ -71,7 +73,8 @@ pub struct StormStats {
 /// Cost on the watched server processes over the measured window.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerCost {
-    pub pids: Vec<u32>,
+    /// What was watched: `pid N` or `threads PREFIX*`.
+    pub watched: Vec<String>,
     pub window_s: f64,
     pub cpu_us: u64,
     pub cpu_percent_of_one_core: f64,
@@ -116,7 +119,11 @@ impl Report {
         table.load_preset(UTF8_FULL_CONDENSED);
         table.set_header(vec!["metric", "value"]);
         let r = &self.run;
-        row(&mut table, "scenario", format!("{} ({})", r.scenario, r.encoding));
+        row(
+            &mut table,
+            "scenario",
+            format!("{} ({})", r.scenario, r.encoding),
+        );
         row(&mut table, "targets", r.targets.join(", "));
         let c = &self.connections;
         row(
@@ -124,7 +131,11 @@ impl Report {
             "connections",
             format!("{} of {} ({} failed)", c.connected, c.attempted, c.failed),
         );
-        row(&mut table, "connect rate", format!("{:.0}/s over {:.2} s", c.connect_rate_per_s, c.ramp_s));
+        row(
+            &mut table,
+            "connect rate",
+            format!("{:.0}/s over {:.2} s", c.connect_rate_per_s, c.ramp_s),
+        );
         latency_row(&mut table, "handshake", &c.handshake);
         if let Some(d) = &self.delivery {
             self.render_delivery(&mut table, d);
@@ -166,15 +177,22 @@ impl Report {
         );
         row(
             table,
-            "duplicates / out-of-order / foreign",
-            format!("{} / {} / {}", d.duplicates, d.out_of_order, d.foreign),
+            "duplicates / out-of-order (in resume) / foreign",
+            format!(
+                "{} / {} ({}) / {}",
+                d.duplicates, d.out_of_order, d.out_of_order_in_resume, d.foreign
+            ),
         );
         latency_row(table, "send→receive latency", &d.latency);
     }
 }
 
 fn render_storm(table: &mut Table, s: &StormStats) {
-    row(table, "storm: resumed", format!("{} of {} dropped", s.clients_resumed, s.clients_dropped));
+    row(
+        table,
+        "storm: resumed",
+        format!("{} of {} dropped", s.clients_resumed, s.clients_dropped),
+    );
     row(
         table,
         "storm: all resumed after",
@@ -194,8 +212,10 @@ fn render_server(table: &mut Table, s: &ServerCost) {
         table,
         "server CPU",
         format!(
-            "{:.1}% of a core over {:.1} s (pids {:?})",
-            s.cpu_percent_of_one_core, s.window_s, s.pids
+            "{:.1}% of a core over {:.1} s ({})",
+            s.cpu_percent_of_one_core,
+            s.window_s,
+            s.watched.join(", ")
         ),
     );
     if let Some(per) = s.cpu_us_per_delivery {

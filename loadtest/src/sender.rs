@@ -43,7 +43,9 @@ impl SenderPlan {
         guilds_of: impl Fn(usize) -> Vec<usize>,
     ) -> Vec<SenderPlan> {
         let interval = Duration::from_secs_f64(senders as f64 / rate);
-        let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let interval_ns = u64::try_from(interval.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         (0..senders)
             .map(|j| SenderPlan {
                 first_ns: start_ns + interval_ns * j as u64 / senders as u64,
@@ -79,7 +81,9 @@ pub async fn run_sender<S>(
 {
     let nonce = book.membership.nonce().to_owned();
     for k in 0u64.. {
-        let scheduled = plan.first_ns.saturating_add(plan.interval_ns.saturating_mul(k));
+        let scheduled = plan
+            .first_ns
+            .saturating_add(plan.interval_ns.saturating_mul(k));
         if scheduled >= plan.end_ns || plan.guilds.is_empty() {
             break;
         }
@@ -101,7 +105,8 @@ pub async fn run_sender<S>(
         let message = match encode_client(&frame, encoding) {
             Ok(message) => message,
             Err(reason) => {
-                book.disconnects.add(format!("sender cannot encode: {reason}"));
+                book.disconnects
+                    .add(format!("sender cannot encode: {reason}"));
                 break;
             }
         };

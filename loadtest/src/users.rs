@@ -135,7 +135,8 @@ async fn mint_all(
     secret: &str,
     specs: Vec<UserSpec>,
 ) -> Result<Vec<VirtualUser>, LoadTestError> {
-    let fail = |what: &str, e: Error| LoadTestError::Users(format!("redis {redis_url}: {what}: {e}"));
+    let fail =
+        |what: &str, e: Error| LoadTestError::Users(format!("redis {redis_url}: {what}: {e}"));
     let config = Config::from_url(redis_url).map_err(|e| fail("bad URL", e))?;
     let redis = Builder::from_config(config)
         .build()

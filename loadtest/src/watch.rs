@@ -44,14 +44,18 @@ impl Watcher {
             match target {
                 WatchTarget::Pid(pid) => {
                     if !Path::new(&format!("/proc/{pid}")).exists() {
-                        return Err(LoadTestError::config(format!("--watch-pid {pid}: no such process")));
+                        return Err(LoadTestError::config(format!(
+                            "--watch-pid {pid}: no such process"
+                        )));
                     }
                     watcher.pids.push(*pid);
                 }
                 WatchTarget::Name(name) => {
                     let found = pids_named(name);
                     if found.is_empty() {
-                        return Err(LoadTestError::config(format!("--watch-name {name}: no such process")));
+                        return Err(LoadTestError::config(format!(
+                            "--watch-name {name}: no such process"
+                        )));
                     }
                     watcher.pids.extend(found);
                 }
@@ -65,9 +69,13 @@ impl Watcher {
         self.pids.is_empty() && self.thread_prefixes.is_empty()
     }
 
-    /// The pids being watched.
-    pub fn pids(&self) -> &[u32] {
-        &self.pids
+    /// What is watched, for the report: `pid N`, `threads PREFIX*`.
+    pub fn describe(&self) -> Vec<String> {
+        self.pids
+            .iter()
+            .map(|p| format!("pid {p}"))
+            .chain(self.thread_prefixes.iter().map(|t| format!("threads {t}*")))
+            .collect()
     }
 
     /// CPU and memory now.
@@ -118,7 +126,12 @@ fn cpu_us(stat_path: &str) -> u64 {
         return 0;
     };
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (ticks(11) + ticks(12)) * MICROS_PER_TICK
 }
 

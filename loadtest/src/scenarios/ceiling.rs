@@ -16,7 +16,10 @@ use crate::report::Report;
 use crate::watch::{WatchTarget, Watcher};
 
 /// Starts the bare server here and drives it with the fanout load.
-pub async fn run_in_process(config: &RunConfig, shape: &LoadShape) -> Result<Report, LoadTestError> {
+pub async fn run_in_process(
+    config: &RunConfig,
+    shape: &LoadShape,
+) -> Result<Report, LoadTestError> {
     let server = InProcessCeiling::start().map_err(LoadTestError::Ceiling)?;
     let mut watch = config.watch.clone();
     watch.push(WatchTarget::OwnThreads(THREAD_PREFIX.to_owned()));
@@ -39,7 +42,9 @@ pub async fn run_external(config: &RunConfig, shape: &LoadShape) -> Result<Repor
 
 /// Serves the bare server on `addr` for `serve_for`, then stops.
 pub async fn serve_only(addr: SocketAddr, serve_for: Duration) -> Result<(), LoadTestError> {
-    let listener = TcpListener::bind(addr).await.map_err(LoadTestError::Ceiling)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(LoadTestError::Ceiling)?;
     let local = listener.local_addr().map_err(LoadTestError::Ceiling)?;
     tracing::info!(%local, pid = std::process::id(), "ceiling server listening on ws://{local}/ws");
     let stop = CancellationToken::new();

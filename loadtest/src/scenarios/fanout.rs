@@ -65,7 +65,14 @@ pub async fn run(
         ..CostSamples::default()
     };
     live.phase("connecting", users.len() as u64);
-    let outcome = connect_all(&setup.connector, &users, config.ramp_per_sec, &failures, &live).await;
+    let outcome = connect_all(
+        &setup.connector,
+        &users,
+        config.ramp_per_sec,
+        &failures,
+        &live,
+    )
+    .await;
     samples.after_connect = setup.watcher.sample();
 
     let send_start = now_ns() + duration_ns(SEND_LEAD);
@@ -76,7 +83,13 @@ pub async fn run(
     };
     let book = Arc::new(DeliveryBook::new(membership.clone(), window));
     let stop = CancellationToken::new();
-    let plans = plan_senders(shape, &membership, &outcome.connected, send_start, window.end_ns);
+    let plans = plan_senders(
+        shape,
+        &membership,
+        &outcome.connected,
+        send_start,
+        window.end_ns,
+    );
     if plans.len() < shape.senders {
         failures.add(format!(
             "senders missing: {} of {} (their clients did not connect)",
@@ -181,7 +194,13 @@ fn spawn_clients(
                     encoding,
                     stop.clone(),
                 ));
-                tasks.spawn(read_client(stream, ledger, book.clone(), encoding, stop.clone()));
+                tasks.spawn(read_client(
+                    stream,
+                    ledger,
+                    book.clone(),
+                    encoding,
+                    stop.clone(),
+                ));
             }
             None => {
                 tasks.spawn(read_client(
@@ -245,6 +264,7 @@ pub fn delivery_stats(book: &DeliveryBook, measured: Duration) -> DeliveryStats 
         deliveries_per_s: received as f64 / measured.as_secs_f64().max(1e-9),
         duplicates: book.duplicates.load(Relaxed),
         out_of_order: book.out_of_order.load(Relaxed),
+        out_of_order_in_resume: book.out_of_order_in_resume.load(Relaxed),
         foreign: book.foreign.load(Relaxed),
         latency: book.latency.percentiles(),
     }
@@ -266,6 +286,9 @@ pub fn merge_book_failures(
     let answered = book.acks.load(Relaxed) + book.refused.load(Relaxed);
     let unanswered = book.sent.load(Relaxed).saturating_sub(answered);
     if unanswered > 0 {
-        failures.insert("send: no ack or error by the end of the drain".into(), unanswered);
+        failures.insert(
+            "send: no ack or error by the end of the drain".into(),
+            unanswered,
+        );
     }
 }

@@ -41,7 +41,14 @@ pub async fn run(
         ..CostSamples::default()
     };
     live.phase("connecting", users.len() as u64);
-    let outcome = connect_all(&setup.connector, &users, config.ramp_per_sec, &failures, &live).await;
+    let outcome = connect_all(
+        &setup.connector,
+        &users,
+        config.ramp_per_sec,
+        &failures,
+        &live,
+    )
+    .await;
     samples.after_connect = setup.watcher.sample();
 
     let now = now_ns();
@@ -69,7 +76,10 @@ pub async fn run(
     let held = outcome.stats.connected;
     let watch_book = book.clone();
     let ticker = live.spawn_ticker(Instant::now(), move |_| {
-        format!("{held} connected, {} dropped", watch_book.disconnects.total())
+        format!(
+            "{held} connected, {} dropped",
+            watch_book.disconnects.total()
+        )
     });
     samples.window_start = setup.watcher.sample();
     tokio::time::sleep(config.duration).await;

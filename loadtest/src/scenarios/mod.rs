@@ -88,8 +88,8 @@ pub async fn connect_all(
         });
     }
     let mut connected: Vec<Option<Connected>> = (0..users.len()).map(|_| None).collect();
-    let mut handshakes = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .expect("constant bounds are valid");
+    let mut handshakes =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid");
     let mut ok = 0u64;
     while let Some(joined) = attempts.join_next().await {
         let Ok((index, result)) = joined else {
@@ -116,7 +116,11 @@ pub async fn connect_all(
             connected: ok,
             failed: attempted - ok,
             ramp_s: elapsed,
-            connect_rate_per_s: if elapsed > 0.0 { ok as f64 / elapsed } else { 0.0 },
+            connect_rate_per_s: if elapsed > 0.0 {
+                ok as f64 / elapsed
+            } else {
+                0.0
+            },
             handshake: summarize(&handshakes),
         },
     }
@@ -147,14 +151,17 @@ pub fn server_cost(
         .cpu_us
         .saturating_sub(samples.window_start.cpu_us);
     let window_s = samples.window.as_secs_f64();
-    let rss_per = match (samples.before_connect.rss_kib, samples.after_connect.rss_kib) {
+    let rss_per = match (
+        samples.before_connect.rss_kib,
+        samples.after_connect.rss_kib,
+    ) {
         (Some(before), Some(after)) if connections > 0 => {
             Some((after as f64 - before as f64) / connections as f64)
         }
         _ => None,
     };
     Some(ServerCost {
-        pids: watcher.pids().to_vec(),
+        watched: watcher.describe(),
         window_s,
         cpu_us,
         cpu_percent_of_one_core: if window_s > 0.0 {
@@ -162,7 +169,9 @@ pub fn server_cost(
         } else {
             0.0
         },
-        cpu_us_per_delivery: deliveries.filter(|d| *d > 0).map(|d| cpu_us as f64 / d as f64),
+        cpu_us_per_delivery: deliveries
+            .filter(|d| *d > 0)
+            .map(|d| cpu_us as f64 / d as f64),
         rss_kib_before_connect: samples.before_connect.rss_kib,
         rss_kib_after_connect: samples.after_connect.rss_kib,
         rss_kib_per_connection: rss_per,
@@ -200,7 +209,10 @@ pub async fn wait_until(deadline: Instant, done: impl Fn() -> bool) -> bool {
 /// Waits for client tasks to end after their stop token fired; aborts stragglers.
 pub async fn finish_tasks(tasks: &mut JoinSet<()>) {
     let all = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), all).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), all)
+        .await
+        .is_err()
+    {
         tasks.abort_all();
     }
 }

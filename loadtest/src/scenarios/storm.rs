@@ -14,7 +14,10 @@ use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{delivery_stats, duration_ns, merge_book_failures, rate_line, read_client, receiver_specs, SEND_LEAD};
+use super::fanout::{
+    SEND_LEAD, delivery_stats, duration_ns, merge_book_failures, rate_line, read_client,
+    receiver_specs,
+};
 use super::{CostSamples, Setup, connect_all, finish_tasks, server_cost, summary, wait_until};
 use crate::clock::{instant_at, now_ns};
 use crate::config::{LoadShape, RunConfig, UserSource};
@@ -72,8 +75,22 @@ pub async fn run(
         ..CostSamples::default()
     };
     live.phase("connecting", users.len() as u64);
-    let receivers = connect_all(&setup.connector, &users, config.ramp_per_sec, &failures, &live).await;
-    let senders = connect_all(&setup.connector, &sender_users, config.ramp_per_sec, &failures, &live).await;
+    let receivers = connect_all(
+        &setup.connector,
+        &users,
+        config.ramp_per_sec,
+        &failures,
+        &live,
+    )
+    .await;
+    let senders = connect_all(
+        &setup.connector,
+        &sender_users,
+        config.ramp_per_sec,
+        &failures,
+        &live,
+    )
+    .await;
     samples.after_connect = setup.watcher.sample();
 
     let send_start = now_ns() + duration_ns(SEND_LEAD);
@@ -93,9 +110,14 @@ pub async fn run(
         reconnect_failures: Tally::default(),
     });
     let mut tasks = JoinSet::new();
-    let plans = SenderPlan::spread(shape.senders, shape.rate, send_start, send_end, shape.message_bytes, |j| {
-        membership.guilds_of(anchor(j)).to_vec()
-    });
+    let plans = SenderPlan::spread(
+        shape.senders,
+        shape.rate,
+        send_start,
+        send_end,
+        shape.message_bytes,
+        |j| membership.guilds_of(anchor(j)).to_vec(),
+    );
     spawn_senders(&mut tasks, senders.connected, plans, &shared);
     let dropped = receivers.stats.connected;
     for (index, slot) in receivers.connected.into_iter().enumerate() {
@@ -132,7 +154,9 @@ pub async fn run(
     let mut all_failures = failures.snapshot();
     merge_book_failures(&mut all_failures, &book);
     for (reason, count) in shared.reconnect_failures.snapshot() {
-        *all_failures.entry(format!("reconnect: {reason}")).or_insert(0) += count;
+        *all_failures
+            .entry(format!("reconnect: {reason}"))
+            .or_insert(0) += count;
     }
     Ok(Report {
         run: summary(config, shape, &setup.targets),
@@ -152,8 +176,8 @@ fn storm_stats(
     dropped: u64,
     all_resumed: Option<Duration>,
 ) -> StormStats {
-    let mut resume = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .expect("constant bounds are valid");
+    let mut resume =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid");
     for ns in book.resume_times.lock().iter() {
         resume.saturating_record((ns / 1000).max(1));
     }
@@ -184,8 +208,21 @@ fn spawn_senders(
         let (sink, stream) = connection.stream.split();
         let book = shared.book.clone();
         let ledger = ClientLedger::new(usize::MAX, &[], false);
-        tasks.spawn(run_sender(sink, plan, book.clone(), counter.clone(), encoding, shared.stop.clone()));
-        tasks.spawn(read_client(stream, ledger, book, encoding, shared.stop.clone()));
+        tasks.spawn(run_sender(
+            sink,
+            plan,
+            book.clone(),
+            counter.clone(),
+            encoding,
+            shared.stop.clone(),
+        ));
+        tasks.spawn(read_client(
+            stream,
+            ledger,
+            book,
+            encoding,
+            shared.stop.clone(),
+        ));
     }
 }
 
@@ -195,7 +232,9 @@ async fn storm_client(index: usize, connection: Connected, shared: Arc<Shared>) 
     let encoding = shared.connector.encoding();
     let mut ledger = ClientLedger::new(index, book.membership.guilds_of(index), true);
     let mut stream = connection.stream;
-    if let ReadEnd::Closed(reason) = receive(&mut stream, &mut ledger, book, encoding, &shared.storm).await {
+    if let ReadEnd::Closed(reason) =
+        receive(&mut stream, &mut ledger, book, encoding, &shared.storm).await
+    {
         book.disconnects.add(format!("before the storm: {reason}"));
         shared.storm.cancelled().await;
     }
@@ -216,7 +255,9 @@ async fn storm_client(index: usize, connection: Connected, shared: Arc<Shared>) 
         book.disconnects.add(format!("resume not sent: {reason}"));
         return;
     }
-    if let ReadEnd::Closed(reason) = receive(&mut stream, &mut ledger, book, encoding, &shared.stop).await {
+    if let ReadEnd::Closed(reason) =
+        receive(&mut stream, &mut ledger, book, encoding, &shared.stop).await
+    {
         book.disconnects.add(format!("after resume: {reason}"));
     }
 }
