@@ -1,0 +1,72 @@
+//! The NATS connection: how it is opened, how it reconnects, and the fast check every call
+//! makes so that nothing waits on a connection that is down.
+
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::{Client, ConnectOptions, Event};
+
+use super::errors::unavailable;
+use crate::bus::BusError;
+
+/// How long opening the first connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest pause between two reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// How often the client checks that the server still answers.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Opens the connection; async-nats then reconnects on its own, forever, and restores every
+/// subscription.
+pub async fn open(url: &str, name: &str) -> Result<Client, BusError> {
+    ConnectOptions::new()
+        .name(name)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .ping_interval(PING_INTERVAL)
+        .reconnect_delay_callback(reconnect_delay)
+        .event_callback(|event| async move { log_event(event) })
+        .connect(url)
+        .await
+        .map_err(|e| unavailable(&format!("connecting to NATS at {url}"), e))
+}
+
+/// 0 ms, then 50 ms doubling up to [`MAX_RECONNECT_DELAY`].
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let exponent = u32::try_from(attempts - 2).unwrap_or(u32::MAX).min(16);
+    (Duration::from_millis(50) * 2u32.pow(exponent)).min(MAX_RECONNECT_DELAY)
+}
+
+fn log_event(event: Event) {
+    match event {
+        Event::Connected => tracing::info!("NATS connected"),
+        Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+        Event::SlowConsumer(sid) => tracing::warn!(sid, "NATS slow consumer: messages dropped"),
+        other => tracing::warn!(event = %other, "NATS event"),
+    }
+}
+
+/// Fails at once, without waiting, while the connection is down.
+pub fn ensure_connected(client: &Client) -> Result<(), BusError> {
+    match client.connection_state() {
+        State::Connected => Ok(()),
+        state => Err(BusError::Unavailable(format!(
+            "NATS connection is {state:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delay_grows_then_caps() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(50));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(100));
+        assert_eq!(reconnect_delay(100), MAX_RECONNECT_DELAY);
+    }
+}

@@ -1,0 +1,53 @@
+//! Live delivery of appended entries to gateways: core NATS (at most once) on
+//! `chat.deliver.{guild}`, and admin-only entries also on `chat.admin.{guild}`. A gateway that
+//! misses one sees the `prev` gap and fills it from the log.
+
+use super::NatsBus;
+use super::connection::ensure_connected;
+use super::decoded::decoded;
+use super::errors::unavailable;
+use super::payload::{Delivery, DropKind, encode};
+use super::subjects::{ADMIN_ALL, admin_subject, deliver_subject};
+use crate::bus::{BoxStream, BusError, LogEntry, Topic};
+
+impl NatsBus {
+    #[tracing::instrument(name = "bus.publish", skip_all,
+        fields(guild = %entry.message.guild_id, seq = entry.seq))]
+    pub(super) async fn deliver(&self, entry: &LogEntry) -> Result<(), BusError> {
+        ensure_connected(&self.client)?;
+        let payload = encode(&Delivery::of(entry))?;
+        let guild = &entry.message.guild_id;
+        self.client
+            .publish(deliver_subject(guild), payload.clone())
+            .await
+            .map_err(|e| unavailable("publishing a delivery", e))?;
+        if entry.message.admin_only {
+            self.client
+                .publish(admin_subject(guild), payload)
+                .await
+                .map_err(|e| unavailable("publishing an admin delivery", e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn subscribe_topic(
+        &self,
+        topic: Topic,
+    ) -> Result<BoxStream<LogEntry>, BusError> {
+        let subject = match &topic {
+            Topic::Guild(guild) => deliver_subject(guild),
+            Topic::AdminOnly => ADMIN_ALL.to_owned(),
+        };
+        let subscriber = self
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|e| unavailable("subscribing to deliveries", e))?;
+        Ok(decoded(
+            subscriber,
+            self.drops.clone(),
+            DropKind::Delivery,
+            |delivery: Delivery, _| Some(delivery.into_entry()),
+        ))
+    }
+}

@@ -1,0 +1,151 @@
+//! The NATS/JetStream bus of distributed mode, with the same semantics as
+//! [`crate::memory_bus`]. Each concern lives in its own file: [`ingress`] (gateway → router
+//! request/reply), [`log`] and [`claims`] (the ordered, idempotent guild log), [`replay`]
+//! (reading it back), [`delivery`] (live fan-out), [`bot_queue`] (the work queue),
+//! [`events`] (user events). Names are in [`subjects`], payloads in [`payload`]; the whole
+//! layout is described in `docs/architecture.md`.
+
+mod bot_queue;
+mod claims;
+pub mod config;
+mod connection;
+mod decoded;
+mod delivery;
+mod errors;
+mod events;
+mod heads;
+mod ingress;
+mod log;
+pub mod payload;
+mod replay;
+mod setup;
+pub mod subjects;
+
+use std::sync::Arc;
+
+use async_nats::Client;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, kv};
+
+pub use config::NatsConfig;
+pub use payload::DroppedPayloads;
+
+use crate::bus::*;
+use crate::protocol::ChatMessage;
+use heads::GuildHeads;
+use payload::DropCounters;
+
+/// How long `ping` waits for JetStream to describe the log stream.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a JetStream API call or publish acknowledgement may take.
+const JETSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The bus over NATS core (ingress, delivery, user events) and JetStream (log, claims, bot
+/// queue).
+pub struct NatsBus {
+    client: Client,
+    js: jetstream::Context,
+    log: jetstream::stream::Stream,
+    claims: kv::Store,
+    bot_consumer: PullConsumer,
+    config: NatsConfig,
+    heads: GuildHeads,
+    drops: Arc<DropCounters>,
+}
+
+impl NatsBus {
+    /// Connects, and creates or updates the streams, consumer and bucket.
+    pub async fn connect(url: &str, config: &NatsConfig) -> Result<Arc<NatsBus>, BusError> {
+        let client = connection::open(url, "chat").await?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(JETSTREAM_TIMEOUT);
+        let setup = setup::ensure(&js, config).await?;
+        Ok(Arc::new(NatsBus {
+            client,
+            js,
+            log: setup.log,
+            claims: setup.claims,
+            bot_consumer: setup.bot_consumer,
+            config: config.clone(),
+            heads: GuildHeads::default(),
+            drops: Arc::default(),
+        }))
+    }
+
+    /// Payloads dropped so far because they did not decode.
+    pub fn dropped_payloads(&self) -> DroppedPayloads {
+        self.drops.snapshot()
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for NatsBus {
+    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError> {
+        self.submit_request(request).await
+    }
+
+    async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError> {
+        self.ingress_items().await
+    }
+
+    async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError> {
+        self.append_message(message).await
+    }
+
+    async fn publish(&self, entry: &LogEntry) -> Result<(), BusError> {
+        self.deliver(entry).await
+    }
+
+    async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError> {
+        self.subscribe_topic(topic).await
+    }
+
+    async fn read_after(
+        &self,
+        guild_id: &str,
+        after: u64,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<Replay, BusError> {
+        self.replay_after(guild_id, after, limit, visibility).await
+    }
+
+    async fn read_before(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<(Vec<LogEntry>, bool), BusError> {
+        self.replay_before(guild_id, before, limit, visibility)
+            .await
+    }
+
+    async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {
+        self.enqueue_job(job).await
+    }
+
+    async fn bot_jobs(&self) -> Result<BoxStream<BotDelivery>, BusError> {
+        self.job_deliveries().await
+    }
+
+    async fn publish_user_event(&self, user_id: &str, event: UserEvent) -> Result<(), BusError> {
+        self.send_user_event(user_id, event).await
+    }
+
+    async fn user_events(&self) -> Result<BoxStream<(String, UserEvent)>, BusError> {
+        self.subscribe_user_events().await
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        connection::ensure_connected(&self.client)?;
+        match tokio::time::timeout(PING_TIMEOUT, self.log.get_info()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(errors::unavailable(
+                "asking JetStream for the log stream",
+                e,
+            )),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Sends from gateways to routers: request/reply through the `routers` queue group.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chat_shared::bus::{
+    Bus, BusError, INTERNAL_VERSION, IngressItem, SendAck, SendOutcome, SendRequest,
+};
+use chat_shared::nats::{NatsBus, NatsConfig};
+use chat_shared::protocol::ErrorCode;
+use futures::StreamExt;
+use testkit::NatsServer;
+use tokio::sync::mpsc;
+
+use crate::support::*;
+
+fn send(guild: Option<&str>, id: &str) -> SendRequest {
+    SendRequest {
+        v: INTERNAL_VERSION,
+        sender: user("u1"),
+        guild_id: guild.map(str::to_owned),
+        text: Some("hi".into()),
+        admin_only: false,
+        request_bot: false,
+        message_id: Some(id.to_owned()),
+        member_verified: true,
+    }
+}
+
+/// A router that answers every send with its own name in the ack, and reports each request.
+async fn router(
+    bus: Arc<NatsBus>,
+    name: &'static str,
+    seen: mpsc::UnboundedSender<(String, SendRequest)>,
+) {
+    let mut items = bus.ingress().await.unwrap();
+    bus.ping().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(IngressItem { request, reply }) = items.next().await {
+            let _ = seen.send((name.to_owned(), request.clone()));
+            let ack = SendAck {
+                message_id: format!("{name}:{}", request.message_id.unwrap_or_default()),
+                seq: 1,
+            };
+            reply.reply(Ok(ack)).await;
+        }
+    });
+}
+
+#[tokio::test]
+async fn two_routers_share_the_sends_and_each_is_answered_once() {
+    let nats = NatsServer::start();
+    let gateway = bus(&nats).await;
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    router(bus(&nats).await, "r1", seen_tx.clone()).await;
+    router(bus(&nats).await, "r2", seen_tx).await;
+
+    let mut answered = Vec::new();
+    for i in 0..20 {
+        let guild = format!("g{}", i % 4);
+        let outcome = gateway
+            .submit(send(Some(&guild), &format!("m{i}")))
+            .await
+            .unwrap();
+        answered.push(outcome.expect("acked").message_id);
+    }
+
+    let mut handled = Vec::new();
+    while handled.len() < 20 {
+        handled.push(received(&mut seen_rx).await);
+    }
+    assert!(seen_rx.try_recv().is_err(), "no send is handled twice");
+    let distinct: HashSet<_> = handled.iter().map(|(_, r)| r.message_id.clone()).collect();
+    assert_eq!(distinct.len(), 20);
+    for (router, request) in &handled {
+        let id = request.message_id.as_deref().unwrap_or_default();
+        assert!(answered.contains(&format!("{router}:{id}")));
+    }
+}
+
+#[tokio::test]
+async fn errors_and_guildless_sends_travel_back() {
+    let nats = NatsServer::start();
+    let gateway = bus(&nats).await;
+    let router_bus = bus(&nats).await;
+    let mut items = router_bus.ingress().await.unwrap();
+    router_bus.ping().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(item) = items.next().await {
+            assert_eq!(item.request.guild_id, None);
+            item.reply.reply(Err(ErrorCode::MissingGuild)).await;
+        }
+    });
+
+    let outcome: SendOutcome = gateway.submit(send(None, "m1")).await.unwrap();
+
+    assert_eq!(outcome, Err(ErrorCode::MissingGuild));
+}
+
+#[tokio::test]
+async fn no_router_means_unavailable_and_a_silent_router_means_timeout() {
+    let nats = NatsServer::start();
+    let config = NatsConfig {
+        ingress_timeout_ms: 300,
+        ..NatsConfig::default()
+    };
+    let gateway = bus_with(&nats, config).await;
+
+    let nobody = gateway.submit(send(Some("g1"), "m1")).await.unwrap_err();
+    assert!(matches!(nobody, BusError::Unavailable(_)), "{nobody:?}");
+
+    let router_bus = bus(&nats).await;
+    let mut items = router_bus.ingress().await.unwrap();
+    router_bus.ping().await.unwrap();
+    let held = tokio::spawn(async move { items.next().await.map(|item| item.request) });
+    let silent = gateway.submit(send(Some("g1"), "m2")).await.unwrap_err();
+    assert!(matches!(silent, BusError::Timeout), "{silent:?}");
+    assert!(held.await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn garbage_on_an_ingress_subject_is_dropped_and_routing_goes_on() {
+    let nats = NatsServer::start();
+    let gateway = bus(&nats).await;
+    let router_bus = bus(&nats).await;
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    router(router_bus.clone(), "r1", seen_tx).await;
+    let raw = raw_client(&nats).await;
+
+    let mut echo = raw.subscribe("chat.ingress.g").await.unwrap();
+    raw.publish_with_reply("chat.ingress.g", "nowhere", vec![0xc1, 0x00].into())
+        .await
+        .unwrap();
+    next(&mut echo).await;
+    let outcome = gateway.submit(send(Some("g"), "m1")).await.unwrap();
+
+    assert_eq!(outcome.unwrap().message_id, "r1:m1");
+    assert_eq!(
+        received(&mut seen_rx).await.1.message_id.as_deref(),
+        Some("m1")
+    );
+    assert_eq!(router_bus.dropped_payloads().ingress, 1);
+}

@@ -1,0 +1,181 @@
+//! Reading a guild log back: forward with visibility, limit and gap; backward in pages.
+
+use chat_shared::bus::{Bus, LogEntry, Visibility};
+use chat_shared::nats::NatsConfig;
+use testkit::NatsServer;
+
+use crate::support::*;
+
+/// g1: p1 a2 p3 p4 a5 p6 (a = admin-only), with g2 entries interleaved.
+async fn mixed_log(bus: &chat_shared::nats::NatsBus) -> Vec<LogEntry> {
+    let mut g1 = Vec::new();
+    for (i, admin) in [false, true, false, false, true, false]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("{}{}", if admin { "a" } else { "p" }, i + 1);
+        let message = if admin {
+            admin_message("g1", &id)
+        } else {
+            message("g1", &id, "u1")
+        };
+        g1.push(append_new(bus, message).await);
+        append_new(bus, message_in_g2(i)).await;
+    }
+    g1
+}
+
+fn message_in_g2(i: usize) -> chat_shared::protocol::ChatMessage {
+    message("g2", &format!("other{i}"), "u9")
+}
+
+#[tokio::test]
+async fn read_after_filters_by_visibility_and_cuts_at_the_limit() {
+    let nats = NatsServer::start();
+    let bus = bus(&nats).await;
+    let g1 = mixed_log(&bus).await;
+
+    let all = bus.read_after("g1", 0, 100, Visibility::All).await.unwrap();
+    assert_eq!(ids(&all.entries), ["p1", "a2", "p3", "p4", "a5", "p6"]);
+    assert!(!all.gap && !all.more);
+
+    let public = bus
+        .read_after("g1", 0, 100, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&public.entries), ["p1", "p3", "p4", "p6"]);
+
+    let page = bus
+        .read_after("g1", g1[0].seq, 2, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.entries), ["p3", "p4"]);
+    assert!(page.more && !page.gap);
+
+    let rest = bus
+        .read_after("g1", page.entries[1].seq, 2, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest.entries), ["p6"]);
+    assert!(!rest.more);
+
+    let none = bus
+        .read_after("g1", g1[5].seq, 10, Visibility::All)
+        .await
+        .unwrap();
+    assert!(none.entries.is_empty() && !none.gap && !none.more);
+    let unknown = bus
+        .read_after("nobody", 0, 10, Visibility::All)
+        .await
+        .unwrap();
+    assert!(unknown.entries.is_empty());
+}
+
+#[tokio::test]
+async fn read_after_reports_a_gap_when_retention_dropped_entries() {
+    let nats = NatsServer::start();
+    let config = NatsConfig {
+        log_retain_per_guild: 3,
+        ..NatsConfig::default()
+    };
+    let bus = bus_with(&nats, config).await;
+    let g1 = mixed_log(&bus).await;
+
+    let from_start = bus.read_after("g1", 0, 100, Visibility::All).await.unwrap();
+    assert_eq!(ids(&from_start.entries), ["p4", "a5", "p6"]);
+    assert!(from_start.gap);
+
+    let from_p3 = bus
+        .read_after("g1", g1[2].seq, 100, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&from_p3.entries), ["p4", "a5", "p6"]);
+    assert!(!from_p3.gap, "nothing after p3 was dropped");
+
+    let from_a2 = bus
+        .read_after("g1", g1[1].seq, 100, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&from_a2.entries), ["p4", "p6"]);
+    assert!(from_a2.gap, "p3 was dropped");
+}
+
+#[tokio::test]
+async fn read_before_pages_newest_first_with_visibility() {
+    let nats = NatsServer::start();
+    let bus = bus(&nats).await;
+    let g1 = mixed_log(&bus).await;
+
+    let (newest, more) = bus
+        .read_before("g1", None, 2, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&newest), ["p6", "p4"]);
+    assert!(more);
+
+    let (older, more) = bus
+        .read_before("g1", Some(newest[1].seq), 2, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&older), ["p3", "p1"]);
+    assert!(!more);
+
+    let (all, more) = bus
+        .read_before("g1", None, 10, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), ["p6", "a5", "p4", "p3", "a2", "p1"]);
+    assert!(!more);
+
+    let (exact, more) = bus
+        .read_before("g1", None, 6, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(exact.len(), 6);
+    assert!(!more);
+    assert_eq!(seqs(&all), seqs(&g1).into_iter().rev().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn read_before_a_seq_of_another_guild_starts_below_it() {
+    let nats = NatsServer::start();
+    let bus = bus(&nats).await;
+    let g1 = mixed_log(&bus).await;
+    let g2_between_p3_and_p4 = g1[2].seq + 1;
+
+    let (page, more) = bus
+        .read_before("g1", Some(g2_between_p3_and_p4), 10, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["p3", "a2", "p1"]);
+    assert!(!more);
+
+    let (past_the_end, _) = bus
+        .read_before("g1", Some(u64::MAX), 1, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&past_the_end), ["p6"]);
+    let (nothing, more) = bus
+        .read_before("g1", Some(1), 10, Visibility::All)
+        .await
+        .unwrap();
+    assert!(nothing.is_empty() && !more);
+}
+
+#[tokio::test]
+async fn read_before_stops_at_entries_no_longer_retained() {
+    let nats = NatsServer::start();
+    let config = NatsConfig {
+        log_retain_per_guild: 3,
+        ..NatsConfig::default()
+    };
+    let bus = bus_with(&nats, config).await;
+    mixed_log(&bus).await;
+
+    let (page, more) = bus
+        .read_before("g1", None, 10, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["p6", "a5", "p4"]);
+    assert!(!more);
+}
