@@ -126,15 +126,18 @@ impl LatencyBook {
             .collect()
     }
 
-    /// The CDF at quantiles spaced evenly in "nines" (0, 0.9, 0.99, … 0.99999 and between).
+    /// The CDF at quantiles spaced evenly in "nines" (0, 0.9, 0.99, …), as far as the sample
+    /// count resolves them, ending with the maximum at quantile `1 - 1/count`.
     pub fn cdf(&self) -> Vec<CdfPoint> {
         let all = self.merged_overall();
         if all.is_empty() {
             return Vec::new();
         }
-        let mut points: Vec<CdfPoint> = (0..=50)
-            .map(|step| {
-                let nines = f64::from(step) / 10.0;
+        let resolvable_nines = (all.len() as f64).log10();
+        let mut points: Vec<CdfPoint> = (0..=60)
+            .map(|step| f64::from(step) / 10.0)
+            .take_while(|nines| *nines < resolvable_nines)
+            .map(|nines| {
                 let quantile = 1.0 - 10f64.powf(-nines);
                 CdfPoint {
                     quantile,
@@ -143,7 +146,7 @@ impl LatencyBook {
             })
             .collect();
         points.push(CdfPoint {
-            quantile: 1.0,
+            quantile: 1.0 - 1.0 / all.len() as f64,
             ms: ms(all.max()),
         });
         points

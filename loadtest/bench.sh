@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Runs the benchmark matrix of docs/benchmarks.md on this machine: the bare socket-stack
+# ceiling, the embedded gateway and the distributed deployment (2 gateways, 2 routers, NATS
+# JetStream, Redis) under the same fanout load, plus an idle-connections run. Every run writes
+# <name>.json and <name>.svg into $OUT; a Markdown summary goes to $OUT/summary.md.
+#
+# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|storm|all]...   (default: all)
+# Knobs (environment):
+#   RATES="10000 50000 100000"  target deliveries per second (each one run per target)
+#   CLIENTS=1000 GUILDS=10 GPC=1 SENDERS=10 BYTES=100   the reference load (10 guilds of 100)
+#   DURATION=30s WARMUP=5s ENCODING=json
+#   IDLE_CLIENTS=10000          connections held by the idle run (≤ ~19,900 per process)
+#   STORM_RATE=100              messages/s kept flowing during the reconnect storm
+#   OUT=bench-results/<UTC timestamp>
+#   PROFILE=release             (debug: only to check the script itself, numbers meaningless)
+# Needs: cargo, curl, python3; nats-server and redis-server for the distributed run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$PATH:/usr/sbin"
+
+RATES="${RATES:-10000 50000 100000}"
+CLIENTS="${CLIENTS:-1000}"
+GUILDS="${GUILDS:-10}"
+GPC="${GPC:-1}"
+SENDERS="${SENDERS:-10}"
+BYTES="${BYTES:-100}"
+DURATION="${DURATION:-30s}"
+WARMUP="${WARMUP:-5s}"
+ENCODING="${ENCODING:-json}"
+IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
+OUT="${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
+SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+SCENARIOS=("$@")
+((${#SCENARIOS[@]})) || SCENARIOS=(all)
+
+mkdir -p "$OUT"
+PROFILE="${PROFILE:-release}"
+BIN="$ROOT/target/$PROFILE"
+STARTED=()
+WORK="$(mktemp -d)"
+
+cleanup() {
+  for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+  STARTED=()
+}
+trap 'cleanup; rm -rf "$WORK"' EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start NAME command... : runs it in the background with its log in $OUT, records the pid.
+start() {
+  local name="$1"
+  shift
+  "$@" >"$OUT/$name.log" 2>&1 &
+  STARTED+=($!)
+  LAST_PID=$!
+}
+
+wait_http() {
+  local url="$1"
+  for _ in $(seq 1 300); do
+    curl -fsS "$url" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench: $url never answered" >&2
+  return 1
+}
+
+# messages/s that give $1 deliveries/s with the configured guild sizes
+rate_for() {
+  python3 -c "print($1 * $GUILDS / ($CLIENTS * $GPC))"
+}
+
+fanout() {
+  local name="$1" deliveries="$2"
+  shift 2
+  echo "=== $name: $deliveries deliveries/s"
+  "$BIN/loadtest" fanout --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" \
+    --senders "$SENDERS" --rate "$(rate_for "$deliveries")" --message-bytes "$BYTES" \
+    --duration "$DURATION" --warmup "$WARMUP" --encoding "$ENCODING" --quiet \
+    --json "$OUT/$name.json" --plot "$OUT/$name.svg" "$@" | tee "$OUT/$name.txt"
+}
+
+gateway_env=(SEND_RATE_PER_SEC=1000000 SEND_BURST=1000000 RUST_LOG=warn LOG_FORMAT=json)
+
+run_ceiling() {
+  for d in $RATES; do
+    local port
+    port="$(free_port)"
+    start "ceiling-server-$d" "$BIN/loadtest" ceiling --ceiling-listen "127.0.0.1:$port" --timeout 1h
+    local pid=$LAST_PID
+    wait_http "http://127.0.0.1:$port/healthz"
+    "$BIN/loadtest" ceiling --target "ws://127.0.0.1:$port/ws" --watch-pid "$pid" \
+      --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" --senders "$SENDERS" \
+      --rate "$(rate_for "$d")" --message-bytes "$BYTES" --duration "$DURATION" --warmup "$WARMUP" \
+      --encoding "$ENCODING" --quiet --json "$OUT/ceiling-$d.json" --plot "$OUT/ceiling-$d.svg" \
+      | tee "$OUT/ceiling-$d.txt"
+    cleanup
+  done
+}
+
+start_embedded() {
+  local port
+  port="$(free_port)"
+  start embedded-gateway env "${gateway_env[@]}" LISTEN_ADDR="127.0.0.1:$port" DEV_LOGIN=true \
+    JWT_SECRET="$SECRET" "$BIN/gateway"
+  GATEWAY_PID=$LAST_PID
+  GATEWAY_URL="ws://127.0.0.1:$port/ws"
+  wait_http "http://127.0.0.1:$port/healthz"
+}
+
+run_embedded() {
+  for d in $RATES; do
+    start_embedded
+    fanout "embedded-$d" "$d" --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID"
+    cleanup
+  done
+}
+
+start_distributed() {
+  local nats_port redis_port
+  nats_port="$(free_port)"
+  redis_port="$(free_port)"
+  start nats nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$WORK/nats-$RANDOM"
+  DIST_PIDS=("$LAST_PID")
+  start redis redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no
+  DIST_PIDS+=("$LAST_PID")
+  REDIS_URL="redis://127.0.0.1:$redis_port"
+  local common=(NATS_URL="nats://127.0.0.1:$nats_port" REDIS_URL="$REDIS_URL" JWT_SECRET="$SECRET")
+  sleep 0.5
+  for i in 1 2; do
+    start "router-$i" env "${gateway_env[@]}" "${common[@]}" LISTEN_ADDR="127.0.0.1:$(free_port)" \
+      "$BIN/router-worker"
+    DIST_PIDS+=("$LAST_PID")
+  done
+  start bot env "${gateway_env[@]}" "${common[@]}" LISTEN_ADDR="127.0.0.1:$(free_port)" "$BIN/bot-worker"
+  DIST_PIDS+=("$LAST_PID")
+  DIST_TARGETS=()
+  for i in 1 2; do
+    local port
+    port="$(free_port)"
+    start "gateway-$i" env "${gateway_env[@]}" "${common[@]}" LISTEN_ADDR="127.0.0.1:$port" "$BIN/gateway"
+    DIST_PIDS+=("$LAST_PID")
+    DIST_TARGETS+=(--target "ws://127.0.0.1:$port/ws")
+    wait_http "http://127.0.0.1:$port/readyz"
+  done
+}
+
+run_distributed() {
+  for d in $RATES; do
+    start_distributed
+    local watch=()
+    for pid in "${DIST_PIDS[@]}"; do watch+=(--watch-pid "$pid"); done
+    fanout "distributed-$d" "$d" "${DIST_TARGETS[@]}" "${watch[@]}" \
+      --redis-url "$REDIS_URL" --jwt-secret "$SECRET"
+    cleanup
+  done
+}
+
+run_idle() {
+  start_embedded
+  echo "=== idle-embedded: $IDLE_CLIENTS connections"
+  "$BIN/loadtest" idle --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID" --clients "$IDLE_CLIENTS" \
+    --guilds "$GUILDS" --duration 10s --quiet --json "$OUT/idle-embedded.json" | tee "$OUT/idle-embedded.txt"
+  cleanup
+  local port
+  port="$(free_port)"
+  start idle-ceiling-server "$BIN/loadtest" ceiling --ceiling-listen "127.0.0.1:$port" --timeout 1h
+  local pid=$LAST_PID
+  wait_http "http://127.0.0.1:$port/healthz"
+  echo "=== idle-ceiling: $IDLE_CLIENTS connections"
+  "$BIN/loadtest" ceiling --target "ws://127.0.0.1:$port/ws" --watch-pid "$pid" \
+    --clients "$IDLE_CLIENTS" --guilds "$GUILDS" --senders 1 --rate 1 --duration 10s --quiet \
+    --json "$OUT/idle-ceiling.json" | tee "$OUT/idle-ceiling.txt"
+  cleanup
+}
+
+storm() {
+  local name="$1"
+  shift
+  echo "=== $name: $CLIENTS clients drop and resume"
+  "$BIN/loadtest" storm --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" \
+    --senders "$SENDERS" --rate "${STORM_RATE:-100}" --message-bytes "$BYTES" \
+    --duration 10s --warmup "$WARMUP" --encoding "$ENCODING" --quiet \
+    --json "$OUT/$name.json" --plot "$OUT/$name.svg" "$@" | tee "$OUT/$name.txt"
+}
+
+run_storm() {
+  start_embedded
+  storm storm-embedded --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID"
+  cleanup
+  start_distributed
+  storm storm-distributed "${DIST_TARGETS[@]}" --redis-url "$REDIS_URL" --jwt-secret "$SECRET"
+  cleanup
+}
+
+summarize() {
+  python3 - "$OUT" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+rows = ["| run | deliveries/s | ratio | p50 ms | p99 ms | p99.9 ms | server CPU-µs/delivery | server RSS KiB/conn |",
+        "|---|---|---|---|---|---|---|---|"]
+for path in sorted(out.glob("*.json")):
+    r = json.loads(path.read_text())
+    d = r.get("delivery") or {}
+    s = r.get("server") or {}
+    lat = d.get("latency") or {}
+    def f(v, fmt="{:.2f}"):
+        return "–" if v is None else fmt.format(v)
+    rows.append(f"| {path.stem} | {f(d.get('deliveries_per_s'), '{:.0f}')} | {f(d.get('delivery_ratio'), '{:.4f}')} "
+                f"| {f(lat.get('p50_ms'))} | {f(lat.get('p99_ms'))} | {f(lat.get('p999_ms'))} "
+                f"| {f(s.get('cpu_us_per_delivery'))} | {f(s.get('rss_kib_per_connection'))} |")
+(out / "summary.md").write_text("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY
+}
+
+profile_flag=()
+[[ "$PROFILE" == release ]] && profile_flag=(--release)
+cargo build "${profile_flag[@]}" -p loadtest -p gateway -p router-worker -p bot-worker --bins
+for scenario in "${SCENARIOS[@]}"; do
+  case "$scenario" in
+    ceiling) run_ceiling ;;
+    embedded) run_embedded ;;
+    distributed) run_distributed ;;
+    idle) run_idle ;;
+    storm) run_storm ;;
+    all) run_ceiling; run_embedded; run_distributed; run_idle; run_storm ;;
+    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|storm|all)" >&2; exit 2 ;;
+  esac
+done
+summarize
+echo "bench: results in $OUT"
