@@ -205,16 +205,26 @@ import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 rows = ["| run | deliveries/s | ratio | p50 ms | p99 ms | p99.9 ms | server CPU-µs/delivery | server RSS KiB/conn |",
         "|---|---|---|---|---|---|---|---|"]
+storms = ["", "| storm run | clients | all resumed ms | resume p50 / p99 ms | lost | duplicates | reconnect failures |",
+          "|---|---|---|---|---|---|---|"]
+def f(v, fmt="{:.2f}"):
+    return "–" if v is None else fmt.format(v)
 for path in sorted(out.glob("*.json")):
     r = json.loads(path.read_text())
     d = r.get("delivery") or {}
     s = r.get("server") or {}
     lat = d.get("latency") or {}
-    def f(v, fmt="{:.2f}"):
-        return "–" if v is None else fmt.format(v)
     rows.append(f"| {path.stem} | {f(d.get('deliveries_per_s'), '{:.0f}')} | {f(d.get('delivery_ratio'), '{:.4f}')} "
                 f"| {f(lat.get('p50_ms'))} | {f(lat.get('p99_ms'))} | {f(lat.get('p999_ms'))} "
                 f"| {f(s.get('cpu_us_per_delivery'))} | {f(s.get('rss_kib_per_connection'))} |")
+    st = r.get("storm")
+    if st:
+        res = st.get("resume") or {}
+        storms.append(f"| {path.stem} | {st['clients_dropped']} | {f(st.get('all_resumed_ms'), '{:.1f}')} "
+                      f"| {f(res.get('p50_ms'))} / {f(res.get('p99_ms'))} | {st['lost']} | {st['duplicates']} "
+                      f"| {st['reconnect_failures']} |")
+if len(storms) > 3:
+    rows += storms
 (out / "summary.md").write_text("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
