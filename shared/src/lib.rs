@@ -13,6 +13,7 @@ pub mod memory_store;
 pub mod ops;
 pub mod nats;
 pub mod protocol;
+pub mod redis_store;
 pub mod session;
 pub mod telemetry;
 pub mod validate;

@@ -1,0 +1,113 @@
+//! The Redis session store of distributed mode: `session:{userId}` holds the session JSON.
+//! Every command gives up after a short timeout, so a stopped Redis answers `Unavailable`
+//! quickly; the client reconnects on its own when Redis is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::{
+    Builder, Client, ClientLike, Config, Error as RedisError, KeysInterface, ReconnectPolicy,
+};
+
+use crate::session::{Session, SessionStore, StoreError, session_key};
+
+/// How long one command (or the first connection) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause between reconnect attempts while Redis is away (retried forever).
+const RECONNECT_DELAY_MS: u32 = 200;
+
+/// Sessions in Redis.
+pub struct RedisStore {
+    client: Client,
+}
+
+impl RedisStore {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`); fails when Redis does not answer.
+    pub async fn connect(url: &str) -> Result<Arc<RedisStore>, StoreError> {
+        let config = Config::from_url(url).map_err(|e| unavailable("parsing REDIS_URL", &e))?;
+        let client = Builder::from_config(config)
+            .with_connection_config(|connection| {
+                connection.connection_timeout = COMMAND_TIMEOUT;
+                connection.internal_command_timeout = COMMAND_TIMEOUT;
+            })
+            .with_performance_config(|performance| {
+                performance.default_command_timeout = COMMAND_TIMEOUT;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, RECONNECT_DELAY_MS))
+            .build()
+            .map_err(|e| unavailable("configuring the Redis client", &e))?;
+        client
+            .init()
+            .await
+            .map_err(|e| unavailable("connecting to Redis", &e))?;
+        Ok(Arc::new(RedisStore { client }))
+    }
+}
+
+fn unavailable(doing: &str, error: &RedisError) -> StoreError {
+    StoreError::Unavailable(format!("{doing}: {error}"))
+}
+
+/// A stored document as a session; one that does not parse counts as no session.
+fn parse_session(user_id: &str, document: &str) -> Option<Session> {
+    match serde_json::from_str(document) {
+        Ok(session) => Some(session),
+        Err(error) => {
+            tracing::warn!(user_id, %error, "unreadable session document; treating it as absent");
+            None
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    #[tracing::instrument(name = "session.get", skip(self))]
+    async fn get(&self, user_id: &str) -> Result<Option<Session>, StoreError> {
+        let document: Option<String> = self
+            .client
+            .get(session_key(user_id))
+            .await
+            .map_err(|e| unavailable("reading a session", &e))?;
+        Ok(document.and_then(|d| parse_session(user_id, &d)))
+    }
+
+    #[tracing::instrument(name = "session.put", skip(self, session))]
+    async fn put(&self, user_id: &str, session: &Session) -> Result<(), StoreError> {
+        let document = serde_json::to_string(session)
+            .map_err(|e| StoreError::Unavailable(format!("encoding a session: {e}")))?;
+        self.client
+            .set::<(), _, _>(session_key(user_id), document, None, None, false)
+            .await
+            .map_err(|e| unavailable("writing a session", &e))
+    }
+
+    #[tracing::instrument(name = "session.delete", skip(self))]
+    async fn delete(&self, user_id: &str) -> Result<(), StoreError> {
+        self.client
+            .del::<i64, _>(session_key(user_id))
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable("deleting a session", &e))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .ping::<String>(None)
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable("pinging Redis", &e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_session;
+
+    #[test]
+    fn documents_that_do_not_parse_are_no_session() {
+        assert!(parse_session("u1", "{not json").is_none());
+        assert!(parse_session("u1", r#"{"guilds":"g1"}"#).is_none());
+        let session = parse_session("u1", r#"{"guilds":[{"id":7}],"x":1}"#).unwrap();
+        assert_eq!(session.guild_ids(), ["7"]);
+    }
+}
