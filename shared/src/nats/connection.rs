@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions, Event};
+use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 
-use super::errors::unavailable;
+use super::errors::{from_request, unavailable};
 use crate::bus::BusError;
 
 /// How long opening the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest pause between two reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// How long a subscription waits for the server to confirm it.
+const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the client checks that the server still answers.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -45,6 +47,19 @@ fn log_event(event: Event) {
         Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
         Event::SlowConsumer(sid) => tracing::warn!(sid, "NATS slow consumer: messages dropped"),
         other => tracing::warn!(event = %other, "NATS event"),
+    }
+}
+
+/// Waits until the server has read everything this connection sent so far, subscriptions
+/// included: a request to a fresh inbox that nobody listens on comes back as "no responders"
+/// only after that. (`Client::flush` only empties the socket buffer.)
+pub async fn round_trip(client: &Client) -> Result<(), BusError> {
+    ensure_connected(client)?;
+    let probe = Request::new().timeout(Some(ROUND_TRIP_TIMEOUT));
+    match client.send_request(client.new_inbox(), probe).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(from_request("confirming a subscription", &e)),
     }
 }
 

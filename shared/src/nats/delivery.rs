@@ -3,7 +3,7 @@
 //! misses one sees the `prev` gap and fills it from the log.
 
 use super::NatsBus;
-use super::connection::ensure_connected;
+use super::connection::{ensure_connected, round_trip};
 use super::decoded::decoded;
 use super::errors::unavailable;
 use super::payload::{Delivery, DropKind, encode};
@@ -43,6 +43,7 @@ impl NatsBus {
             .subscribe(subject)
             .await
             .map_err(|e| unavailable("subscribing to deliveries", e))?;
+        round_trip(&self.client).await?;
         Ok(decoded(
             subscriber,
             self.drops.clone(),

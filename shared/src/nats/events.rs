@@ -2,7 +2,7 @@
 //! NATS, applied live by every gateway.
 
 use super::NatsBus;
-use super::connection::ensure_connected;
+use super::connection::{ensure_connected, round_trip};
 use super::decoded::decoded;
 use super::errors::unavailable;
 use super::payload::{DropKind, UserEventPayload, encode};
@@ -36,6 +36,7 @@ impl NatsBus {
             .subscribe(USER_EVENTS_ALL)
             .await
             .map_err(|e| unavailable("subscribing to user events", e))?;
+        round_trip(&self.client).await?;
         Ok(decoded(
             subscriber,
             self.drops.clone(),

@@ -4,7 +4,7 @@
 use async_nats::{Client, Request, Subject};
 
 use super::NatsBus;
-use super::connection::ensure_connected;
+use super::connection::{ensure_connected, round_trip};
 use super::decoded::decoded;
 use super::errors::{from_request, unavailable};
 use super::payload::{DropKind, decode_unversioned, encode};
@@ -37,6 +37,7 @@ impl NatsBus {
             .queue_subscribe(INGRESS_ALL, ROUTERS_QUEUE_GROUP.to_owned())
             .await
             .map_err(|e| unavailable("subscribing to ingress", e))?;
+        round_trip(&self.client).await?;
         let client = self.client.clone();
         Ok(decoded(
             subscriber,

@@ -27,12 +27,24 @@ async fn each_topic_receives_only_its_entries() {
 }
 
 #[tokio::test]
+async fn a_subscription_is_live_at_the_server_when_subscribe_returns() {
+    let nats = NatsServer::start();
+    let gateway = bus(&nats).await;
+    let router = bus(&nats).await;
+    let entry = append_new(&router, message("g1", "m1", "u1")).await;
+
+    let mut g1 = gateway.subscribe(Topic::Guild("g1".into())).await.unwrap();
+    router.publish(&entry).await.unwrap();
+
+    assert_eq!(next(&mut g1).await, entry);
+}
+
+#[tokio::test]
 async fn garbage_on_the_delivery_subject_is_dropped_and_the_stream_goes_on() {
     let nats = NatsServer::start();
     let bus = bus(&nats).await;
     let raw = raw_client(&nats).await;
     let mut g1 = bus.subscribe(Topic::Guild("g".into())).await.unwrap();
-    bus.ping().await.unwrap();
 
     let mut echo = raw.subscribe("chat.deliver.g").await.unwrap();
     raw.publish("chat.deliver.g", "not msgpack".into())
@@ -53,7 +65,6 @@ async fn user_events_reach_every_subscriber_with_the_user_id() {
     let gateway_b = bus(&nats).await;
     let mut events_a = gateway_a.user_events().await.unwrap();
     let mut events_b = gateway_b.user_events().await.unwrap();
-    gateway_b.ping().await.unwrap();
 
     let odd_id = "user.with spaces*";
     gateway_a

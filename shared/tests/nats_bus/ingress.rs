@@ -34,7 +34,6 @@ async fn router(
     seen: mpsc::UnboundedSender<(String, SendRequest)>,
 ) {
     let mut items = bus.ingress().await.unwrap();
-    bus.ping().await.unwrap();
     tokio::spawn(async move {
         while let Some(IngressItem { request, reply }) = items.next().await {
             let _ = seen.send((name.to_owned(), request.clone()));
@@ -84,7 +83,6 @@ async fn errors_and_guildless_sends_travel_back() {
     let gateway = bus(&nats).await;
     let router_bus = bus(&nats).await;
     let mut items = router_bus.ingress().await.unwrap();
-    router_bus.ping().await.unwrap();
     tokio::spawn(async move {
         while let Some(item) = items.next().await {
             assert_eq!(item.request.guild_id, None);
@@ -111,7 +109,6 @@ async fn no_router_means_unavailable_and_a_silent_router_means_timeout() {
 
     let router_bus = bus(&nats).await;
     let mut items = router_bus.ingress().await.unwrap();
-    router_bus.ping().await.unwrap();
     let held = tokio::spawn(async move { items.next().await.map(|item| item.request) });
     let silent = gateway.submit(send(Some("g1"), "m2")).await.unwrap_err();
     assert!(matches!(silent, BusError::Timeout), "{silent:?}");
