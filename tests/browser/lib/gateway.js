@@ -49,8 +49,13 @@ class Child {
   }
 
   start() {
+    // NATS_URL / REDIS_URL given to the tests are for distributed runs only: an embedded
+    // gateway must not inherit them.
+    const inherited = { ...process.env };
+    delete inherited.NATS_URL;
+    delete inherited.REDIS_URL;
     const proc = spawn(this.bin, [], {
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', ...this.env },
+      env: { ...inherited, RUST_LOG: process.env.RUST_LOG ?? 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
@@ -108,31 +113,26 @@ export class GatewayProcess {
 
   async start() {
     this.port ??= await freePort();
-    if (this.distributed && this.withWorkers && this.workers.length === 0) this.startWorkers();
+    if (this.distributed && this.withWorkers && this.workers.length === 0) await this.startWorkers();
     this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
     this.gateway.start();
     await this.waitHealthy();
     return this;
   }
 
-  startWorkers() {
-    const env = { JWT_SECRET: this.secret, ...this.distributed };
+  /** The router and bot workers, each with its ops port (/healthz) on a free loopback port. */
+  async startWorkers() {
     for (const [envName, name] of [['ROUTER_WORKER_BIN', 'router-worker'], ['BOT_WORKER_BIN', 'bot-worker']]) {
-      const child = new Child(name, BIN(envName, name), env);
+      const port = await freePort();
+      const child = new Child(name, BIN(envName, name), { ...this.distributed, LISTEN_ADDR: `127.0.0.1:${port}` });
       child.start();
       this.workers.push(child);
+      await waitHealthy(child, `http://127.0.0.1:${port}`);
     }
   }
 
-  async waitHealthy(timeoutMs = 30000) {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (!this.gateway.alive()) throw new Error(`gateway exited during start:\n${this.gateway.output}`);
-      const res = await fetch(`${this.baseUrl}/healthz`).catch(() => null);
-      if (res?.status === 200) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`gateway not healthy after ${timeoutMs} ms:\n${this.gateway.output}`);
+  async waitHealthy() {
+    await waitHealthy(this.gateway, this.baseUrl);
   }
 
   /** Freezes the gateway: connections stay open but nothing is answered. */
@@ -197,6 +197,18 @@ export class GatewayProcess {
   mintToken(claims) {
     return mintHs256(claims, this.secret);
   }
+}
+
+/** Waits for `GET {baseUrl}/healthz` to answer 200 while `child` runs. */
+async function waitHealthy(child, baseUrl, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!child.alive()) throw new Error(`${child.name} exited during start:\n${child.output}`);
+    const res = await fetch(`${baseUrl}/healthz`).catch(() => null);
+    if (res?.status === 200) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${child.name} not healthy after ${timeoutMs} ms:\n${child.output}`);
 }
 
 /** Signs `claims` as an HS256 JWT with node's crypto. */
