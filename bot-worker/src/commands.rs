@@ -1,6 +1,7 @@
 //! The built-in command bot: answers `/help` and a few useful commands without any external
 //! service; anything else gets a fixed text.
 
+use chat_shared::bus::BotJob;
 use chat_shared::protocol::ChatMessage;
 use rand::Rng;
 
@@ -51,13 +52,13 @@ impl CommandBot {
 
 #[async_trait::async_trait]
 impl Backend for CommandBot {
-    async fn answer(&self, request: &ChatMessage) -> Result<String, BackendError> {
-        Ok(Self::command_reply(request).unwrap_or_else(|| FALLBACK_TEXT.to_owned()))
+    async fn answer(&self, job: &BotJob) -> Result<String, BackendError> {
+        Ok(Self::command_reply(&job.request).unwrap_or_else(|| FALLBACK_TEXT.to_owned()))
     }
 }
 
 /// The text without `@slimy` / `@slimy.ai` mentions.
-fn strip_mentions(text: &str) -> String {
+pub(crate) fn strip_mentions(text: &str) -> String {
     text.split_whitespace()
         .filter(|w| {
             let w = w.to_ascii_lowercase();

@@ -1,29 +1,56 @@
-//! The bot worker as a library: takes jobs from the bus's durable work queue, asks a
-//! [`Backend`] for the answer, and posts it through the router as the bot identity with
-//! messageId `{request id}-bot` (so a redelivered job still shows one reply). When the last
-//! attempt fails, only the requester is told `bot_unavailable`.
+//! The bot worker as a library: takes jobs from the bus's durable work queue, checks the cost
+//! guard (per-user and per-guild rate limits), asks a [`Backend`] for the answer — the built-in
+//! [`CommandBot`], or an OpenAI-compatible language model ([`LlmBot`]) — and posts it through
+//! the router as the bot identity with messageId `{request id}-bot` (so a redelivered job still
+//! shows one reply). When the last attempt fails, only the requester is told `bot_unavailable`.
+//! Configuration is [`BotArgs`], shared by the `bot-worker` binary and the embedded gateway.
 
+mod args;
 mod commands;
+mod guard;
+mod llm;
+mod metrics;
+mod notice;
 mod worker;
 
-pub use commands::CommandBot;
+pub use args::{BotArgs, SetupError};
+pub use commands::{CommandBot, FALLBACK_TEXT};
+pub use guard::{Admission, CostGuard};
+pub use llm::{LlmBot, LlmSettings, PromptLimits, UNREADABLE_ANSWER_TEXT};
+pub use metrics::{BotMetrics, JobOutcome};
 pub use worker::{BotConfig, run};
 
-use chat_shared::protocol::ChatMessage;
+use std::time::Duration;
+
+use chat_shared::bus::BotJob;
 
 /// Why a backend could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// Worth another attempt (timeouts, connection failures, 429, 5xx).
-    #[error("transient: {0}")]
-    Transient(String),
+    /// Worth another attempt (timeouts, connection failures, 429, 5xx), after `retry_after`
+    /// when the server said how long to wait.
+    #[error("transient: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Will fail again (4xx other than 429).
     #[error("permanent: {0}")]
     Permanent(String),
 }
 
-/// Something that answers a bot request.
+impl BackendError {
+    /// A transient failure with no advice on when to retry.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        BackendError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Something that answers a bot request (the job carries the request and its log position).
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
-    async fn answer(&self, request: &ChatMessage) -> Result<String, BackendError>;
+    async fn answer(&self, job: &BotJob) -> Result<String, BackendError>;
 }

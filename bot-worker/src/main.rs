@@ -1,37 +1,31 @@
 //! The `bot-worker` binary: one bot worker of a distributed deployment, sharing the durable
-//! job queue with any number of others over NATS. SIGTERM stops taking jobs and finishes those
-//! taken.
+//! job queue with any number of others over NATS, and the cost guard's counters through Redis.
+//! SIGTERM stops taking jobs and finishes those taken.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use anyhow::Context;
-use bot_worker::{BotConfig, CommandBot};
+use bot_worker::{BotArgs, BotMetrics};
 use chat_shared::config::{CommonConfig, LimitsConfig};
 use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::ops::{OpsState, shutdown_signal};
+use chat_shared::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use chat_shared::telemetry::init_tracing;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-/// Answers bot requests from the durable queue (distributed mode; needs NATS_URL).
+/// Answers bot requests from the durable queue (distributed mode; needs NATS_URL, and
+/// REDIS_URL for rate limits shared by all workers).
 #[derive(Debug, Parser)]
 #[command(name = "bot-worker", version, about)]
 struct Args {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:9092")]
     listen_addr: SocketAddr,
-    /// Jobs answered at the same time by this worker.
-    #[arg(long, env = "BOT_CONCURRENCY", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    bot_concurrency: u32,
-    /// Longest wait for one answer, in milliseconds.
-    #[arg(long, env = "BOT_JOB_TIMEOUT_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
-    bot_job_timeout_ms: u64,
-    /// First retry delay in milliseconds; doubles on each attempt.
-    #[arg(long, env = "BOT_RETRY_BASE_MS", default_value_t = 2_000)]
-    bot_retry_base_ms: u64,
+    #[command(flatten)]
+    bot: BotArgs,
     #[command(flatten)]
     limits: LimitsConfig,
     #[command(flatten)]
@@ -51,30 +45,51 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let url = args.common.nats_url.as_deref().context("NATS_URL is required")?;
+    let url = args
+        .common
+        .nats_url
+        .as_deref()
+        .context("NATS_URL is required")?;
+    let limiter = rate_limiter(args.common.redis_url.as_deref()).await?;
     let bus: Arc<dyn chat_shared::bus::Bus> = NatsBus::connect(url, &args.nats)
         .await
         .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let backend = args.bot.backend(bus.clone())?;
     let stop = CancellationToken::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut config = args
+        .bot
+        .config(limiter, args.limits.max_text_chars as usize);
+    config.metrics = Arc::new(BotMetrics::registered(&mut registry));
     let ops = OpsState {
         bus: bus.clone(),
-        registry: Arc::new(prometheus_client::registry::Registry::default()),
+        registry: Arc::new(registry),
         stopping: Default::default(),
     };
     let stopping = ops.stopping.clone();
     let ops_server = tokio::spawn(chat_shared::ops::serve(args.listen_addr, ops, stop.clone()));
-    let config = BotConfig {
-        concurrency: args.bot_concurrency as usize,
-        job_timeout: Duration::from_millis(args.bot_job_timeout_ms),
-        retry_base: Duration::from_millis(args.bot_retry_base_ms),
-        max_reply_chars: args.limits.max_text_chars as usize,
-    };
-    let worker = tokio::spawn(bot_worker::run(bus, Arc::new(CommandBot), config, stop.clone()));
+    tracing::info!(backend = %args.bot.describe(), "bot backend");
+    let worker = tokio::spawn(bot_worker::run(bus, backend, config, stop.clone()));
     println!("bot-worker taking jobs (ops on {})", args.listen_addr);
     shutdown_signal().await;
     stopping.store(true, Ordering::Relaxed);
     stop.cancel();
     worker.await.context("bot task")?.context("bot worker")?;
-    ops_server.await.context("ops task")?.context("ops server")?;
+    ops_server
+        .await
+        .context("ops task")?
+        .context("ops server")?;
     Ok(())
+}
+
+/// Redis counters shared by every worker, or this worker's memory when REDIS_URL is unset.
+async fn rate_limiter(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    let Some(url) = redis_url.map(str::trim).filter(|u| !u.is_empty()) else {
+        tracing::warn!("REDIS_URL is unset: bot rate limits are counted per worker, not shared");
+        return Ok(Arc::new(MemoryRateLimiter::new()));
+    };
+    let limiter = RedisRateLimiter::connect(url)
+        .await
+        .with_context(|| "cannot connect to Redis for the bot rate limits".to_owned())?;
+    Ok(Arc::new(limiter))
 }

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod nats;
 pub mod protocol;
 pub mod redis_store;
+pub mod rate_limit;
 pub mod session;
 pub mod telemetry;
 pub mod validate;
