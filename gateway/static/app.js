@@ -8,6 +8,8 @@ import { ChatClient, States } from '/client/chat-client.js';
 
 const ROLE_COLORS = { member: '#3b82f6', club: '#f59e0b', admin: '#ef4444', bot: '#22c55e' };
 const HISTORY_PAGE = 50;
+/** Send errors worth a Retry button (the others would fail the same way again). */
+const RETRYABLE = new Set(['rate_limited', 'server_error']);
 const STATE_TEXT = {
   idle: 'Starting…', connecting: 'Connecting…', connected: 'Connected', offline: 'Offline',
   signed_out: 'Signed out', closed: 'Disconnected',
@@ -100,7 +102,7 @@ function fillRow(row, entry) {
   const error = row.querySelector('[data-testid="message-error"]');
   error.hidden = !entry.error;
   row.querySelector('[data-testid="message-error-text"]').textContent = entry.error ? describeError(entry.error) : '';
-  row.querySelector('[data-testid="message-retry"]').hidden = entry.status !== 'failed' || entry.error?.code === 'not_authorized';
+  row.querySelector('[data-testid="message-retry"]').hidden = entry.status !== 'failed' || !RETRYABLE.has(entry.error?.code);
 }
 
 /** Keeps the list ordered by seq; pending messages (no seq yet) stay at the end. */

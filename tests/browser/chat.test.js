@@ -185,3 +185,16 @@ test('bot replies are marked, and the page fits a phone', () => withGatewayOutpu
   await ann.context.close();
   await bob.context.close();
 }));
+
+test('a refused send shows its error next to the message', () => withGatewayOutput(gateway, async () => {
+  const g = guildId('err');
+  const mia = await signedInPage(browser, gateway, { name: 'Mia', guilds: [g] });
+  // The page offers admin-only to admins only; the library lets a member try, and the server refuses.
+  await mia.page.evaluate((guild) => window.chatClient.send({ guildId: guild, text: 'members cannot do this', adminOnly: true }), g);
+  const row = messageRow(mia.page, 'members cannot do this');
+  await row.and(mia.page.locator('[data-status="failed"]')).waitFor();
+  assert.match(await row.locator('[data-testid="message-error-text"]').textContent(), /admin_only_forbidden/);
+  assert.equal(await row.locator('[data-testid="message-retry"]').isVisible(), false, 'no Retry for a permanent refusal');
+  await screenshot(mia.page, 'send-error');
+  await mia.context.close();
+}));
