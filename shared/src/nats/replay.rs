@@ -1,12 +1,14 @@
-//! Reading a guild log back. Forward (`read_after`, the resume path) uses a short-lived
-//! ephemeral pull consumer filtered to the guild's subject; backward (`read_before`, history
-//! pages) follows the `prev` links with direct gets, since JetStream cannot read backwards.
+//! Reading a guild log back. Forward (`read_after`, the resume path) first looks at the
+//! guild's newest entry (one direct get answers "nothing new" and "just one new"), else uses a
+//! short-lived ephemeral pull consumer filtered to the guild's subject; backward
+//! (`read_before`, history pages) follows the `prev` links with direct gets, since JetStream
+//! cannot read backwards.
 
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::DirectGetErrorKind;
+use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind};
 use futures::StreamExt;
 
 use super::NatsBus;
@@ -34,6 +36,21 @@ impl NatsBus {
         ensure_connected(&self.client)?;
         if !is_valid_guild_id(guild_id) {
             return Ok(Replay::default());
+        }
+        let last = self
+            .log
+            .direct_get_last_for_subject(log_subject(guild_id))
+            .await;
+        match last {
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(Replay::default()),
+            Ok(last) if last.sequence <= after => return Ok(Replay::default()),
+            Ok(last) => {
+                let entry = self.decode_entry(last.sequence, &last.subject, &last.payload);
+                if let Some(entry) = entry.filter(|e| e.prev <= after) {
+                    return Ok(only_entry(entry, limit, visibility));
+                }
+            }
+            Err(e) => return Err(direct_get_error(e)),
         }
         let consumer = self.replay_consumer(guild_id, after).await?;
         let pending = consumer.cached_info().num_pending;
@@ -189,15 +206,14 @@ impl NatsBus {
 
     fn found_entry(
         &self,
-        found: Result<StreamMessage, async_nats::jetstream::stream::DirectGetError>,
+        found: Result<StreamMessage, DirectGetError>,
     ) -> Result<Option<LogEntry>, BusError> {
         match found {
             Ok(message) => {
                 Ok(self.decode_entry(message.sequence, &message.subject, &message.payload))
             }
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) if e.kind() == DirectGetErrorKind::TimedOut => Err(BusError::Timeout),
-            Err(e) => Err(unavailable("reading a guild log", e)),
+            Err(e) => Err(direct_get_error(e)),
         }
     }
 
@@ -214,5 +230,27 @@ impl NatsBus {
                 None
             }
         }
+    }
+}
+
+fn direct_get_error(error: DirectGetError) -> BusError {
+    if error.kind() == DirectGetErrorKind::TimedOut {
+        BusError::Timeout
+    } else {
+        unavailable("reading a guild log", error)
+    }
+}
+
+/// The replay when the guild's newest entry is the only one after the position.
+fn only_entry(entry: LogEntry, limit: usize, visibility: Visibility) -> Replay {
+    let visible = visibility.admits(&entry.message);
+    Replay {
+        more: visible && limit == 0,
+        entries: if visible && limit > 0 {
+            vec![entry]
+        } else {
+            Vec::new()
+        },
+        gap: false,
     }
 }

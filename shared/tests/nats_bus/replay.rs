@@ -72,6 +72,45 @@ async fn read_after_filters_by_visibility_and_cuts_at_the_limit() {
 }
 
 #[tokio::test]
+async fn read_after_one_new_entry_follows_the_same_rules() {
+    let nats = NatsServer::start();
+    let bus = bus(&nats).await;
+    let g1 = mixed_log(&bus).await;
+    let (p4, a5) = (g1[3].seq, g1[4].seq);
+
+    let one = bus
+        .read_after("g1", a5, 10, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&one.entries), ["p6"]);
+    assert!(!one.gap && !one.more);
+    let cut = bus
+        .read_after("g1", a5, 0, Visibility::Public)
+        .await
+        .unwrap();
+    assert!(cut.entries.is_empty() && cut.more);
+
+    let p1 = append_new(&bus, message("g3", "q1", "u1")).await;
+    append_new(&bus, admin_message("g3", "b2")).await;
+    let hidden = bus
+        .read_after("g3", p1.seq, 10, Visibility::Public)
+        .await
+        .unwrap();
+    assert!(hidden.entries.is_empty() && !hidden.more && !hidden.gap);
+    let shown = bus
+        .read_after("g3", p1.seq, 10, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&shown.entries), ["b2"]);
+
+    let two = bus
+        .read_after("g1", p4, 10, Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(ids(&two.entries), ["p6"]);
+}
+
+#[tokio::test]
 async fn read_after_reports_a_gap_when_retention_dropped_entries() {
     let nats = NatsServer::start();
     let config = NatsConfig {
