@@ -61,10 +61,15 @@ start() {
   LAST_PID=$!
 }
 
+# wait_http URL [PID]: until URL answers 2xx; fails early when PID has exited.
 wait_http() {
-  local url="$1"
+  local url="$1" pid="${2:-}"
   for _ in $(seq 1 300); do
     curl -fsS "$url" >/dev/null 2>&1 && return 0
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "bench: the process behind $url exited; see $OUT/*.log" >&2
+      return 1
+    fi
     sleep 0.1
   done
   echo "bench: $url never answered" >&2
@@ -94,7 +99,7 @@ run_ceiling() {
     port="$(free_port)"
     start "ceiling-server-$d" "$BIN/loadtest" ceiling --ceiling-listen "127.0.0.1:$port" --timeout 1h
     local pid=$LAST_PID
-    wait_http "http://127.0.0.1:$port/healthz"
+    wait_http "http://127.0.0.1:$port/healthz" "$pid"
     "$BIN/loadtest" ceiling --target "ws://127.0.0.1:$port/ws" --watch-pid "$pid" \
       --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" --senders "$SENDERS" \
       --rate "$(rate_for "$d")" --message-bytes "$BYTES" --duration "$DURATION" --warmup "$WARMUP" \
@@ -111,7 +116,7 @@ start_embedded() {
     JWT_SECRET="$SECRET" "$BIN/gateway"
   GATEWAY_PID=$LAST_PID
   GATEWAY_URL="ws://127.0.0.1:$port/ws"
-  wait_http "http://127.0.0.1:$port/healthz"
+  wait_http "http://127.0.0.1:$port/healthz" "$GATEWAY_PID"
 }
 
 run_embedded() {
@@ -147,7 +152,7 @@ start_distributed() {
     start "gateway-$i" env "${gateway_env[@]}" "${common[@]}" LISTEN_ADDR="127.0.0.1:$port" "$BIN/gateway"
     DIST_PIDS+=("$LAST_PID")
     DIST_TARGETS+=(--target "ws://127.0.0.1:$port/ws")
-    wait_http "http://127.0.0.1:$port/readyz"
+    wait_http "http://127.0.0.1:$port/readyz" "$LAST_PID"
   done
 }
 
@@ -172,7 +177,7 @@ run_idle() {
   port="$(free_port)"
   start idle-ceiling-server "$BIN/loadtest" ceiling --ceiling-listen "127.0.0.1:$port" --timeout 1h
   local pid=$LAST_PID
-  wait_http "http://127.0.0.1:$port/healthz"
+  wait_http "http://127.0.0.1:$port/healthz" "$pid"
   echo "=== idle-ceiling: $IDLE_CLIENTS connections"
   "$BIN/loadtest" ceiling --target "ws://127.0.0.1:$port/ws" --watch-pid "$pid" \
     --clients "$IDLE_CLIENTS" --guilds "$GUILDS" --senders 1 --rate 1 --duration 10s --quiet \
@@ -195,7 +200,9 @@ run_storm() {
   storm storm-embedded --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID"
   cleanup
   start_distributed
-  storm storm-distributed "${DIST_TARGETS[@]}" --redis-url "$REDIS_URL" --jwt-secret "$SECRET"
+  local watch=()
+  for pid in "${DIST_PIDS[@]}"; do watch+=(--watch-pid "$pid"); done
+  storm storm-distributed "${DIST_TARGETS[@]}" "${watch[@]}" --redis-url "$REDIS_URL" --jwt-secret "$SECRET"
   cleanup
 }
 

@@ -128,7 +128,7 @@ pub struct CeilingArgs {
     pub ceiling_listen: Option<SocketAddr>,
 }
 
-/// Parses `500ms`, `10s`, `2m` or a plain number of seconds.
+/// Parses `500ms`, `10s`, `2m`, `1h` or a plain number of seconds.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| c.is_ascii_alphabetic()) {
@@ -143,7 +143,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("unknown unit in {raw:?}: use ms, s or m")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit in {raw:?}: use ms, s, m or h")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{raw:?}: {e}"))
 }
@@ -243,7 +244,8 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5d").is_err());
     }
 
     #[test]

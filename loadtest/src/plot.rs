@@ -77,17 +77,6 @@ fn nines(quantile: f64) -> f64 {
     -(1.0 - quantile).max(1e-9).log10()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_labels() {
-        assert_eq!(super::percent_label(0.0), "0%");
-        assert_eq!(super::percent_label(1.0), "90%");
-        assert_eq!(super::percent_label(3.0), "99.9%");
-        assert_eq!(super::percent_label(4.0), "99.99%");
-    }
-}
-
 /// "99.9%" for 3 nines, without float noise.
 fn percent_label(nines: f64) -> String {
     let percent = format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-nines)));
@@ -97,7 +86,11 @@ fn percent_label(nines: f64) -> String {
 
 fn draw_cdf(report: &Report, area: &DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult {
     let points = &report.cdf;
-    let max_x = points.iter().map(|p| nines(p.quantile)).fold(1.0, f64::max).ceil();
+    let max_x = points
+        .iter()
+        .map(|p| nines(p.quantile))
+        .fold(1.0, f64::max)
+        .ceil();
     let max_y = points.iter().map(|p| p.ms).fold(1.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(area)
         .caption("latency CDF", ("sans-serif", 18))
@@ -117,4 +110,15 @@ fn draw_cdf(report: &Report, area: &DrawingArea<SVGBackend, plotters::coord::Shi
         BLUE,
     ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_labels() {
+        assert_eq!(super::percent_label(0.0), "0%");
+        assert_eq!(super::percent_label(1.0), "90%");
+        assert_eq!(super::percent_label(3.0), "99.9%");
+        assert_eq!(super::percent_label(4.0), "99.99%");
+    }
 }
