@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_shared::config::{AuthConfig, CommonConfig, LimitsConfig};
+use chat_shared::nats::NatsConfig;
 use clap::Parser;
 
 /// The chat gateway. Without NATS_URL and REDIS_URL it runs the whole chat in one process
@@ -48,6 +49,8 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     #[command(flatten)]
     pub common: CommonConfig,
+    #[command(flatten)]
+    pub nats: NatsConfig,
 }
 
 impl GatewayConfig {

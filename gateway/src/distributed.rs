@@ -1,13 +1,53 @@
-//! Distributed mode: the NATS bus and the Redis session store.
+//! Distributed mode: the gateway on the NATS bus and the Redis session store, with no workers
+//! in-process (routers and bot workers are their own processes).
 
-use anyhow::bail;
+use std::sync::Arc;
+
+use chat_shared::nats::{NatsBus, NatsConfig};
+use chat_shared::redis_store::RedisStore;
 
 use crate::{Deps, GatewayConfig};
 
+#[derive(Debug, thiserror::Error)]
+pub enum DistributedError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Nats {
+        url: String,
+        source: chat_shared::bus::BusError,
+    },
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Redis {
+        url: String,
+        source: chat_shared::session::StoreError,
+    },
+    #[error(transparent)]
+    Config(#[from] chat_shared::config::ConfigError),
+}
+
+/// Connects to NATS and Redis and builds the gateway's dependencies.
 pub async fn deps(
-    _config: &GatewayConfig,
-    _nats_url: &str,
-    _redis_url: &str,
-) -> anyhow::Result<Deps> {
-    bail!("distributed mode is not available in this build yet")
+    config: &GatewayConfig,
+    nats: &NatsConfig,
+    nats_url: &str,
+    redis_url: &str,
+) -> Result<Deps, DistributedError> {
+    let verifier = config.auth.verifier(None)?;
+    let bus = NatsBus::connect(nats_url, nats)
+        .await
+        .map_err(|source| DistributedError::Nats {
+            url: nats_url.to_owned(),
+            source,
+        })?;
+    let store = RedisStore::connect(redis_url)
+        .await
+        .map_err(|source| DistributedError::Redis {
+            url: redis_url.to_owned(),
+            source,
+        })?;
+    Ok(Deps {
+        bus,
+        store: store as Arc<dyn chat_shared::session::SessionStore>,
+        verifier,
+        in_process_workers: false,
+    })
 }

@@ -18,7 +18,13 @@ pub fn spawn_workers(
     let router = {
         let (bus, stop) = (bus.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(error) = router_worker::run(bus, RouterConfig { max_text_chars }, Default::default(), stop).await
+            if let Err(error) = router_worker::run(
+                bus,
+                RouterConfig { max_text_chars },
+                Default::default(),
+                stop,
+            )
+            .await
             {
                 tracing::error!(%error, "embedded router stopped");
             }

@@ -54,7 +54,7 @@ async fn deps(config: &GatewayConfig) -> anyhow::Result<Deps> {
     else {
         bail!("distributed mode needs both NATS_URL and REDIS_URL (embedded mode: set neither)");
     };
-    gateway::distributed::deps(config, nats_url, redis_url).await
+    Ok(gateway::distributed::deps(config, &config.nats, nats_url, redis_url).await?)
 }
 
 fn announce(node: &Node, embedded: bool) {

@@ -1,6 +1,6 @@
 //! One connection's life: `hello`, then reading client frames (send, resume, ping) while the
-//! writer task drains the outbound queue. Sends are handed to the router in the order they
-//! arrived and answered in that order; a bad frame is answered with `bad_frame` and the
+//! writer task drains the outbound queue. Sends are handed to the router one after another in
+//! the order they arrived and answered in that order; a bad frame is answered with `bad_frame` and the
 //! connection stays open.
 
 use std::num::NonZeroU32;
@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::delivery::control_frame;
@@ -90,6 +90,10 @@ struct Reader {
     handle: ConnHandle,
     limiter: DefaultDirectRateLimiter,
     strikes: u32,
+    /// Resolves when the previous send of this connection has been answered: sends are handed
+    /// to the router one after another, so one client's messages keep their order whichever
+    /// router takes each.
+    last_send_done: Option<oneshot::Receiver<()>>,
 }
 
 impl Reader {
@@ -102,6 +106,7 @@ impl Reader {
             handle,
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             strikes: 0,
+            last_send_done: None,
         }
     }
 
@@ -197,9 +202,16 @@ impl Reader {
         let request = self.send_request(frame);
         let bus = self.state.bus.clone();
         let span = tracing::info_span!("send", guild = request.guild_id.as_deref().unwrap_or(""));
+        let (done, this_done) = oneshot::channel::<()>();
+        let previous = self.last_send_done.replace(this_done);
         Some(
             async move {
-                match bus.submit(request).await {
+                if let Some(previous) = previous {
+                    let _ = previous.await;
+                }
+                let outcome = bus.submit(request).await;
+                let _ = done.send(());
+                match outcome {
                     Ok(Ok(ack)) => ServerFrame::Ack(Ack {
                         reference,
                         message_id: ack.message_id,

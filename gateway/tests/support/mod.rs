@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod distributed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
