@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri, header::AUTHORIZATION};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
+use tracing::Instrument;
 
 use crate::error::LoadTestError;
 use crate::users::{ClientAuth, VirtualUser};
@@ -218,7 +219,9 @@ impl Connector {
         user: &VirtualUser,
     ) -> Result<Connected, ConnectFailure> {
         let started = Instant::now();
-        let attempt = self.open(index, user);
+        let attempt = self
+            .open(index, user)
+            .instrument(tracing::debug_span!("connect", index, user = %user.id));
         let (stream, hello) = tokio::time::timeout(self.connect_timeout, attempt)
             .await
             .map_err(|_| ConnectFailure::Timeout)??;

@@ -50,11 +50,10 @@ impl Live {
         self.bar.finish_and_clear();
     }
 
-    /// Every tick: position = seconds since `phase_start`, message = `line()`. Stops when the
-    /// returned handle is dropped or aborted.
+    /// Every tick: position = seconds into the current phase, message = `line(since last
+    /// tick)`. Stops when the returned handle is dropped.
     pub fn spawn_ticker(
         &self,
-        phase_start: Instant,
         mut line: impl FnMut(Duration) -> String + Send + 'static,
     ) -> Ticker {
         let bar = self.bar.clone();
@@ -63,7 +62,7 @@ impl Live {
             loop {
                 tokio::time::sleep(TICK).await;
                 let now = Instant::now();
-                bar.set_position(now.saturating_duration_since(phase_start).as_secs());
+                bar.set_position(bar.elapsed().as_secs());
                 bar.set_message(line(now - last));
                 last = now;
             }

@@ -10,6 +10,7 @@ use chat_shared::session::{Session, session_key};
 use fred::prelude::*;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::config::UserSource;
 use crate::error::LoadTestError;
@@ -80,7 +81,10 @@ async fn dev_login_all(
         .map_err(|e| LoadTestError::Users(e.to_string()))?;
     let url = format!("{http_base}/api/dev/login");
     futures::stream::iter(specs)
-        .map(|spec| dev_login(&client, &url, spec))
+        .map(|spec| {
+            let span = tracing::debug_span!("dev_login", user = %spec.id);
+            dev_login(&client, &url, spec).instrument(span)
+        })
         .buffered(PROVISION_CONCURRENCY)
         .try_collect()
         .await

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chat_shared::codec::Encoding;
 use futures::{Stream, StreamExt};
@@ -108,7 +108,7 @@ pub async fn run(
     );
 
     live.phase("warm-up", config.warmup.as_secs());
-    let ticker = live.spawn_ticker(Instant::now(), rate_line(book.clone()));
+    let ticker = live.spawn_ticker(rate_line(book.clone()));
     tokio::time::sleep_until(instant_at(window.start_ns).into()).await;
     samples.window_start = setup.watcher.sample();
     live.phase("measuring", config.duration.as_secs());

@@ -3,7 +3,6 @@
 //! handshake latency, failures by reason and the server's memory per connection.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -75,7 +74,7 @@ pub async fn run(
     live.phase("holding", config.duration.as_secs());
     let held = outcome.stats.connected;
     let watch_book = book.clone();
-    let ticker = live.spawn_ticker(Instant::now(), move |_| {
+    let ticker = live.spawn_ticker(move |_| {
         format!(
             "{held} connected, {} dropped",
             watch_book.disconnects.total()

@@ -127,7 +127,7 @@ pub async fn run(
     }
 
     live.phase("warm-up", config.warmup.as_secs());
-    let ticker = live.spawn_ticker(Instant::now(), rate_line(book.clone()));
+    let ticker = live.spawn_ticker(rate_line(book.clone()));
     tokio::time::sleep_until(instant_at(storm_at).into()).await;
     samples.window_start = setup.watcher.sample();
     live.phase("storm", config.duration.as_secs());
