@@ -57,6 +57,8 @@ pub struct DeliveryBook {
     pub latency: LatencyBook,
     /// Clients that finished a resume, and how long after their drop (ns).
     pub resumed_clients: AtomicU64,
+    /// When the last client so far finished its resume (ns, see [`crate::clock`]).
+    pub last_resume_done_ns: AtomicU64,
     pub resume_times: Mutex<Vec<u64>>,
 }
 
@@ -80,6 +82,7 @@ impl DeliveryBook {
             disconnects: Tally::default(),
             latency: LatencyBook::new(window.start_ns),
             resumed_clients: AtomicU64::new(0),
+            last_resume_done_ns: AtomicU64::new(0),
             resume_times: Mutex::new(Vec::new()),
         }
     }
@@ -102,9 +105,11 @@ impl DeliveryBook {
         }
     }
 
-    /// Whether every owed measured delivery has arrived.
+    /// Whether every owed measured delivery has arrived and every send was answered.
     pub fn complete(&self) -> bool {
+        let answered = self.acks.load(Relaxed) + self.refused.load(Relaxed);
         self.received.load(Relaxed) >= self.expected.load(Relaxed)
+            && answered >= self.sent.load(Relaxed)
     }
 
     fn on_error(&self, error: &ErrorFrame) {
@@ -168,7 +173,9 @@ impl ClientLedger {
             ServerFrame::Resumed(_) if self.pending_resumes > 0 => {
                 self.pending_resumes -= 1;
                 if self.pending_resumes == 0 {
-                    let took = now_ns().saturating_sub(self.dropped_at_ns);
+                    let now = now_ns();
+                    book.last_resume_done_ns.fetch_max(now, Relaxed);
+                    let took = now.saturating_sub(self.dropped_at_ns);
                     book.resume_times.lock().push(took);
                     book.resumed_clients.fetch_add(1, Relaxed);
                 }

@@ -131,14 +131,18 @@ pub async fn run(
     tokio::time::sleep_until(instant_at(storm_at).into()).await;
     samples.window_start = setup.watcher.sample();
     live.phase("storm", config.duration.as_secs());
-    shared.storm.cancel();
     let storm_started = Instant::now();
+    let storm_ns = now_ns();
+    shared.storm.cancel();
     let drain_deadline = instant_at(send_end) + shape.drain;
     let all_resumed = wait_until(drain_deadline, || {
         book.resumed_clients.load(Relaxed) >= dropped
     })
     .await
-    .then(|| storm_started.elapsed());
+    .then(|| {
+        let last = book.last_resume_done_ns.load(Relaxed);
+        Duration::from_nanos(last.saturating_sub(storm_ns))
+    });
     samples.window_end = setup.watcher.sample();
     samples.window = storm_started.elapsed();
     tokio::time::sleep_until(instant_at(send_end).into()).await;
