@@ -97,6 +97,41 @@ async fn refused_connections_are_counted_not_fatal() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_the_handshake_times_out_cleanly() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let config = RunConfig {
+        targets: vec![format!("ws://127.0.0.1:{port}/ws")],
+        users: UserSource::Open,
+        connect_timeout: Duration::from_millis(500),
+        ..timed(Scenario::Ceiling {
+            shape: LoadShape {
+                clients: 5,
+                senders: 1,
+                ..small_shape()
+            },
+            mode: CeilingMode::External,
+        })
+    };
+    let report = loadtest::run(&config).await.expect("the run completes");
+    held.abort();
+    assert_eq!(
+        report.failures.get("connect timeout"),
+        Some(&5),
+        "{}",
+        report.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn report_writes_json_and_svg() {
     let config = RunConfig {
         users: UserSource::Open,
