@@ -124,10 +124,11 @@ impl Hub {
                     state.users.remove(conn.user_id());
                 }
             }
-            if state.admins.remove(&conn.id()).is_some() && state.admins.is_empty() {
-                if let Some(feed) = state.admin_feed.take() {
-                    feed.stop.cancel();
-                }
+            if state.admins.remove(&conn.id()).is_some()
+                && state.admins.is_empty()
+                && let Some(feed) = state.admin_feed.take()
+            {
+                feed.stop.cancel();
             }
         }
     }

@@ -88,10 +88,10 @@ impl MemoryBus {
 
     fn send_topic(&self, topic: &Topic, entry: &LogEntry) {
         let mut state = self.state.lock();
-        if let Some(tx) = state.topics.get(topic) {
-            if tx.send(entry.clone()).is_err() {
-                state.topics.remove(topic);
-            }
+        if let Some(tx) = state.topics.get(topic)
+            && tx.send(entry.clone()).is_err()
+        {
+            state.topics.remove(topic);
         }
     }
 }

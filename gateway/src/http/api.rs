@@ -81,7 +81,7 @@ pub async fn post_message(
     let caller = authenticate(&state, &headers).await?;
     let Json(body) =
         body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadFrame))?;
-    let member_verified = caller.guilds.iter().any(|g| *g == guild_id);
+    let member_verified = caller.guilds.contains(&guild_id);
     let request = SendRequest {
         v: INTERNAL_VERSION,
         sender: caller.user,
