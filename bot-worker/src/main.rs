@@ -69,6 +69,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stopping = ops.stopping.clone();
     let ops_server = tokio::spawn(chat_shared::ops::serve(args.listen_addr, ops, stop.clone()));
     tracing::info!(backend = %args.bot.describe(), "bot backend");
+    if args.bot.bot_job_timeout_ms >= args.nats.bot_ack_wait_secs.saturating_mul(1000) {
+        tracing::warn!(
+            "BOT_JOB_TIMEOUT_MS is not below BOT_ACK_WAIT_SECS: a slow answer will be redelivered \
+             and asked for again while it is still running (one reply shows, but the model is paid twice)"
+        );
+    }
     let worker = tokio::spawn(bot_worker::run(bus, backend, config, stop.clone()));
     println!("bot-worker taking jobs (ops on {})", args.listen_addr);
     shutdown_signal().await;

@@ -131,3 +131,29 @@ async fn an_unreachable_model_server_is_retried_then_given_up() {
     );
     assert_eq!(frame.message_id.as_deref(), Some(ask.message_id.as_str()));
 }
+
+#[tokio::test]
+async fn an_https_base_url_speaks_tls() {
+    // The fake server speaks plain HTTP: the TLS handshake fails, which is a transient
+    // connection failure (retried, then bot_unavailable), never a panic or a plain-text request.
+    let llm = FakeLlm::start(vec![], answer("unused")).await;
+    let mut settings = support::chat::llm_settings(&llm);
+    settings.base_url = llm.base_url().replace("http://", "https://");
+    let chat = Chat::with_backend(
+        |bus| std::sync::Arc::new(bot_worker::LlmBot::new(bus, &settings).expect("LLM bot")),
+        quick_config(),
+    )
+    .await;
+    let mut notices = chat.notices().await;
+    let ask = chat.ask(&member("ann"), "g1", "@slimy hi", false).await;
+    let (user, frame) = notices.next().await;
+    assert_eq!(
+        (user.as_str(), frame.code),
+        ("ann", ErrorCode::BotUnavailable)
+    );
+    assert_eq!(frame.message_id.as_deref(), Some(ask.message_id.as_str()));
+    assert!(
+        llm.calls().is_empty(),
+        "no request was understood as plain HTTP"
+    );
+}
