@@ -100,3 +100,36 @@ async fn dev_login_is_off_when_disabled() {
         .status();
     assert_eq!(status.as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_right_after_hello_comes_before_newer_live_messages() {
+    let d = Embedded::start().await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let bob = user(&d, &s.user_id("bob"), Role::Member, &[&g]).await;
+    let mut a = ann.connect(&d, 0).await;
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(a.post(&g, &format!("old {i}")).await.expect("ack").seq);
+    }
+    let mut b = bob.connect(&d, 0).await;
+    sent.push(a.post(&g, "new while bob connects").await.expect("ack").seq);
+    b.send_value(json!({"type": "resume", "positions": {g.clone(): 0}}))
+        .await;
+    let mut got = Vec::new();
+    loop {
+        match b.recv().await {
+            chat_shared::protocol::ServerFrame::Message(m) => got.push(m.seq),
+            chat_shared::protocol::ServerFrame::Resumed(r) => {
+                assert_eq!(r.replayed, 4);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        got, sent,
+        "the replay first, in log order, then nothing twice"
+    );
+}

@@ -47,8 +47,6 @@ pub async fn run(
         state.metrics.connections.inc();
         state.metrics.connections_opened.inc();
         let (sink, stream) = socket.split();
-        let hello = hello_frame(&state, &caller, &handle);
-        handle.try_send(Outbound::Frame(control_frame(&hello, handle.encoding())));
         let writer = tokio::spawn(writer::run(
             sink,
             outbound,
@@ -72,7 +70,9 @@ pub async fn run(
     .await
 }
 
-fn hello_frame(state: &AppState, caller: &Caller, handle: &ConnHandle) -> ServerFrame {
+/// The `hello` of a connection; queued before the connection joins its guilds, so it is
+/// always the first frame.
+pub fn hello_frame(state: &AppState, caller: &Caller, handle: &ConnHandle) -> ServerFrame {
     ServerFrame::Hello(Hello {
         protocol: PROTOCOL_VERSION,
         connection_id: format!("{:x}-{}", handle.id(), ulid::Ulid::new()),
@@ -94,6 +94,8 @@ struct Reader {
     /// to the router one after another, so one client's messages keep their order whichever
     /// router takes each.
     last_send_done: Option<oneshot::Receiver<()>>,
+    /// The writer was told to stop holding the live messages of the first moments.
+    released_live: bool,
 }
 
 impl Reader {
@@ -107,6 +109,7 @@ impl Reader {
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             strikes: 0,
             last_send_done: None,
+            released_live: false,
         }
     }
 
@@ -134,7 +137,9 @@ impl Reader {
                             break;
                         }
                     };
-                    match decode_client_frame(&bytes, self.handle.encoding()) {
+                    let decoded = decode_client_frame(&bytes, self.handle.encoding());
+                    let first_frame = !self.released_live;
+                    match decoded {
                         Ok(ClientFrame::Send(frame)) => {
                             Metrics::count(&self.state.metrics.frames_in, "type", "send");
                             if let Some(pending) = self.on_send(frame).await {
@@ -154,6 +159,10 @@ impl Reader {
                             tracing::debug!(%error, "bad frame");
                             self.reply(ServerFrame::Error(ErrorFrame::new(ErrorCode::BadFrame, error.reference))).await;
                         }
+                    }
+                    if first_frame {
+                        self.released_live = true;
+                        self.handle.send(Outbound::ReleaseLive).await;
                     }
                 }
             }

@@ -24,6 +24,9 @@ pub enum Outbound {
     /// A resume of this guild from seq `after` starts: hold its live entries until the
     /// replay is written.
     ResumeBegin { guild: Arc<str>, after: u64 },
+    /// The client's first frame was handled (any `resume` in it has begun): live messages
+    /// held since the connection opened may go out.
+    ReleaseLive,
     /// A page of the replay; `done` on the last one.
     ResumeData {
         guild: Arc<str>,

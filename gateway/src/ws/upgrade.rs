@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use chat_shared::codec::Encoding;
 use chat_shared::protocol::ErrorCode;
 
+use crate::delivery::control_frame;
 use crate::http::auth::{ApiError, Caller, authenticate};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::connection;
-use crate::ws::handle::ConnHandle;
+use crate::ws::handle::{ConnHandle, Outbound};
 
 /// Bytes the socket layer buffers per connection for reads and writes.
 const SOCKET_BUFFER: usize = 4096;
@@ -49,6 +50,8 @@ pub async fn ws_handler(
         encoding,
         state.config.outbound_queue as usize,
     );
+    let hello = connection::hello_frame(&state, &caller, &handle);
+    handle.try_send(Outbound::Frame(control_frame(&hello, encoding)));
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
         state.hub.leave(&handle, &caller.guilds, true);

@@ -21,6 +21,11 @@ use crate::ws::handle::{ConnHandle, Outbound};
 const BATCH: usize = 64;
 /// Longest wait for the close frame to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long live messages are held after the connection opens, waiting for the client's first
+/// frame (usually a `resume`), so a resuming client gets the replay before newer live messages.
+const INITIAL_HOLD: Duration = Duration::from_millis(250);
+/// Live messages held at most during that time; past it they go out.
+const INITIAL_HOLD_MAX: usize = 4096;
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -70,6 +75,8 @@ struct Writer {
     sink: Sink,
     handle: ConnHandle,
     cursors: HashMap<Arc<str>, Cursor>,
+    /// Live messages held since the connection opened, until the client's first frame.
+    initial: Option<Vec<Arc<Delivery>>>,
 }
 
 /// Runs until the connection is closed or the socket fails.
@@ -84,7 +91,9 @@ pub async fn run(
         sink,
         handle: handle.clone(),
         cursors: HashMap::new(),
+        initial: Some(Vec::new()),
     };
+    let hold_until = tokio::time::Instant::now() + INITIAL_HOLD;
     let mut ticker = tokio::time::interval(heartbeat);
     ticker.tick().await;
     loop {
@@ -94,6 +103,12 @@ pub async fn run(
             item = queue.recv() => {
                 let Some(item) = item else { break };
                 if !writer.write_batch(item, &mut queue).await {
+                    handle.close(close_code::NORMAL, "socket closed");
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(hold_until), if writer.initial.is_some() => {
+                if !writer.write_batch(Outbound::ReleaseLive, &mut queue).await {
                     handle.close(close_code::NORMAL, "socket closed");
                     return;
                 }
@@ -148,29 +163,50 @@ impl Writer {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.send(Message::Close(frame))).await;
     }
 
+    /// A live message's frame, unless its guild is being resumed (then it is held) or it was
+    /// already sent.
+    fn live(&mut self, delivery: Arc<Delivery>) -> Option<Message> {
+        let cursor = self
+            .cursors
+            .entry(Arc::from(delivery.guild_id()))
+            .or_default();
+        if let Some(held) = cursor.held.as_mut() {
+            held.push(delivery);
+            return None;
+        }
+        if !cursor.is_new_live(delivery.seq) {
+            return None;
+        }
+        cursor.mark_live(delivery.seq);
+        Some(delivery.frame(self.handle.encoding()))
+    }
+
     /// The socket messages an outbound item turns into (none when already sent).
     fn frames_for(&mut self, item: Outbound) -> Vec<Message> {
         let encoding = self.handle.encoding();
         match item {
             Outbound::Frame(message) => vec![message],
-            Outbound::Deliver(delivery) => {
-                let cursor = self
-                    .cursors
-                    .entry(Arc::from(delivery.guild_id()))
-                    .or_default();
-                if let Some(held) = cursor.held.as_mut() {
-                    held.push(delivery);
-                    return Vec::new();
+            Outbound::Deliver(delivery) => match self.initial.as_mut() {
+                Some(initial) if initial.len() < INITIAL_HOLD_MAX => {
+                    initial.push(delivery);
+                    Vec::new()
                 }
-                if !cursor.is_new_live(delivery.seq) {
-                    return Vec::new();
-                }
-                cursor.mark_live(delivery.seq);
-                vec![delivery.frame(encoding)]
-            }
+                _ => self.live(delivery).into_iter().collect(),
+            },
+            Outbound::ReleaseLive => self
+                .initial
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|delivery| self.live(delivery))
+                .collect(),
             Outbound::ResumeBegin { guild, after } => {
+                let early = match self.initial.as_mut() {
+                    Some(initial) => drain_guild(initial, &guild),
+                    None => Vec::new(),
+                };
                 let cursor = self.cursors.entry(guild).or_default();
-                cursor.held.get_or_insert_with(Vec::new);
+                cursor.held.get_or_insert_with(Vec::new).extend(early);
                 cursor.resume_after = after;
                 cursor.replayed = 0;
                 cursor.last_replayed = 0;
@@ -219,4 +255,13 @@ impl Writer {
             }
         }
     }
+}
+
+/// Takes the messages of `guild` out of `held`, keeping their order.
+fn drain_guild(held: &mut Vec<Arc<Delivery>>, guild: &str) -> Vec<Arc<Delivery>> {
+    let (theirs, rest) = std::mem::take(held)
+        .into_iter()
+        .partition(|d| d.guild_id() == guild);
+    *held = rest;
+    theirs
 }
