@@ -19,8 +19,9 @@ use crate::ws::handle::{ConnHandle, Outbound};
 
 /// Queue items written before one flush.
 const BATCH: usize = 64;
-/// Longest wait for the close frame to go out.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for the close frame to go out (a slow reader that reads again within it
+/// learns why it was closed).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long live messages are held after the connection opens, waiting for the client's first
 /// frame (usually a `resume`), so a resuming client gets the replay before newer live messages.
 const INITIAL_HOLD: Duration = Duration::from_millis(250);
@@ -28,6 +29,15 @@ const INITIAL_HOLD: Duration = Duration::from_millis(250);
 const INITIAL_HOLD_MAX: usize = 4096;
 
 type Sink = SplitSink<WebSocket, Message>;
+
+/// How a batch of writes ended.
+enum Written {
+    Yes,
+    /// The connection is being closed: send the close frame.
+    Closing,
+    /// The socket failed: nothing more can be sent.
+    SocketFailed,
+}
 
 /// What this connection has been sent of one guild.
 #[derive(Debug, Default)]
@@ -102,15 +112,17 @@ pub async fn run(
             _ = handle.closed() => break,
             item = queue.recv() => {
                 let Some(item) = item else { break };
-                if !writer.write_batch(item, &mut queue).await {
-                    handle.close(close_code::NORMAL, "socket closed");
-                    return;
+                match writer.write_batch(item, &mut queue).await {
+                    Written::Yes => {}
+                    Written::Closing => break,
+                    Written::SocketFailed => return handle.close(close_code::NORMAL, "socket closed"),
                 }
             }
             _ = tokio::time::sleep_until(hold_until), if writer.initial.is_some() => {
-                if !writer.write_batch(Outbound::ReleaseLive, &mut queue).await {
-                    handle.close(close_code::NORMAL, "socket closed");
-                    return;
+                match writer.write_batch(Outbound::ReleaseLive, &mut queue).await {
+                    Written::Yes => {}
+                    Written::Closing => break,
+                    Written::SocketFailed => return handle.close(close_code::NORMAL, "socket closed"),
                 }
             }
             _ = ticker.tick() => {
@@ -129,14 +141,20 @@ pub async fn run(
 }
 
 impl Writer {
-    /// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once.
-    async fn write_batch(&mut self, first: Outbound, queue: &mut mpsc::Receiver<Outbound>) -> bool {
+    /// Writes `first` and whatever else is queued (up to [`BATCH`]), then flushes once. A
+    /// close request interrupts a write stuck on a reader that stopped reading.
+    async fn write_batch(
+        &mut self,
+        first: Outbound,
+        queue: &mut mpsc::Receiver<Outbound>,
+    ) -> Written {
         let mut item = Some(first);
         let mut count = 0;
         while let Some(next) = item.take() {
             for message in self.frames_for(next) {
-                if self.sink.feed(message).await.is_err() {
-                    return false;
+                tokio::select! {
+                    fed = self.sink.feed(message) => if fed.is_err() { return Written::SocketFailed },
+                    _ = self.handle.closed() => return Written::Closing,
                 }
             }
             count += 1;
@@ -145,8 +163,8 @@ impl Writer {
             }
         }
         tokio::select! {
-            flushed = self.sink.flush() => flushed.is_ok(),
-            _ = self.handle.closed() => false,
+            flushed = self.sink.flush() => if flushed.is_ok() { Written::Yes } else { Written::SocketFailed },
+            _ = self.handle.closed() => Written::Closing,
         }
     }
 

@@ -219,6 +219,35 @@ impl Client {
             .await;
     }
 
+    /// Messages received but not yet asked for.
+    pub fn stashed_messages(&self) -> usize {
+        self.stash
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Message(_)))
+            .count()
+    }
+
+    /// The next frame, or the close frame (`Err`) when the server closes.
+    pub async fn next_or_close(&mut self) -> Result<ServerFrame, Option<CloseFrame>> {
+        if let Some(frame) = self.stash.pop_front() {
+            return Ok(frame);
+        }
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return Err(frame),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Ok(decode_server_frame(t.as_bytes(), self.encoding).expect("frame"));
+                }
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    return Ok(decode_server_frame(&b, self.encoding).expect("frame"));
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return Err(None),
+                Err(_) => panic!("nothing within {WAIT:?}"),
+            }
+        }
+    }
+
     /// Acks received but not yet asked for.
     pub fn stashed_acks(&self) -> usize {
         self.stash
