@@ -32,6 +32,8 @@ step() {
 }
 
 step build cargo build --workspace --all-targets --locked
+# The tests start our binaries as child processes; the build above made them.
+export TESTKIT_PREBUILT=1
 step "rust tests" cargo test --workspace --locked --no-fail-fast
 step "deployment checks" scripts/check-deploy.sh
 step "browser tests" scripts/browser-tests.sh

@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+/// Set (by the README test command, which builds every target of the workspace first) to use
+/// the binaries as they are: building one package alone would resolve other features than the
+/// workspace build and compile its dependencies a second time.
+pub const PREBUILT_ENV: &str = "TESTKIT_PREBUILT";
+
 /// Binaries already built by this test process.
 static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
@@ -22,7 +27,8 @@ pub fn cargo_bin_of(package: &str, name: &str) -> PathBuf {
     let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if built.insert(name.to_owned()) {
+    let prebuilt = std::env::var_os(PREBUILT_ENV).is_some() && path.is_file();
+    if built.insert(name.to_owned()) && !prebuilt {
         build(package, name, &profile_dir);
     }
     assert!(
