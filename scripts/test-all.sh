@@ -36,6 +36,7 @@ step build cargo build --workspace --all-targets --locked
 export TESTKIT_PREBUILT=1
 step "rust tests" cargo test --workspace --locked --no-fail-fast
 step "deployment checks" scripts/check-deploy.sh
+export GATEWAY_BIN="$ROOT/target/debug/gateway" BROWSER_TESTS_DISTRIBUTED=1
 step "browser tests" scripts/browser-tests.sh
 
 if ((${#failed[@]})); then
