@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     pub common: CommonConfig,
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// The in-process bot of embedded mode.
+    #[command(flatten)]
+    pub bot: bot_worker::BotArgs,
 }
 
 impl GatewayConfig {

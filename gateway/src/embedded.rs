@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bot_worker::{BotConfig, CommandBot};
+use bot_worker::{BotArgs, SetupError};
 use chat_shared::bus::Bus;
 use router_worker::RouterConfig;
 use tokio::task::JoinHandle;
@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 /// Starts one router and one bot worker on `bus`; they stop with `stop`.
 pub fn spawn_workers(
     bus: Arc<dyn Bus>,
+    bot: &BotArgs,
     max_text_chars: usize,
     stop: CancellationToken,
-) -> Vec<JoinHandle<()>> {
+) -> Result<Vec<JoinHandle<()>>, SetupError> {
+    let (backend, config) = bot.embedded(bus.clone(), max_text_chars)?;
     let router = {
         let (bus, stop) = (bus.clone(), stop.clone());
         tokio::spawn(async move {
@@ -31,13 +33,9 @@ pub fn spawn_workers(
         })
     };
     let bot = tokio::spawn(async move {
-        let config = BotConfig {
-            max_reply_chars: max_text_chars,
-            ..BotConfig::default()
-        };
-        if let Err(error) = bot_worker::run(bus, Arc::new(CommandBot), config, stop).await {
+        if let Err(error) = bot_worker::run(bus, backend, config, stop).await {
             tracing::error!(%error, "embedded bot worker stopped");
         }
     });
-    vec![router, bot]
+    Ok(vec![router, bot])
 }

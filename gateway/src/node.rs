@@ -42,13 +42,16 @@ impl Node {
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let max_text = config.limits.max_text_chars as usize;
+        let bot_args = config.bot.clone();
         let state = AppState::new(config, deps.verifier, deps.bus.clone(), deps.store);
         let mut background = vec![
             tokio::spawn(state.clone().run_health_probe(stop.clone())),
             tokio::spawn(state.hub.clone().run_user_events(stop.clone())),
         ];
         if deps.in_process_workers {
-            background.extend(spawn_workers(deps.bus, max_text, stop.clone()));
+            let workers = spawn_workers(deps.bus, &bot_args, max_text, stop.clone())
+                .map_err(std::io::Error::other)?;
+            background.extend(workers);
         }
         let app = crate::app(state.clone()).into_make_service();
         let server_stop = stop.clone();

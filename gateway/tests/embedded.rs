@@ -5,6 +5,7 @@ mod contract;
 mod support;
 
 use chat_shared::identity::Role;
+use chat_shared::protocol::ServerFrame;
 use serde_json::{Value, json};
 use support::{Embedded, Scope, http, user};
 
@@ -120,8 +121,8 @@ async fn resume_right_after_hello_comes_before_newer_live_messages() {
     let mut got = Vec::new();
     loop {
         match b.recv().await {
-            chat_shared::protocol::ServerFrame::Message(m) => got.push(m.seq),
-            chat_shared::protocol::ServerFrame::Resumed(r) => {
+            ServerFrame::Message(m) => got.push(m.seq),
+            ServerFrame::Resumed(r) => {
                 assert_eq!(r.replayed, 4);
                 break;
             }
@@ -132,4 +133,73 @@ async fn resume_right_after_hello_comes_before_newer_live_messages() {
         got, sent,
         "the replay first, in log order, then nothing twice"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_close_4001_unless_refreshed() {
+    use chat_shared::auth::unix_now;
+    use support::client::{Client, Connect};
+    let d = Embedded::start_with(|c| c.heartbeat_ms = 200, true).await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let bob = user(&d, &s.user_id("bob"), Role::Member, &[&g]).await;
+    let base = support::Deployment::gateway(&d, 0);
+    let nearly_expired = |info: &chat_shared::identity::UserInfo| {
+        let claims =
+            json!({"sub": info.id, "name": info.name, "role": "member", "exp": unix_now() - 2});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(support::SECRET.as_bytes()),
+        )
+        .expect("token")
+    };
+    let (ann_old, bob_old) = (nearly_expired(&ann.info), nearly_expired(&bob.info));
+    let mut a = Client::open(
+        &base,
+        Connect {
+            token: Some(&ann_old),
+            ..Connect::default()
+        },
+    )
+    .await
+    .expect("within leeway");
+    let mut b = Client::open(
+        &base,
+        Connect {
+            token: Some(&bob_old),
+            ..Connect::default()
+        },
+    )
+    .await
+    .expect("within leeway");
+    b.send_value(json!({"type": "refresh", "ref": "t1", "token": ann.token}))
+        .await;
+    match b.recv().await {
+        ServerFrame::Error(e) => assert_eq!(
+            (e.code.as_str(), e.reference.as_deref()),
+            ("not_authorized", Some("t1"))
+        ),
+        other => panic!("another user's token must be refused, got {other:?}"),
+    }
+    b.send_value(json!({"type": "refresh", "ref": "t2", "token": bob.token}))
+        .await;
+    match b.recv().await {
+        ServerFrame::Refreshed(r) => {
+            assert_eq!(r.reference.as_deref(), Some("t2"));
+            assert!(r.exp > unix_now() + 60);
+        }
+        other => panic!("expected refreshed, got {other:?}"),
+    }
+    let closed = a.closed().await.expect("close frame");
+    assert_eq!(
+        u16::from(closed.code),
+        4001,
+        "the unrefreshed connection expires"
+    );
+    b.round_trip().await;
+    b.post(&g, "still here")
+        .await
+        .expect("the refreshed connection lives on");
 }

@@ -246,6 +246,10 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>, guilds: Vec<String>, encod
                     }));
                 }
             }
+            Ok(ClientFrame::Refresh(refresh)) => reply(ServerFrame::Error(ErrorFrame::new(
+                ErrorCode::NotAuthorized,
+                refresh.reference,
+            ))),
             Err(e) => reply(ServerFrame::Error(ErrorFrame::new(
                 ErrorCode::BadFrame,
                 e.reference,

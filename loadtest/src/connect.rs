@@ -306,6 +306,7 @@ pub fn frame_type(frame: &ServerFrame) -> &'static str {
         ServerFrame::Error(_) => "error",
         ServerFrame::Resumed(_) => "resumed",
         ServerFrame::Pong(_) => "pong",
+        ServerFrame::Refreshed(_) => "refreshed",
     }
 }
 

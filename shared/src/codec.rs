@@ -124,6 +124,10 @@ mod tests {
             ClientFrame::Ping(PingFrame {
                 reference: Some("p1".into()),
             }),
+            ClientFrame::Refresh(RefreshFrame {
+                reference: Some("t1".into()),
+                token: "a.b.c".into(),
+            }),
         ]
     }
 
@@ -171,6 +175,10 @@ mod tests {
             }),
             ServerFrame::Pong(Pong {
                 reference: Some("p1".into()),
+            }),
+            ServerFrame::Refreshed(Refreshed {
+                reference: Some("t1".into()),
+                exp: 1_800_000_000,
             }),
         ]
     }

@@ -43,6 +43,8 @@ pub enum ClientFrame {
     Send(SendFrame),
     Resume(ResumeFrame),
     Ping(PingFrame),
+    /// A fresh token for a live connection (an addition to the design; see docs/protocol.md).
+    Refresh(RefreshFrame),
 }
 
 impl ClientFrame {
@@ -52,6 +54,7 @@ impl ClientFrame {
             ClientFrame::Send(f) => f.reference.as_deref(),
             ClientFrame::Resume(_) => None,
             ClientFrame::Ping(f) => f.reference.as_deref(),
+            ClientFrame::Refresh(f) => f.reference.as_deref(),
         }
     }
 }
@@ -88,6 +91,15 @@ pub struct PingFrame {
     pub reference: Option<String>,
 }
 
+/// `{"type":"refresh","ref":"t1","token":"<jwt>"}`: replaces the connection's token before it
+/// expires, so the connection is not closed with 4001.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshFrame {
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub token: String,
+}
+
 /// Frames the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -98,6 +110,15 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     Resumed(Resumed),
     Pong(Pong),
+    Refreshed(Refreshed),
+}
+
+/// The answer to an accepted `refresh`: the new expiry (seconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refreshed {
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub exp: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

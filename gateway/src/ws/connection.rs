@@ -10,8 +10,8 @@ use axum::extract::ws::{Message, WebSocket};
 use chat_shared::bus::{INTERNAL_VERSION, SendRequest, Visibility};
 use chat_shared::codec::decode_client_frame;
 use chat_shared::protocol::{
-    Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, ResumeFrame, SendFrame,
-    ServerFrame, close_code,
+    Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, RefreshFrame,
+    Refreshed, ResumeFrame, SendFrame, ServerFrame, close_code,
 };
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
@@ -52,7 +52,6 @@ pub async fn run(
             outbound,
             handle.clone(),
             state.config.heartbeat(),
-            caller.exp,
         ));
         let mut reader = Reader::new(&state, caller, handle.clone());
         reader.read(stream).await;
@@ -150,6 +149,10 @@ impl Reader {
                             Metrics::count(&self.state.metrics.frames_in, "type", "resume");
                             resumes.extend(self.on_resume(frame).await);
                         }
+                        Ok(ClientFrame::Refresh(frame)) => {
+                            Metrics::count(&self.state.metrics.frames_in, "type", "refresh");
+                            self.on_refresh(frame).await;
+                        }
                         Ok(ClientFrame::Ping(frame)) => {
                             Metrics::count(&self.state.metrics.frames_in, "type", "ping");
                             self.reply(ServerFrame::Pong(Pong { reference: frame.reference })).await;
@@ -190,6 +193,26 @@ impl Reader {
             self.handle
                 .close(close_code::FRAME_TOO_BIG, "frame too big");
         }
+    }
+
+    /// Takes a fresh token for the same user and role, pushing back the 4001 close.
+    async fn on_refresh(&mut self, frame: RefreshFrame) {
+        let accepted =
+            self.state.verifier.verify(&frame.token).ok().filter(|t| {
+                t.user.id == self.caller.user.id && t.user.role == self.caller.user.role
+            });
+        let answer = match accepted {
+            Some(token) => {
+                self.handle.set_token_exp(token.exp);
+                self.caller.exp = token.exp;
+                ServerFrame::Refreshed(Refreshed {
+                    reference: frame.reference,
+                    exp: token.exp,
+                })
+            }
+            None => ServerFrame::Error(ErrorFrame::new(ErrorCode::NotAuthorized, frame.reference)),
+        };
+        self.reply(answer).await;
     }
 
     /// Rate limit, membership, then the router; `None` when answered at once.

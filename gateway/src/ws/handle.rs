@@ -59,6 +59,7 @@ struct Inner {
     guilds_changed: Notify,
     started: Instant,
     last_inbound_ms: AtomicU64,
+    token_exp: AtomicU64,
 }
 
 /// Result of queuing a live entry.
@@ -77,6 +78,7 @@ impl ConnHandle {
         admin: bool,
         encoding: Encoding,
         queue: usize,
+        token_exp: u64,
     ) -> (ConnHandle, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(queue);
         let inner = Inner {
@@ -90,6 +92,7 @@ impl ConnHandle {
             guilds_changed: Notify::new(),
             started: Instant::now(),
             last_inbound_ms: AtomicU64::new(0),
+            token_exp: AtomicU64::new(token_exp),
         };
         (ConnHandle(Arc::new(inner)), rx)
     }
@@ -164,6 +167,16 @@ impl ConnHandle {
 
     pub async fn guilds_changed(&self) {
         self.0.guilds_changed.notified().await
+    }
+
+    /// When the connection's token expires (seconds since the Unix epoch).
+    pub fn token_exp(&self) -> u64 {
+        self.0.token_exp.load(Ordering::Relaxed)
+    }
+
+    /// Takes the expiry of a refreshed token.
+    pub fn set_token_exp(&self, exp: u64) {
+        self.0.token_exp.store(exp, Ordering::Relaxed);
     }
 
     /// Records inbound traffic (any frame, pongs included).

@@ -49,6 +49,7 @@ pub async fn ws_handler(
         caller.is_admin(),
         encoding,
         state.config.outbound_queue as usize,
+        caller.exp,
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
     handle.try_send(Outbound::Frame(control_frame(&hello, encoding)));

@@ -95,7 +95,6 @@ pub async fn run(
     mut queue: mpsc::Receiver<Outbound>,
     handle: ConnHandle,
     heartbeat: Duration,
-    token_exp: u64,
 ) {
     let mut writer = Writer {
         sink,
@@ -128,7 +127,7 @@ pub async fn run(
             _ = ticker.tick() => {
                 if handle.silent_for() > heartbeat * 2 {
                     handle.close(close_code::NORMAL, "idle");
-                } else if unix_now() > token_exp + EXP_LEEWAY_SECS {
+                } else if unix_now() > handle.token_exp() + EXP_LEEWAY_SECS {
                     handle.close(close_code::SESSION_REVOKED, "token expired");
                 } else if !writer.send_now(Message::Ping(Default::default())).await {
                     handle.close(close_code::NORMAL, "socket closed");
