@@ -139,7 +139,7 @@ async fn resume_right_after_hello_comes_before_newer_live_messages() {
 async fn expiring_tokens_close_4001_unless_refreshed() {
     use chat_shared::auth::unix_now;
     use support::client::{Client, Connect};
-    let d = Embedded::start_with(|c| c.heartbeat_ms = 200, true).await;
+    let d = Embedded::start_with(|c| c.heartbeat_ms = 500, true).await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
@@ -192,7 +192,16 @@ async fn expiring_tokens_close_4001_unless_refreshed() {
         }
         other => panic!("expected refreshed, got {other:?}"),
     }
-    let closed = a.closed().await.expect("close frame");
+    let keep_b_talking = async {
+        loop {
+            b.round_trip().await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let closed = tokio::select! {
+        closed = a.closed() => closed.expect("close frame"),
+        _ = keep_b_talking => unreachable!(),
+    };
     assert_eq!(
         u16::from(closed.code),
         4001,

@@ -125,10 +125,10 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
-                if handle.silent_for() > heartbeat * 2 {
-                    handle.close(close_code::NORMAL, "idle");
-                } else if unix_now() > handle.token_exp() + EXP_LEEWAY_SECS {
+                if unix_now() > handle.token_exp() + EXP_LEEWAY_SECS {
                     handle.close(close_code::SESSION_REVOKED, "token expired");
+                } else if handle.silent_for() > heartbeat * 2 {
+                    handle.close(close_code::NORMAL, "idle");
                 } else if !writer.send_now(Message::Ping(Default::default())).await {
                     handle.close(close_code::NORMAL, "socket closed");
                     return;
