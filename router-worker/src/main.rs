@@ -40,7 +40,11 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let url = args.common.nats_url.as_deref().context("NATS_URL is required")?;
+    let url = args
+        .common
+        .nats_url
+        .as_deref()
+        .context("NATS_URL is required")?;
     let bus: Arc<dyn chat_shared::bus::Bus> = NatsBus::connect(url, &args.nats)
         .await
         .with_context(|| format!("cannot connect to NATS at {url}"))?;
@@ -63,6 +67,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     stopping.store(true, Ordering::Relaxed);
     stop.cancel();
     router.await.context("router task")?.context("router")?;
-    ops_server.await.context("ops task")?.context("ops server")?;
+    ops_server
+        .await
+        .context("ops task")?
+        .context("ops server")?;
     Ok(())
 }

@@ -25,12 +25,18 @@ impl RouterMetrics {
         };
         let sub = registry.sub_registry_with_prefix("chat_router");
         sub.register("sends", "Sends decided, by outcome", metrics.routed.clone());
-        sub.register("route_seconds", "Time to decide, store and publish a send", metrics.route_seconds.clone());
+        sub.register(
+            "route_seconds",
+            "Time to decide, store and publish a send",
+            metrics.route_seconds.clone(),
+        );
         metrics
     }
 
     pub fn record(&self, outcome: &str, seconds: f64) {
-        self.routed.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+        self.routed
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
         self.route_seconds.observe(seconds);
     }
 }

@@ -27,7 +27,11 @@ pub struct OpsState {
 }
 
 /// Serves the operations endpoints on `addr` until `stop`.
-pub async fn serve(addr: SocketAddr, state: OpsState, stop: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    state: OpsState,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -55,7 +59,10 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
         out.clear();
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         out,
     )
 }
