@@ -91,13 +91,6 @@ async fn check(
             ));
         }
     }
-    if state
-        .health
-        .draining
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        return Err(ApiError::unavailable());
-    }
     let caller = authenticate(state, headers).await?;
     if !caller.is_admin() && caller.guilds.is_empty() {
         return Err(ApiError::new(
