@@ -4,13 +4,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use bot_worker::{BotArgs, BotMetrics};
 use chat_shared::config::{CommonConfig, LimitsConfig};
 use chat_shared::nats::{NatsBus, NatsConfig};
-use chat_shared::ops::{OpsState, shutdown_signal};
+use chat_shared::ops::run_worker;
 use chat_shared::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use chat_shared::telemetry::init_tracing;
 use clap::Parser;
@@ -61,13 +60,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .bot
         .config(limiter, args.limits.max_text_chars as usize);
     config.metrics = Arc::new(BotMetrics::registered(&mut registry));
-    let ops = OpsState {
-        bus: bus.clone(),
-        registry: Arc::new(registry),
-        stopping: Default::default(),
-    };
-    let stopping = ops.stopping.clone();
-    let ops_server = tokio::spawn(chat_shared::ops::serve(args.listen_addr, ops, stop.clone()));
     tracing::info!(backend = %args.bot.describe(), "bot backend");
     if args.bot.bot_job_timeout_ms >= args.nats.bot_ack_wait_secs.saturating_mul(1000) {
         tracing::warn!(
@@ -75,16 +67,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
              and asked for again while it is still running (one reply shows, but the model is paid twice)"
         );
     }
-    let worker = tokio::spawn(bot_worker::run(bus, backend, config, stop.clone()));
+    let work = bot_worker::run(bus.clone(), backend, config, stop.clone());
     println!("bot-worker taking jobs (ops on {})", args.listen_addr);
-    shutdown_signal().await;
-    stopping.store(true, Ordering::Relaxed);
-    stop.cancel();
-    worker.await.context("bot task")?.context("bot worker")?;
-    ops_server
-        .await
-        .context("ops task")?
-        .context("ops server")?;
+    run_worker(args.listen_addr, bus, registry, stop, work).await?;
     Ok(())
 }
 

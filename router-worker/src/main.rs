@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use chat_shared::config::{CommonConfig, LimitsConfig};
 use chat_shared::nats::{NatsBus, NatsConfig};
-use chat_shared::ops::{OpsState, shutdown_signal};
+use chat_shared::ops::run_worker;
 use chat_shared::telemetry::init_tracing;
 use clap::Parser;
 use router_worker::{RouterConfig, RouterMetrics};
@@ -51,25 +50,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(RouterMetrics::registered(&mut registry));
-    let ops = OpsState {
-        bus: bus.clone(),
-        registry: Arc::new(registry),
-        stopping: Default::default(),
-    };
-    let stopping = ops.stopping.clone();
-    let ops_server = tokio::spawn(chat_shared::ops::serve(args.listen_addr, ops, stop.clone()));
     let config = RouterConfig {
         max_text_chars: args.limits.max_text_chars as usize,
     };
-    let router = tokio::spawn(router_worker::run(bus, config, metrics, stop.clone()));
+    let work = router_worker::run(bus.clone(), config, metrics, stop.clone());
     println!("router-worker serving (ops on {})", args.listen_addr);
-    shutdown_signal().await;
-    stopping.store(true, Ordering::Relaxed);
-    stop.cancel();
-    router.await.context("router task")?.context("router")?;
-    ops_server
-        .await
-        .context("ops task")?
-        .context("ops server")?;
+    run_worker(args.listen_addr, bus, registry, stop, work).await?;
     Ok(())
 }

@@ -85,3 +85,42 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+/// Why a worker process ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("operations server: {0}")]
+    Ops(#[from] std::io::Error),
+    #[error("worker: {0}")]
+    Work(#[from] crate::bus::BusError),
+    #[error("task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The life every worker binary shares: the operations server runs beside `work` until
+/// SIGTERM or Ctrl-C; then `/readyz` fails, `stop` fires, and both are awaited.
+pub async fn run_worker<W>(
+    addr: SocketAddr,
+    bus: Arc<dyn Bus>,
+    registry: Registry,
+    stop: CancellationToken,
+    work: W,
+) -> Result<(), WorkerError>
+where
+    W: std::future::Future<Output = Result<(), crate::bus::BusError>> + Send + 'static,
+{
+    let state = OpsState {
+        bus,
+        registry: Arc::new(registry),
+        stopping: Default::default(),
+    };
+    let stopping = state.stopping.clone();
+    let ops_server = tokio::spawn(serve(addr, state, stop.clone()));
+    let work = tokio::spawn(work);
+    shutdown_signal().await;
+    stopping.store(true, Ordering::Relaxed);
+    stop.cancel();
+    work.await??;
+    ops_server.await??;
+    Ok(())
+}
