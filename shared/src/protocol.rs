@@ -279,6 +279,10 @@ impl std::fmt::Display for ErrorCode {
 /// WebSocket close codes of the contract.
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
+    /// The peer broke the WebSocket protocol (RFC 6455 §7.4.1).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     pub const FRAME_TOO_BIG: u16 = 1009;
     pub const SERVER_RESTARTING: u16 = 1012;
     pub const SESSION_REVOKED: u16 = 4001;

@@ -184,15 +184,20 @@ impl Reader {
         self.handle.send(Outbound::Frame(message)).await;
     }
 
+    /// Closes with the code that names the peer's mistake; a lost socket needs no code.
     fn on_socket_error(&self, error: axum::Error) {
-        let too_big = error
-            .into_inner()
-            .downcast_ref::<tungstenite::Error>()
-            .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-        if too_big {
-            self.handle
-                .close(close_code::FRAME_TOO_BIG, "frame too big");
-        }
+        let error = error.into_inner();
+        let (code, reason) = match error.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => (close_code::FRAME_TOO_BIG, "frame too big"),
+            Some(tungstenite::Error::Utf8(_)) => (close_code::INVALID_DATA, "text is not UTF-8"),
+            Some(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => return,
+            Some(tungstenite::Error::Protocol(_)) => (close_code::PROTOCOL_ERROR, "protocol error"),
+            _ => return,
+        };
+        tracing::debug!(%error, code, "closing on a socket error");
+        self.handle.close(code, reason);
     }
 
     /// Takes a fresh token for the same user and role, pushing back the 4001 close.

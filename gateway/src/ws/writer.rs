@@ -177,7 +177,14 @@ impl Writer {
             code: r.code,
             reason: r.reason.into(),
         });
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.send(Message::Close(frame))).await;
+        let close = async {
+            // After the peer's close frame the socket refuses ours; flushing sends the reply
+            // tungstenite queued (the peer's own code echoed), completing the handshake.
+            if self.sink.send(Message::Close(frame)).await.is_err() {
+                let _ = self.sink.flush().await;
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
     }
 
     /// A live message's frame, unless its guild is being resumed (then it is held) or it was
