@@ -202,11 +202,12 @@ pub enum ErrorCode {
     Unavailable,
     BadRequest,
     NotFound,
+    TooManyConnections,
 }
 
 impl ErrorCode {
     /// Every code, for metrics and documentation.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::EmptyMessage,
         ErrorCode::MissingGuild,
         ErrorCode::ForbiddenGuild,
@@ -223,6 +224,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::BadRequest,
         ErrorCode::NotFound,
+        ErrorCode::TooManyConnections,
     ];
 
     /// The wire name, e.g. `forbidden_guild`.
@@ -244,6 +246,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::TooManyConnections => "too_many_connections",
         }
     }
 
@@ -266,6 +269,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "The service is temporarily unavailable.",
             ErrorCode::BadRequest => "The request is malformed.",
             ErrorCode::NotFound => "Not found.",
+            ErrorCode::TooManyConnections => "Too many open connections for this user.",
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The Redis session store of distributed mode: `session:{userId}` holds the session JSON.
+//! The Redis session store of distributed mode: `session:{userId}` holds the session JSON;
+//! `conns:{userId}` the user's connection leases ([`crate::conn_leases`]).
 //! Every command gives up after a short timeout, so a stopped Redis answers `Unavailable`
 //! quickly; the client reconnects on its own when Redis is back.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +11,8 @@ use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as RedisError, KeysInterface, ReconnectPolicy,
 };
 
+use crate::conn_leases::{ConnLease, LeaseDecision};
+use crate::redis_leases;
 use crate::session::{Session, SessionStore, StoreError, session_key};
 
 /// How long one command (or the first connection) may take.
@@ -96,6 +100,32 @@ impl SessionStore for RedisStore {
             .await
             .map(|_| ())
             .map_err(|e| unavailable("pinging Redis", &e))
+    }
+
+    #[tracing::instrument(name = "lease.acquire", skip(self))]
+    async fn acquire_lease(
+        &self,
+        lease: &ConnLease,
+        max: NonZeroU32,
+        ttl: Duration,
+    ) -> Result<LeaseDecision, StoreError> {
+        redis_leases::acquire(&self.client, lease, max, ttl)
+            .await
+            .map_err(|e| unavailable("taking a connection lease", &e))
+    }
+
+    #[tracing::instrument(name = "lease.renew", skip_all, fields(leases = leases.len()))]
+    async fn renew_leases(&self, leases: &[ConnLease], ttl: Duration) -> Result<usize, StoreError> {
+        redis_leases::renew(&self.client, leases, ttl)
+            .await
+            .map_err(|e| unavailable("renewing connection leases", &e))
+    }
+
+    #[tracing::instrument(name = "lease.release", skip(self))]
+    async fn release_lease(&self, lease: &ConnLease) -> Result<(), StoreError> {
+        redis_leases::release(&self.client, lease)
+            .await
+            .map_err(|e| unavailable("releasing a connection lease", &e))
     }
 }
 

@@ -2,7 +2,12 @@
 //! `session:{userId}` holds JSON `{"guilds":[{"id":"…","name":"…"}], …}`; no document means no
 //! guilds. The in-memory store serves embedded mode; Redis serves distributed mode.
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::conn_leases::{ConnLease, LeaseDecision};
 
 /// A guild the user belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,4 +92,17 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete(&self, user_id: &str) -> Result<(), StoreError>;
     /// Whether the store answers now.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Takes a connection slot of `lease.user_id` for `ttl` unless the user already holds `max`
+    /// unexpired leases (see [`crate::conn_leases`]). Taking a lease already held renews it.
+    async fn acquire_lease(
+        &self,
+        lease: &ConnLease,
+        max: NonZeroU32,
+        ttl: Duration,
+    ) -> Result<LeaseDecision, StoreError>;
+    /// Extends held leases to `ttl` from now, in as few round trips as possible; a lease that
+    /// already expired (or was released) is not taken again. Returns how many had expired.
+    async fn renew_leases(&self, leases: &[ConnLease], ttl: Duration) -> Result<usize, StoreError>;
+    /// Gives a lease back.
+    async fn release_lease(&self, lease: &ConnLease) -> Result<(), StoreError>;
 }

@@ -98,3 +98,183 @@ async fn connecting_to_nothing_fails() {
     let result = RedisStore::connect(&format!("redis://127.0.0.1:{port}")).await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))));
 }
+
+mod leases {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use chat_shared::conn_leases::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};
+    use chat_shared::redis_store::RedisStore;
+    use chat_shared::session::SessionStore;
+    use fred::prelude::{KeysInterface, SortedSetsInterface};
+    use testkit::RedisServer;
+
+    use super::raw_client;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn cap(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    async fn granted(store: &RedisStore, lease: &ConnLease, max: u32, ttl: Duration) -> bool {
+        match store.acquire_lease(lease, cap(max), ttl).await.unwrap() {
+            LeaseDecision::Granted => true,
+            LeaseDecision::Full { .. } => false,
+        }
+    }
+
+    /// Waits until `lease` is granted, for at most `within`.
+    async fn granted_within(
+        store: &RedisStore,
+        lease: &ConnLease,
+        ttl: Duration,
+        within: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !granted(store, lease, 2, ttl).await {
+            assert!(tokio::time::Instant::now() < deadline, "never granted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_holds_at_most_max_leases_and_a_release_frees_one() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).await.unwrap();
+        let leases: Vec<ConnLease> = (0..3).map(|_| ConnLease::new("u1")).collect();
+
+        assert!(granted(&store, &leases[0], 2, MINUTE).await);
+        assert!(granted(&store, &leases[1], 2, MINUTE).await);
+        let LeaseDecision::Full { retry_after } = store
+            .acquire_lease(&leases[2], cap(2), MINUTE)
+            .await
+            .unwrap()
+        else {
+            panic!("a third lease is over the cap");
+        };
+        assert!(
+            retry_after <= MINUTE && retry_after > MINUTE / 2,
+            "retry when the oldest lease would expire: {retry_after:?}"
+        );
+        assert!(
+            granted(&store, &ConnLease::new("u2"), 2, MINUTE).await,
+            "per user"
+        );
+        assert!(
+            granted(&store, &leases[0], 2, MINUTE).await,
+            "a held lease is renewed"
+        );
+
+        store.release_lease(&leases[0]).await.unwrap();
+        assert!(granted(&store, &leases[2], 2, MINUTE).await);
+        let raw = raw_client(&redis).await;
+        let held: Vec<String> = raw
+            .zrange(conns_key("u1"), 0, -1, None, false, None, false)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 2);
+        assert!(held.contains(&leases[1].lease_id) && held.contains(&leases[2].lease_id));
+    }
+
+    #[tokio::test]
+    async fn expired_leases_free_their_slots_and_the_key_expires_with_them() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).await.unwrap();
+        let raw = raw_client(&redis).await;
+        let short = Duration::from_millis(300);
+        assert!(granted(&store, &ConnLease::new("u1"), 2, short).await);
+        assert!(granted(&store, &ConnLease::new("u1"), 2, short).await);
+        let pttl: i64 = raw.pttl(conns_key("u1")).await.unwrap();
+        assert!(
+            pttl > 0 && pttl <= 300,
+            "the key expires with its last lease: {pttl}"
+        );
+
+        let late = ConnLease::new("u1");
+        assert!(!granted(&store, &late, 2, MINUTE).await);
+        granted_within(&store, &late, MINUTE, Duration::from_secs(10)).await;
+
+        let held: i64 = raw.zcard(conns_key("u1")).await.unwrap();
+        assert_eq!(held, 1, "the expired leases were dropped");
+        let pttl: i64 = raw.pttl(conns_key("u1")).await.unwrap();
+        assert!(
+            pttl > 30_000,
+            "the key now lives as long as the new lease: {pttl}"
+        );
+    }
+
+    #[tokio::test]
+    async fn renewal_keeps_leases_past_their_first_expiry_and_skips_released_ones() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).await.unwrap();
+        let ttl = Duration::from_millis(400);
+        let (kept, released) = (ConnLease::new("u1"), ConnLease::new("u1"));
+        assert!(granted(&store, &kept, 2, ttl).await);
+        assert!(granted(&store, &released, 2, ttl).await);
+        store.release_lease(&released).await.unwrap();
+
+        let both = [kept.clone(), released.clone()];
+        assert_eq!(
+            store.renew_leases(&both, MINUTE).await.unwrap(),
+            1,
+            "one was gone"
+        );
+        let raw = raw_client(&redis).await;
+        let score: Option<f64> = raw
+            .zscore(conns_key("u1"), released.lease_id.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            score, None,
+            "a released lease is not taken again by a renewal"
+        );
+
+        // Past the first lifetime the renewed lease still holds its slot.
+        assert!(
+            granted(&store, &ConnLease::new("u1"), 2, MINUTE).await,
+            "the released slot"
+        );
+        assert!(!granted(&store, &ConnLease::new("u1"), 2, MINUTE).await);
+        tokio::time::sleep(ttl * 2).await;
+        assert!(
+            !granted(&store, &ConnLease::new("u1"), 2, MINUTE).await,
+            "renewed lease expired"
+        );
+    }
+
+    #[tokio::test]
+    async fn renewal_reports_expired_leases_and_spans_several_batches() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).await.unwrap();
+        let many: Vec<ConnLease> = (0..RENEW_BATCH + 10)
+            .map(|i| ConnLease::new(&format!("u{}", i % 7)))
+            .collect();
+        for lease in &many {
+            assert!(granted(&store, lease, 1000, Duration::from_millis(200)).await);
+        }
+        assert_eq!(store.renew_leases(&many, MINUTE).await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            store.renew_leases(&many, MINUTE).await.unwrap(),
+            0,
+            "all renewed in time"
+        );
+
+        let expiring = ConnLease::new("x");
+        assert!(granted(&store, &expiring, 1, Duration::from_millis(100)).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.renew_leases(&[expiring], MINUTE).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_redis_refuses_leases_as_unavailable() {
+        let redis = RedisServer::start();
+        let store = RedisStore::connect(&redis.url()).await.unwrap();
+        redis.stop();
+        let lease = ConnLease::new("u1");
+        assert!(store.acquire_lease(&lease, cap(2), MINUTE).await.is_err());
+        assert!(store.renew_leases(&[lease.clone()], MINUTE).await.is_err());
+        assert!(store.release_lease(&lease).await.is_err());
+    }
+}
