@@ -11,7 +11,8 @@ use chat_shared::config::{CommonConfig, LimitsConfig};
 use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::ops::run_worker;
 use chat_shared::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
-use chat_shared::telemetry::init_tracing;
+use chat_shared::ops::Telemetry;
+use chat_shared::telemetry::BOT_SERVICE;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +37,16 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    init_tracing(args.common.log_format);
-    if let Err(error) = run(args).await {
+    let telemetry = match Telemetry::start(&args.common, BOT_SERVICE) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("bot-worker: {error}");
+            std::process::exit(2);
+        }
+    };
+    let result = run(args).await;
+    telemetry.finish().await;
+    if let Err(error) = result {
         eprintln!("bot-worker: {error:#}");
         std::process::exit(2);
     }

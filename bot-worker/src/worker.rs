@@ -80,11 +80,12 @@ pub async fn run(
             },
         };
         let span = tracing::info_span!(
-            "bot_job",
+            "bot.job",
             message_id = %delivery.job.request.message_id,
             guild = %delivery.job.request.guild_id,
             attempt = delivery.attempt,
         );
+        delivery.trace.set_parent_of(&span);
         let (bus, backend, config) = (bus.clone(), backend.clone(), config.clone());
         tokio::spawn(
             async move {
@@ -105,6 +106,7 @@ async fn handle(bus: &dyn Bus, backend: &dyn Backend, config: &BotConfig, delive
         attempt,
         max_attempts,
         settle,
+        trace: _,
     } = delivery;
     let outcome = match attempt_job(bus, backend, config, &job, attempt == 1).await {
         Ok(outcome) => outcome,
@@ -163,7 +165,10 @@ async fn attempt_job(
         .metrics
         .answer_seconds
         .observe(started.elapsed().as_secs_f64());
-    post_reply(bus, &job.request, cut(&text, config.max_reply_chars)).await?;
+    let reply = cut(&text, config.max_reply_chars);
+    post_reply(bus, &job.request, reply)
+        .instrument(tracing::info_span!("bot.reply"))
+        .await?;
     tracing::info!("bot reply posted");
     Ok(JobOutcome::Answered)
 }

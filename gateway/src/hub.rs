@@ -165,8 +165,17 @@ impl Hub {
         Feed { stop, ready }
     }
 
-    /// Fans a guild entry out to the local viewers allowed to see it.
-    fn fan_out(&self, entry: LogEntry) {
+    /// Fans a guild entry out to the local viewers allowed to see it (one `gateway.fanout`
+    /// span per entry, on the trace of the router that published it, while exporting).
+    fn fan_out(&self, mut entry: LogEntry) {
+        let span = chat_shared::export_span!(
+            "gateway.fanout",
+            guild = %entry.message.guild_id,
+            seq = entry.seq,
+            recipients = tracing::field::Empty,
+        );
+        std::mem::take(&mut entry.trace).set_parent_of(&span);
+        let _in_span = span.enter();
         let delivery = Delivery::new(entry);
         let state = self.state.read();
         let viewers = if delivery.message.admin_only {
@@ -174,6 +183,7 @@ impl Hub {
         } else {
             state.rooms.get(delivery.guild_id()).map(|r| &r.members)
         };
+        span.record("recipients", viewers.map_or(0, |v| v.len()));
         let Some(viewers) = viewers else { return };
         self.metrics.fanout_size.observe(viewers.len() as f64);
         for conn in viewers.values() {

@@ -5,15 +5,24 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chat_shared::config::random_secret;
-use chat_shared::telemetry::init_tracing;
+use chat_shared::ops::Telemetry;
+use chat_shared::telemetry::GATEWAY_SERVICE;
 use clap::Parser;
 use gateway::{Deps, GatewayConfig, Node};
 
 #[tokio::main]
 async fn main() {
     let config = GatewayConfig::parse();
-    init_tracing(config.common.log_format);
-    if let Err(error) = run(config).await {
+    let telemetry = match Telemetry::start(&config.common, GATEWAY_SERVICE) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("gateway: {error}");
+            std::process::exit(2);
+        }
+    };
+    let result = run(config).await;
+    telemetry.finish().await;
+    if let Err(error) = result {
         eprintln!("gateway: {error:#}");
         std::process::exit(2);
     }

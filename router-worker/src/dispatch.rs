@@ -90,11 +90,12 @@ async fn guild_task(
 async fn handle(bus: &dyn Bus, config: &RouterConfig, metrics: &RouterMetrics, item: IngressItem) {
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
-        "route",
+        "router.route",
         user = %item.request.sender.id,
         message_id = tracing::field::Empty,
         seq = tracing::field::Empty,
     );
+    item.trace.set_parent_of(&span);
     async move {
         let outcome = route(bus, config, item.request).await;
         match &outcome {

@@ -8,7 +8,8 @@ use anyhow::Context;
 use chat_shared::config::{CommonConfig, LimitsConfig};
 use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::ops::run_worker;
-use chat_shared::telemetry::init_tracing;
+use chat_shared::ops::Telemetry;
+use chat_shared::telemetry::ROUTER_SERVICE;
 use clap::Parser;
 use router_worker::{RouterConfig, RouterMetrics};
 use tokio_util::sync::CancellationToken;
@@ -31,8 +32,16 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    init_tracing(args.common.log_format);
-    if let Err(error) = run(args).await {
+    let telemetry = match Telemetry::start(&args.common, ROUTER_SERVICE) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("router-worker: {error}");
+            std::process::exit(2);
+        }
+    };
+    let result = run(args).await;
+    telemetry.finish().await;
+    if let Err(error) = result {
         eprintln!("router-worker: {error:#}");
         std::process::exit(2);
     }

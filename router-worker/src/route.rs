@@ -12,6 +12,7 @@ use chat_shared::protocol::{ChatMessage, ErrorCode};
 use chat_shared::validate::{
     BOT_REPLY_SUFFIX, check_text, is_valid_client_message_id, is_valid_guild_id, mentions_bot,
 };
+use tracing::Instrument;
 
 /// What the router needs to know.
 #[derive(Debug, Clone, Copy)]
@@ -32,10 +33,15 @@ pub async fn route(bus: &dyn Bus, config: &RouterConfig, request: SendRequest) -
     let message = validate(config, &request)?;
     let wants_bot =
         request.sender.role != Role::Bot && (request.request_bot || mentions_bot(&message.text));
-    let outcome = bus.append(message).await.map_err(|error| {
-        tracing::warn!(%error, "append failed");
-        ErrorCode::ServerError
-    })?;
+    let span = tracing::info_span!("log.append", guild = %message.guild_id);
+    let outcome = bus
+        .append(message)
+        .instrument(span)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "append failed");
+            ErrorCode::ServerError
+        })?;
     match outcome {
         AppendOutcome::Appended(entry) => {
             if let Err(error) = bus.publish(&entry).await {

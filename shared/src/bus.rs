@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::UserInfo;
 use crate::protocol::{ChatMessage, ErrorCode, ErrorFrame};
+pub use crate::trace_context::TraceContext;
 
 /// Version of the internal payloads; a consumer drops payloads of another version.
 pub const INTERNAL_VERSION: u8 = 1;
@@ -66,6 +67,10 @@ pub struct LogEntry {
     /// The seq of the previous entry of the same guild (0 for the first).
     pub prev: u64,
     pub message: Arc<ChatMessage>,
+    /// On a live delivery: the span that published it (empty elsewhere, and while tracing
+    /// export is off). Not part of the entry's value.
+    #[serde(skip)]
+    pub trace: TraceContext,
 }
 
 /// The result of appending to a guild log.
@@ -137,6 +142,8 @@ pub struct BotDelivery {
     /// Deliveries allowed in all; `attempt == max_attempts` is the last chance.
     pub max_attempts: u32,
     pub settle: Box<dyn JobSettle>,
+    /// The span that queued the job (empty while tracing export is off).
+    pub trace: TraceContext,
 }
 
 impl std::fmt::Debug for BotDelivery {
@@ -175,6 +182,8 @@ pub enum UserEvent {
 pub struct IngressItem {
     pub request: SendRequest,
     pub reply: Box<dyn IngressReply>,
+    /// The span that submitted the send (empty while tracing export is off).
+    pub trace: TraceContext,
 }
 
 /// The way back from the router to a waiting sender.

@@ -13,6 +13,7 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream, UnboundedReceiverS
 
 use crate::bus::*;
 use crate::protocol::{ChatMessage, ErrorCode};
+use crate::trace_context::TraceContext;
 
 /// Capacity of each live topic; a subscriber that falls further behind sees a `prev` gap and
 /// fills it from the log.
@@ -56,14 +57,18 @@ struct State {
     topics: HashMap<Topic, broadcast::Sender<LogEntry>>,
 }
 
+/// A bot job waiting in the queue: the job, its delivery count so far plus one, and the span
+/// that queued it.
+type QueuedJob = (BotJob, u32, TraceContext);
+
 /// The in-memory bus.
 pub struct MemoryBus {
     config: MemoryBusConfig,
     state: Mutex<State>,
     ingress_tx: mpsc::Sender<IngressItem>,
     ingress_rx: Mutex<Option<mpsc::Receiver<IngressItem>>>,
-    jobs_tx: mpsc::UnboundedSender<(BotJob, u32)>,
-    jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<(BotJob, u32)>>>,
+    jobs_tx: mpsc::UnboundedSender<QueuedJob>,
+    jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedJob>>>,
     events: broadcast::Sender<(String, UserEvent)>,
 }
 
@@ -108,7 +113,8 @@ impl IngressReply for OneshotReply {
 struct MemorySettle {
     job: Option<BotJob>,
     attempt: u32,
-    jobs_tx: mpsc::UnboundedSender<(BotJob, u32)>,
+    trace: TraceContext,
+    jobs_tx: mpsc::UnboundedSender<QueuedJob>,
 }
 
 #[async_trait::async_trait]
@@ -121,9 +127,10 @@ impl JobSettle for MemorySettle {
         if let Some(job) = self.job.take() {
             let tx = self.jobs_tx.clone();
             let next = self.attempt + 1;
+            let trace = std::mem::take(&mut self.trace);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let _ = tx.send((job, next));
+                let _ = tx.send((job, next, trace));
             });
         }
         Ok(())
@@ -158,6 +165,7 @@ impl Bus for MemoryBus {
         let item = IngressItem {
             request,
             reply: Box::new(OneshotReply(tx)),
+            trace: TraceContext::current(),
         };
         self.ingress_tx
             .send(item)
@@ -189,6 +197,7 @@ impl Bus for MemoryBus {
             seq: next_seq(log.last_seq),
             prev: log.last_seq,
             message: Arc::new(message),
+            trace: TraceContext::none(),
         };
         log.last_seq = entry.seq;
         log.entries.push_back(entry.clone());
@@ -206,9 +215,13 @@ impl Bus for MemoryBus {
     }
 
     async fn publish(&self, entry: &LogEntry) -> Result<(), BusError> {
-        self.send_topic(&Topic::Guild(entry.message.guild_id.clone()), entry);
+        let entry = LogEntry {
+            trace: TraceContext::current(),
+            ..entry.clone()
+        };
+        self.send_topic(&Topic::Guild(entry.message.guild_id.clone()), &entry);
         if entry.message.admin_only {
-            self.send_topic(&Topic::AdminOnly, entry);
+            self.send_topic(&Topic::AdminOnly, &entry);
         }
         Ok(())
     }
@@ -280,7 +293,7 @@ impl Bus for MemoryBus {
 
     async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {
         self.jobs_tx
-            .send((job, 1))
+            .send((job, 1, TraceContext::current()))
             .map_err(|_| BusError::Unavailable("no bot worker queue".into()))
     }
 
@@ -288,16 +301,19 @@ impl Bus for MemoryBus {
         let rx = take_once(&self.jobs_rx, "bot queue")?;
         let jobs_tx = self.jobs_tx.clone();
         let max_attempts = self.config.bot_max_attempts;
-        let stream = UnboundedReceiverStream::new(rx).map(move |(job, attempt)| BotDelivery {
-            job: job.clone(),
-            attempt,
-            max_attempts,
-            settle: Box::new(MemorySettle {
-                job: Some(job),
+        let stream =
+            UnboundedReceiverStream::new(rx).map(move |(job, attempt, trace)| BotDelivery {
+                job: job.clone(),
                 attempt,
-                jobs_tx: jobs_tx.clone(),
-            }),
-        });
+                max_attempts,
+                settle: Box::new(MemorySettle {
+                    job: Some(job),
+                    attempt,
+                    trace: trace.clone(),
+                    jobs_tx: jobs_tx.clone(),
+                }),
+                trace,
+            });
         Ok(Box::pin(stream))
     }
 

@@ -124,3 +124,33 @@ where
     ops_server.await??;
     Ok(())
 }
+
+/// Logging and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, trace export: started first thing
+/// in a binary's `main` (inside the runtime) and finished last, so queued spans are sent.
+#[must_use = "finish it when the process ends, or queued spans are lost"]
+pub struct Telemetry {
+    export: Option<crate::otel::OtelExport>,
+}
+
+impl Telemetry {
+    /// Installs the global subscriber for `service_name` (`chat-gateway`, `chat-router`,
+    /// `chat-bot`); fails only on a bad endpoint.
+    pub fn start(
+        common: &crate::config::CommonConfig,
+        service_name: &'static str,
+    ) -> Result<Self, crate::otel::OtelError> {
+        let export = crate::telemetry::init_telemetry(
+            common.log_format,
+            common.otel_exporter_otlp_endpoint.as_deref(),
+            service_name,
+        )?;
+        Ok(Telemetry { export })
+    }
+
+    /// Sends the spans still queued and stops the exporter.
+    pub async fn finish(self) {
+        if let Some(export) = self.export {
+            export.shutdown().await;
+        }
+    }
+}

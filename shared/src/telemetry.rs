@@ -1,7 +1,18 @@
-//! Logging setup for every binary: `RUST_LOG` filters, `LOG_FORMAT` picks pretty or JSON lines.
+//! Logging and tracing setup for every binary: `RUST_LOG` filters, `LOG_FORMAT` picks pretty or
+//! JSON lines, and when `OTEL_EXPORTER_OTLP_ENDPOINT` is set the same spans are also exported
+//! over OTLP ([`crate::otel`]) under the binary's service name.
 
 use clap::ValueEnum;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::otel::{OtelError, OtelExport, export_layer};
+
+/// Service names of the three binaries, as traces show them.
+pub const GATEWAY_SERVICE: &str = "chat-gateway";
+pub const ROUTER_SERVICE: &str = "chat-router";
+pub const BOT_SERVICE: &str = "chat-bot";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
@@ -10,12 +21,51 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Safe to call more than once (later calls do nothing).
+type Filtered = tracing_subscriber::layer::Layered<EnvFilter, Registry>;
+type FmtLayer = Box<dyn Layer<Filtered> + Send + Sync>;
+
+fn env_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+fn fmt_layer(format: LogFormat) -> FmtLayer {
+    let layer = tracing_subscriber::fmt::layer();
+    match format {
+        LogFormat::Pretty => layer.boxed(),
+        LogFormat::Json => layer.json().flatten_event(true).boxed(),
+    }
+}
+
+/// Installs the global subscriber (logs only). Safe to call more than once (later calls do
+/// nothing).
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let _ = tracing_subscriber::registry()
+        .with(env_filter())
+        .with(fmt_layer(format))
+        .try_init();
+}
+
+/// Installs the global subscriber: logs, plus OTLP trace export as `service_name` when
+/// `otlp_endpoint` is set (and not blank). Call it inside the tokio runtime and hold the
+/// returned export until the process ends (`shutdown().await` flushes it); `None` when export
+/// is off, which costs nothing.
+pub fn init_telemetry(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    service_name: &'static str,
+) -> Result<Option<OtelExport>, OtelError> {
+    let endpoint = otlp_endpoint.map(str::trim).filter(|e| !e.is_empty());
+    let (export, otel_layer) = match endpoint {
+        Some(endpoint) => {
+            let (export, layer) = export_layer(endpoint, service_name)?;
+            (Some(export), Some(layer))
+        }
+        None => (None, None),
     };
+    let _ = tracing_subscriber::registry()
+        .with(env_filter())
+        .with(fmt_layer(format))
+        .with(otel_layer)
+        .try_init();
+    Ok(export)
 }

@@ -83,6 +83,17 @@ pub fn hello_frame(state: &AppState, caller: &Caller, handle: &ConnHandle) -> Se
     })
 }
 
+/// The `type` of a client frame, as the `ws.receive` span shows it.
+fn frame_kind(decoded: &Result<ClientFrame, chat_shared::codec::FrameError>) -> &'static str {
+    match decoded {
+        Ok(ClientFrame::Send(_)) => "send",
+        Ok(ClientFrame::Resume(_)) => "resume",
+        Ok(ClientFrame::Refresh(_)) => "refresh",
+        Ok(ClientFrame::Ping(_)) => "ping",
+        Err(_) => "bad",
+    }
+}
+
 struct Reader {
     state: AppState,
     caller: Caller,
@@ -138,31 +149,36 @@ impl Reader {
                     };
                     let decoded = decode_client_frame(&bytes, self.handle.encoding());
                     let first_frame = !self.released_live;
-                    match decoded {
-                        Ok(ClientFrame::Send(frame)) => {
-                            Metrics::count(&self.state.metrics.frames_in, "type", "send");
-                            if let Some(pending) = self.on_send(frame).await {
-                                sends.push_back(pending);
+                    let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
+                    async {
+                        match decoded {
+                            Ok(ClientFrame::Send(frame)) => {
+                                Metrics::count(&self.state.metrics.frames_in, "type", "send");
+                                if let Some(pending) = self.on_send(frame).await {
+                                    sends.push_back(pending);
+                                }
+                            }
+                            Ok(ClientFrame::Resume(frame)) => {
+                                Metrics::count(&self.state.metrics.frames_in, "type", "resume");
+                                resumes.extend(self.on_resume(frame).await);
+                            }
+                            Ok(ClientFrame::Refresh(frame)) => {
+                                Metrics::count(&self.state.metrics.frames_in, "type", "refresh");
+                                self.on_refresh(frame).await;
+                            }
+                            Ok(ClientFrame::Ping(frame)) => {
+                                Metrics::count(&self.state.metrics.frames_in, "type", "ping");
+                                self.reply(ServerFrame::Pong(Pong { reference: frame.reference })).await;
+                            }
+                            Err(error) => {
+                                Metrics::count(&self.state.metrics.frames_in, "type", "bad");
+                                tracing::debug!(%error, "bad frame");
+                                self.reply(ServerFrame::Error(ErrorFrame::new(ErrorCode::BadFrame, error.reference))).await;
                             }
                         }
-                        Ok(ClientFrame::Resume(frame)) => {
-                            Metrics::count(&self.state.metrics.frames_in, "type", "resume");
-                            resumes.extend(self.on_resume(frame).await);
-                        }
-                        Ok(ClientFrame::Refresh(frame)) => {
-                            Metrics::count(&self.state.metrics.frames_in, "type", "refresh");
-                            self.on_refresh(frame).await;
-                        }
-                        Ok(ClientFrame::Ping(frame)) => {
-                            Metrics::count(&self.state.metrics.frames_in, "type", "ping");
-                            self.reply(ServerFrame::Pong(Pong { reference: frame.reference })).await;
-                        }
-                        Err(error) => {
-                            Metrics::count(&self.state.metrics.frames_in, "type", "bad");
-                            tracing::debug!(%error, "bad frame");
-                            self.reply(ServerFrame::Error(ErrorFrame::new(ErrorCode::BadFrame, error.reference))).await;
-                        }
                     }
+                    .instrument(span)
+                    .await;
                     if first_frame {
                         self.released_live = true;
                         self.handle.send(Outbound::ReleaseLive).await;

@@ -18,6 +18,7 @@ use super::connection::ensure_connected;
 use super::errors::{from_publish, unavailable};
 use super::payload::{DropCounters, DropKind, decode, encode};
 use super::subjects::BOT_JOBS_SUBJECT;
+use super::trace_headers;
 use crate::bus::{BotDelivery, BotJob, BoxStream, BusError, JobSettle};
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ impl NatsBus {
         ensure_connected(&self.client)?;
         let mut headers = HeaderMap::new();
         headers.insert(NATS_MESSAGE_ID, format!("{}-job", job.request.message_id));
+        trace_headers::add_current(&mut headers);
         self.js
             .publish_with_headers(BOT_JOBS_SUBJECT, headers, encode(&job)?)
             .await
@@ -119,12 +121,14 @@ impl JobPump {
             .unwrap_or(1);
         match decode::<BotJob>(&message.payload) {
             Ok(job) => {
+                let trace = trace_headers::extract(message.headers.as_ref());
                 let (_, acker) = message.split();
                 Some(BotDelivery {
                     job,
                     attempt,
                     max_attempts: self.max_attempts,
                     settle: Box::new(NatsSettle { acker }),
+                    trace,
                 })
             }
             Err(error) => {

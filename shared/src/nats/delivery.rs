@@ -8,6 +8,7 @@ use super::decoded::decoded;
 use super::errors::unavailable;
 use super::payload::{Delivery, DropKind, encode};
 use super::subjects::{ADMIN_ALL, admin_subject, deliver_subject};
+use super::trace_headers;
 use crate::bus::{BoxStream, BusError, LogEntry, Topic};
 
 impl NatsBus {
@@ -17,17 +18,33 @@ impl NatsBus {
         ensure_connected(&self.client)?;
         let payload = encode(&Delivery::of(entry))?;
         let guild = &entry.message.guild_id;
-        self.client
-            .publish(deliver_subject(guild), payload.clone())
+        let headers = trace_headers::current_headers();
+        self.publish_traced(deliver_subject(guild), headers.clone(), payload.clone())
             .await
             .map_err(|e| unavailable("publishing a delivery", e))?;
         if entry.message.admin_only {
-            self.client
-                .publish(admin_subject(guild), payload)
+            self.publish_traced(admin_subject(guild), headers, payload)
                 .await
                 .map_err(|e| unavailable("publishing an admin delivery", e))?;
         }
         Ok(())
+    }
+
+    /// A core publish, with the trace headers when there are any.
+    async fn publish_traced(
+        &self,
+        subject: String,
+        headers: Option<async_nats::HeaderMap>,
+        payload: bytes::Bytes,
+    ) -> Result<(), async_nats::PublishError> {
+        match headers {
+            Some(headers) => {
+                self.client
+                    .publish_with_headers(subject, headers, payload)
+                    .await
+            }
+            None => self.client.publish(subject, payload).await,
+        }
     }
 
     pub(super) async fn subscribe_topic(
@@ -48,7 +65,11 @@ impl NatsBus {
             subscriber,
             self.drops.clone(),
             DropKind::Delivery,
-            |delivery: Delivery, _| Some(delivery.into_entry()),
+            |delivery: Delivery, message| {
+                let mut entry = delivery.into_entry();
+                entry.trace = trace_headers::extract(message.headers.as_ref());
+                Some(entry)
+            },
         ))
     }
 }

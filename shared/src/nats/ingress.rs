@@ -9,6 +9,7 @@ use super::decoded::decoded;
 use super::errors::{from_request, unavailable};
 use super::payload::{DropKind, decode_unversioned, encode};
 use super::subjects::{INGRESS_ALL, ROUTERS_QUEUE_GROUP, ingress_subject};
+use super::trace_headers;
 use crate::bus::{BoxStream, BusError, IngressItem, IngressReply, SendOutcome, SendRequest};
 
 impl NatsBus {
@@ -20,9 +21,12 @@ impl NatsBus {
     ) -> Result<SendOutcome, BusError> {
         ensure_connected(&self.client)?;
         let subject = ingress_subject(request.guild_id.as_deref());
-        let outgoing = Request::new()
+        let mut outgoing = Request::new()
             .payload(encode(&request)?)
             .timeout(Some(self.config.ingress_timeout()));
+        if let Some(headers) = trace_headers::current_headers() {
+            outgoing = outgoing.headers(headers);
+        }
         let reply = self
             .client
             .send_request(subject, outgoing)
@@ -54,6 +58,7 @@ impl NatsBus {
                         client: client.clone(),
                         reply_to,
                     }),
+                    trace: trace_headers::extract(message.headers.as_ref()),
                 })
             },
         ))

@@ -16,6 +16,7 @@ use super::connection::ensure_connected;
 use super::errors::{from_publish, unavailable};
 use super::payload::{LogRecord, encode};
 use super::subjects::log_subject;
+use super::trace_headers;
 use crate::bus::{AppendOutcome, BusError, INTERNAL_VERSION, LogEntry};
 use crate::protocol::ChatMessage;
 use crate::validate::is_valid_guild_id;
@@ -64,6 +65,7 @@ impl NatsBus {
                         seq: ack.sequence,
                         prev,
                         message,
+                        trace: Default::default(),
                     }));
                 }
                 Ok(Published::Duplicate(seq)) => {
@@ -99,6 +101,7 @@ impl NatsBus {
             NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
             prev.to_string().as_str(),
         );
+        trace_headers::add_current(&mut headers);
         let ack = self
             .js
             .publish_with_headers(log_subject(&message.guild_id), headers, encode(&record)?)

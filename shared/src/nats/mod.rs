@@ -20,6 +20,7 @@ pub mod payload;
 mod replay;
 mod setup;
 pub mod subjects;
+mod trace_headers;
 
 use std::sync::Arc;
 

@@ -55,6 +55,7 @@ impl Delivery {
             seq: self.seq,
             prev: self.prev,
             message: self.message,
+            trace: Default::default(),
         }
     }
 }

@@ -224,6 +224,7 @@ impl NatsBus {
                 seq,
                 prev: record.prev,
                 message: record.message,
+                trace: Default::default(),
             }),
             Err(error) => {
                 self.drops.record(DropKind::Log, subject, &error);

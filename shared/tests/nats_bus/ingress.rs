@@ -35,7 +35,7 @@ async fn router(
 ) {
     let mut items = bus.ingress().await.unwrap();
     tokio::spawn(async move {
-        while let Some(IngressItem { request, reply }) = items.next().await {
+        while let Some(IngressItem { request, reply, .. }) = items.next().await {
             let _ = seen.send((name.to_owned(), request.clone()));
             let ack = SendAck {
                 message_id: format!("{name}:{}", request.message_id.unwrap_or_default()),
