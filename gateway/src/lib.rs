@@ -2,6 +2,7 @@
 //! bus, a session store and a verifier into a running server — with the router and bot
 //! workers in-process in embedded mode.
 
+pub mod admission;
 pub mod config;
 pub mod delivery;
 pub mod distributed;

@@ -47,6 +47,7 @@ impl Node {
         let mut background = vec![
             tokio::spawn(state.clone().run_health_probe(stop.clone())),
             tokio::spawn(state.hub.clone().run_user_events(stop.clone())),
+            tokio::spawn(state.admission.clone().run_lease_renewal(stop.clone())),
         ];
         if deps.in_process_workers {
             let workers = spawn_workers(deps.bus, &bot_args, max_text, stop.clone())

@@ -1,5 +1,5 @@
 //! The gateway's explicit state, shared by every handler: configuration, the token verifier,
-//! the bus and session store, the hub, health and metrics.
+//! the bus and session store, the hub, admission of new connections, health and metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,6 +10,7 @@ use chat_shared::bus::Bus;
 use chat_shared::session::SessionStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Admission;
 use crate::config::GatewayConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -27,6 +28,7 @@ pub struct Inner {
     pub bus: Arc<dyn Bus>,
     pub store: Arc<dyn SessionStore>,
     pub hub: Arc<Hub>,
+    pub admission: Arc<Admission>,
     pub metrics: Arc<Metrics>,
     pub health: Health,
     next_conn_id: AtomicU64,
@@ -48,12 +50,14 @@ impl AppState {
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(bus.clone(), metrics.clone());
+        let admission = Admission::new(&config.connection_limits, store.clone());
         AppState(Arc::new(Inner {
             config,
             verifier,
             bus,
             store,
             hub,
+            admission,
             metrics,
             health: Health::default(),
             next_conn_id: AtomicU64::new(1),

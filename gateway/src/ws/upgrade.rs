@@ -1,5 +1,7 @@
-//! `GET /ws`: refusals before the upgrade (origin, token, guilds, dependencies, encoding),
-//! then registration in the hub, `hello`, and the connection tasks.
+//! `GET /ws`: refusals before the upgrade (the node's connection cap and handshake rate, then
+//! origin, token, guilds, dependencies, encoding, and the user's connection cap), then
+//! registration in the hub, `hello`, and the connection tasks. The connection slots admission
+//! grants live as long as the connection task (or until the upgrade fails).
 
 use std::collections::HashMap;
 
@@ -10,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chat_shared::codec::Encoding;
 use chat_shared::protocol::ErrorCode;
 
+use crate::admission::Refusal;
 use crate::delivery::control_frame;
 use crate::http::auth::{ApiError, Caller, authenticate};
 use crate::metrics::Metrics;
@@ -26,6 +29,10 @@ pub async fn ws_handler(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let node_slot = match state.admission.admit_to_node() {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(&state, refusal),
+    };
     let checked = check(&state, &query, &headers).await;
     let (caller, encoding) = match checked {
         Ok(ok) => ok,
@@ -41,6 +48,10 @@ pub async fn ws_handler(
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
+    };
+    let user_slot = match state.admission.admit_user(&caller.user.id).await {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(&state, refusal),
     };
     let id = state.next_connection_id();
     let (handle, outbound) = ConnHandle::new(
@@ -69,7 +80,16 @@ pub async fn ws_handler(
         .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection::run(socket, state, caller, handle, outbound))
+        .on_upgrade(move |socket| async move {
+            connection::run(socket, state, caller, handle, outbound).await;
+            drop((node_slot, user_slot));
+        })
+}
+
+/// Counts a refusal by admission under its reason and answers it.
+fn refused(state: &AppState, refusal: Refusal) -> Response {
+    Metrics::count(&state.metrics.handshake_refusals, "reason", refusal.reason);
+    refusal.into_response()
 }
 
 /// The handshake checks, in order: origin, token, session, guild context, dependencies,

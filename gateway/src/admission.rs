@@ -1,0 +1,237 @@
+//! Admission of new WebSockets: the node's connection cap and handshake rate (cheap, checked
+//! first, 503 `unavailable`), and the per-user cap across gateways (a lease in the session
+//! store, 429 `too_many_connections`). What admission grants is a guard: the slot is given back
+//! when the guard is dropped — when the connection ends, or when the upgrade never completes.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_shared::conn_leases::{ConnLease, LeaseDecision};
+use chat_shared::protocol::ErrorCode;
+use chat_shared::session::SessionStore;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConnectionLimits;
+
+/// What a client refused by a full node is told to wait: slots free as connections end, which
+/// is slow, so an early retry would mostly be refused again.
+const NODE_FULL_RETRY: Duration = Duration::from_secs(5);
+
+/// A handshake refused by admission: status, contract code, metric reason, and Retry-After.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    /// The `reason` label of `handshake_refusals`.
+    pub reason: &'static str,
+    pub retry_after: Duration,
+}
+
+impl Refusal {
+    fn node_full() -> Self {
+        Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: ErrorCode::Unavailable,
+            reason: "node_full",
+            retry_after: NODE_FULL_RETRY,
+        }
+    }
+
+    fn handshake_rate(retry_after: Duration) -> Self {
+        Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: ErrorCode::Unavailable,
+            reason: "handshake_rate",
+            retry_after,
+        }
+    }
+
+    fn too_many_connections(retry_after: Duration) -> Self {
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: ErrorCode::TooManyConnections,
+            reason: ErrorCode::TooManyConnections.as_str(),
+            retry_after,
+        }
+    }
+
+    fn store_unavailable() -> Self {
+        Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: ErrorCode::Unavailable,
+            reason: ErrorCode::Unavailable.as_str(),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    /// Retry-After in whole seconds, rounded up, at least 1.
+    fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.code }))).into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(self.retry_after_secs()),
+        );
+        response
+    }
+}
+
+/// Holds one of the node's connection slots (if the node has a cap) until dropped.
+#[derive(Debug)]
+pub struct NodeSlot {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Holds one of the user's connection slots (if users have a cap) until dropped: the lease is
+/// renewed while held and released on drop.
+pub struct UserSlot {
+    admission: Arc<Admission>,
+    lease: ConnLease,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.admission.live.lock().remove(&self.lease.lease_id);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, lease) = (self.admission.store.clone(), self.lease.clone());
+        runtime.spawn(async move {
+            if let Err(error) = store.release_lease(&lease).await {
+                tracing::warn!(%error, user = %lease.user_id, "connection lease not released; it expires on its own");
+            }
+        });
+    }
+}
+
+/// The gateway's admission state.
+pub struct Admission {
+    node_slots: Option<Arc<Semaphore>>,
+    max_node: usize,
+    handshakes: Option<DefaultDirectRateLimiter>,
+    per_user: Option<NonZeroU32>,
+    lease_ttl: Duration,
+    store: Arc<dyn SessionStore>,
+    /// The leases of this gateway's connections, by lease id, renewed together.
+    live: Mutex<HashMap<String, ConnLease>>,
+}
+
+impl Admission {
+    pub fn new(limits: &ConnectionLimits, store: Arc<dyn SessionStore>) -> Arc<Self> {
+        let max_node = limits.max_connections as usize;
+        let handshakes = NonZeroU32::new(limits.max_handshakes_per_sec).map(|rate| {
+            let burst = NonZeroU32::new(limits.handshake_burst).unwrap_or(rate);
+            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+        });
+        Arc::new(Admission {
+            node_slots: (max_node > 0).then(|| Arc::new(Semaphore::new(max_node))),
+            max_node,
+            handshakes,
+            per_user: NonZeroU32::new(limits.max_connections_per_user),
+            lease_ttl: limits.connection_lease(),
+            store,
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The node's limits: a free connection slot, then the handshake rate. No I/O.
+    pub fn admit_to_node(&self) -> Result<NodeSlot, Refusal> {
+        let permit = match &self.node_slots {
+            Some(slots) => Some(
+                slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| Refusal::node_full())?,
+            ),
+            None => None,
+        };
+        if let Some(limiter) = &self.handshakes
+            && let Err(not_until) = limiter.check()
+        {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(Refusal::handshake_rate(wait));
+        }
+        Ok(NodeSlot { _permit: permit })
+    }
+
+    /// The user's cap across gateways: a lease in the session store. `None` when users have
+    /// no cap.
+    pub async fn admit_user(self: &Arc<Self>, user_id: &str) -> Result<Option<UserSlot>, Refusal> {
+        let Some(max) = self.per_user else {
+            return Ok(None);
+        };
+        let lease = ConnLease::new(user_id);
+        match self.store.acquire_lease(&lease, max, self.lease_ttl).await {
+            Ok(LeaseDecision::Granted) => {
+                self.live
+                    .lock()
+                    .insert(lease.lease_id.clone(), lease.clone());
+                Ok(Some(UserSlot {
+                    admission: self.clone(),
+                    lease,
+                }))
+            }
+            Ok(LeaseDecision::Full { retry_after }) => {
+                Err(Refusal::too_many_connections(retry_after))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "session store unavailable for a connection lease");
+                Err(Refusal::store_unavailable())
+            }
+        }
+    }
+
+    /// Connections holding a node slot now (handshakes being admitted included).
+    pub fn node_connections(&self) -> usize {
+        self.node_slots
+            .as_ref()
+            .map_or(0, |slots| self.max_node - slots.available_permits())
+    }
+
+    /// Leases this gateway renews.
+    pub fn live_leases(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    /// Renews the leases of this gateway's connections every third of their lifetime, in one
+    /// batched store call, until `stop`.
+    pub async fn run_lease_renewal(self: Arc<Self>, stop: CancellationToken) {
+        if self.per_user.is_none() {
+            return;
+        }
+        let every = self.lease_ttl / 3;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let leases: Vec<ConnLease> = self.live.lock().values().cloned().collect();
+            if leases.is_empty() {
+                continue;
+            }
+            match self.store.renew_leases(&leases, self.lease_ttl).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::warn!(
+                    expired,
+                    "connection leases expired before renewal; those connections no longer count"
+                ),
+                Err(error) => tracing::warn!(%error, "connection leases not renewed"),
+            }
+        }
+    }
+}
