@@ -19,7 +19,8 @@ pub struct CommonConfig {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
-    /// OTLP endpoint for traces (e.g. http://127.0.0.1:4317); tracing export is off when unset.
+    /// OTLP/HTTP endpoint for traces (protobuf, plain http, e.g. http://127.0.0.1:4318; spans go
+    /// to its /v1/traces); tracing export is off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_exporter_otlp_endpoint: Option<String>,
 }
