@@ -17,12 +17,13 @@ pub use args::{BotArgs, SetupError};
 pub use commands::{CommandBot, FALLBACK_TEXT};
 pub use guard::{Admission, CostGuard};
 pub use llm::{LlmBot, LlmSettings, PromptLimits, UNREADABLE_ANSWER_TEXT};
-pub use metrics::{BotMetrics, JobOutcome};
+pub use metrics::{BotMetrics, JobOutcome, LlmMetrics};
 pub use worker::{BotConfig, run};
 
 use std::time::Duration;
 
 use chat_shared::bus::BotJob;
+use prometheus_client::registry::Registry;
 
 /// Why a backend could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -53,4 +54,7 @@ impl BackendError {
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn answer(&self, job: &BotJob) -> Result<String, BackendError>;
+
+    /// Registers the backend's own metrics (the language-model bot's request durations).
+    fn register_metrics(&self, _registry: &mut Registry) {}
 }

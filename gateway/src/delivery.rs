@@ -1,19 +1,27 @@
 //! A log entry on its way to sockets, encoded at most once per encoding however many
-//! connections receive it; each recipient gets a cheap clone of the same bytes.
+//! connections receive it; each recipient gets a cheap clone of the same bytes. Also the
+//! frames for one connection only ([`ControlFrame`]), which carry their type for the metrics.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chat_shared::bus::LogEntry;
 use chat_shared::codec::{Encoding, encode};
 use chat_shared::protocol::{ChatMessage, SequencedMessage, ServerFrame};
+use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+
+use crate::metrics::FrameType;
 
 /// One entry and its lazily made wire frames.
 #[derive(Debug)]
 pub struct Delivery {
     pub seq: u64,
     pub message: Arc<ChatMessage>,
+    /// When the router appended it (its `ts`), for the delivery latency.
+    pub appended_at: Option<SystemTime>,
     json: OnceLock<Utf8Bytes>,
     msgpack: OnceLock<Bytes>,
 }
@@ -22,6 +30,7 @@ impl Delivery {
     pub fn new(entry: LogEntry) -> Arc<Self> {
         Arc::new(Delivery {
             seq: entry.seq,
+            appended_at: parse_ts(&entry.message.ts),
             message: entry.message,
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
@@ -60,10 +69,43 @@ impl Delivery {
     }
 }
 
-/// Encodes a control frame (ack, error, hello, …) for one connection.
-pub fn control_frame(frame: &ServerFrame, encoding: Encoding) -> Message {
-    match encoding {
+/// The instant of a contract `ts` (`2026-11-26T23:00:00.000Z`), when it parses.
+fn parse_ts(ts: &str) -> Option<SystemTime> {
+    let at = OffsetDateTime::parse(ts, &Iso8601::DEFAULT).ok()?;
+    let nanos = u64::try_from(at.unix_timestamp_nanos()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
+}
+
+/// A frame for one connection (ack, error, hello, …), encoded, with its type.
+#[derive(Debug)]
+pub struct ControlFrame {
+    pub frame_type: FrameType,
+    pub message: Message,
+}
+
+/// Encodes a control frame for one connection.
+pub fn control_frame(frame: &ServerFrame, encoding: Encoding) -> ControlFrame {
+    let message = match encoding {
         Encoding::Json => Message::Text(serde_json::to_string(frame).unwrap_or_default().into()),
         Encoding::MsgPack => Message::Binary(encode(frame, encoding).unwrap_or_default()),
+    };
+    ControlFrame {
+        frame_type: FrameType::of(frame),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_contract_ts() {
+        let at = parse_ts("2026-11-26T23:00:00.500Z").expect("parses");
+        let since_epoch = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after epoch");
+        assert_eq!(since_epoch.as_millis(), 1_795_734_000_500);
+        assert_eq!(parse_ts("not a time"), None);
     }
 }

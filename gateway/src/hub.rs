@@ -187,8 +187,15 @@ impl Hub {
         let Some(viewers) = viewers else { return };
         self.metrics.fanout_size.observe(viewers.len() as f64);
         for conn in viewers.values() {
-            if conn.deliver(&delivery) == Queued::TooSlow {
-                self.metrics.slow_closes.inc();
+            match conn.deliver(&delivery) {
+                Queued::TooSlow => {
+                    self.metrics.slow_closes.inc();
+                    self.metrics.outbound_drops.inc();
+                }
+                Queued::Dropped => {
+                    self.metrics.outbound_drops.inc();
+                }
+                Queued::Yes | Queued::Gone => {}
             }
         }
     }
@@ -218,7 +225,9 @@ impl Hub {
                 UserEvent::Notice { frame } => {
                     let message =
                         control_frame(&ServerFrame::Error(frame.clone()), conn.encoding());
-                    conn.try_send(Outbound::Frame(message));
+                    if !conn.try_send(Outbound::Frame(message)) && !conn.is_closed() {
+                        self.metrics.outbound_drops.inc();
+                    }
                 }
             }
         }

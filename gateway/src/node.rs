@@ -50,8 +50,14 @@ impl Node {
             tokio::spawn(state.admission.clone().run_lease_renewal(stop.clone())),
         ];
         if deps.in_process_workers {
-            let workers = spawn_workers(deps.bus, &bot_args, max_text, stop.clone())
-                .map_err(std::io::Error::other)?;
+            let workers = spawn_workers(
+                state.bus.clone(),
+                &bot_args,
+                max_text,
+                &state.metrics,
+                stop.clone(),
+            )
+            .map_err(std::io::Error::other)?;
             background.extend(workers);
         }
         let app = crate::app(state.clone()).into_make_service();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
+use chat_shared::instrumented::{InstrumentedBus, InstrumentedStore, nats_events};
 use chat_shared::session::SessionStore;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,9 @@ impl AppState {
         store: Arc<dyn SessionStore>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let bus = metrics.register_with(|registry| InstrumentedBus::wrap(bus, registry));
+        let store = metrics.register_with(|registry| InstrumentedStore::wrap(store, registry));
+        metrics.register_with(nats_events::register);
         let hub = Hub::new(bus.clone(), metrics.clone());
         let admission = Admission::new(&config.connection_limits, store.clone());
         AppState(Arc::new(Inner {

@@ -1,9 +1,11 @@
-//! The router's Prometheus metrics.
+//! The router's Prometheus metrics: `chat_router_sends_total{outcome}` and
+//! `chat_router_route_duration_seconds`. The log append itself is timed by the instrumented
+//! bus (`chat_bus_call_duration_seconds{op="append"}`).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -25,9 +27,10 @@ impl RouterMetrics {
         };
         let sub = registry.sub_registry_with_prefix("chat_router");
         sub.register("sends", "Sends decided, by outcome", metrics.routed.clone());
-        sub.register(
-            "route_seconds",
-            "Time to decide, store and publish a send",
+        sub.register_with_unit(
+            "route_duration",
+            "Time to decide, store, publish and answer a send",
+            Unit::Seconds,
             metrics.route_seconds.clone(),
         );
         metrics

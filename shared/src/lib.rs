@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 pub mod conn_leases;
 pub mod identity;
+pub mod instrumented;
 pub mod memory_bus;
 pub mod memory_store;
 pub mod nats;

@@ -10,15 +10,17 @@ mod prompt;
 mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_shared::bus::{BotJob, Bus};
+use prometheus_client::registry::Registry;
 
 pub use client::ChatCompletions;
 pub use prompt::{DEFAULT_CONTEXT_MESSAGES, DEFAULT_MAX_PROMPT_CHARS, PromptLimits};
 pub use wire::UNREADABLE_ANSWER_TEXT;
 
 use crate::commands::CommandBot;
+use crate::metrics::LlmMetrics;
 use crate::{Backend, BackendError, SetupError};
 
 /// How to reach the model and how much to send it.
@@ -41,6 +43,7 @@ pub struct LlmBot {
     bus: Arc<dyn Bus>,
     client: ChatCompletions,
     limits: PromptLimits,
+    metrics: LlmMetrics,
 }
 
 impl LlmBot {
@@ -50,6 +53,7 @@ impl LlmBot {
             bus,
             client: ChatCompletions::new(settings)?,
             limits: settings.prompt,
+            metrics: LlmMetrics::new(),
         })
     }
 }
@@ -65,6 +69,14 @@ impl Backend for LlmBot {
                 .await
                 .map_err(|e| BackendError::transient(format!("reading the context: {e}")))?;
         let messages = prompt::build(&job.request, &context, &self.limits);
-        self.client.complete(&messages).await
+        let started = Instant::now();
+        let answer = self.client.complete(&messages).await;
+        self.metrics
+            .observe(answer.is_ok(), started.elapsed().as_secs_f64());
+        answer
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry);
     }
 }

@@ -52,6 +52,7 @@ pub async fn run(
             outbound,
             handle.clone(),
             state.config.heartbeat(),
+            state.metrics.clone(),
         ));
         let mut reader = Reader::new(&state, caller, handle.clone());
         reader.read(stream).await;

@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Message;
 use chat_shared::bus::LogEntry;
 use chat_shared::codec::Encoding;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::Delivery;
+use crate::delivery::{ControlFrame, Delivery};
 
 /// What the connection's writer task is asked to do, in order.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ pub enum Outbound {
     /// A live entry, shared by every recipient.
     Deliver(Arc<Delivery>),
     /// A frame for this connection only (ack, error, pong, …).
-    Frame(Message),
+    Frame(ControlFrame),
     /// A resume of this guild from seq `after` starts: hold its live entries until the
     /// replay is written.
     ResumeBegin { guild: Arc<str>, after: u64 },
@@ -66,8 +65,10 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queued {
     Yes,
-    /// The queue was full: the connection is being closed with 4009.
+    /// The queue was full: the connection is closed with 4009 (by this call).
     TooSlow,
+    /// The queue was full and the connection was already closing: the entry is dropped.
+    Dropped,
     Gone,
 }
 
@@ -118,8 +119,11 @@ impl ConnHandle {
         match self.0.tx.try_send(Outbound::Deliver(delivery.clone())) {
             Ok(()) => Queued::Yes,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(chat_shared::protocol::close_code::TOO_SLOW, "too slow");
-                Queued::TooSlow
+                if self.close_first(chat_shared::protocol::close_code::TOO_SLOW, "too slow") {
+                    Queued::TooSlow
+                } else {
+                    Queued::Dropped
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Queued::Gone,
         }
@@ -140,12 +144,19 @@ impl ConnHandle {
 
     /// Asks the connection to close with `code`; the first reason wins.
     pub fn close(&self, code: u16, reason: &'static str) {
+        self.close_first(code, reason);
+    }
+
+    /// [`ConnHandle::close`], telling whether this call's reason won.
+    fn close_first(&self, code: u16, reason: &'static str) -> bool {
         let mut slot = self.0.close_reason.lock();
-        if slot.is_none() {
+        let first = slot.is_none();
+        if first {
             *slot = Some(CloseReason { code, reason });
         }
         drop(slot);
         self.0.closed.cancel();
+        first
     }
 
     pub fn close_reason(&self) -> Option<CloseReason> {

@@ -1,11 +1,12 @@
 //! The writer task of one connection: it drains the outbound queue into the socket (writing
 //! everything queued, then flushing once), keeps each guild in log order without duplicates
 //! across live delivery and resume, sends pings, closes idle connections and expired tokens,
-//! and sends the close frame with the contract's code.
+//! and sends the close frame with the contract's code. Each frame written is counted by type,
+//! and a live message's time since its log append is recorded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
@@ -14,7 +15,8 @@ use futures::SinkExt;
 use futures::stream::SplitSink;
 use tokio::sync::mpsc;
 
-use crate::delivery::{Delivery, control_frame};
+use crate::delivery::{ControlFrame, Delivery, control_frame};
+use crate::metrics::{FrameType, Metrics};
 use crate::ws::handle::{ConnHandle, Outbound};
 
 /// Queue items written before one flush.
@@ -37,6 +39,32 @@ enum Written {
     Closing,
     /// The socket failed: nothing more can be sent.
     SocketFailed,
+}
+
+/// A socket message ready to write, with what the metrics need to know about it.
+struct Outgoing {
+    message: Message,
+    frame_type: FrameType,
+    /// For a live message: when it was appended to the log.
+    appended_at: Option<SystemTime>,
+}
+
+impl Outgoing {
+    fn control(frame: ControlFrame) -> Self {
+        Outgoing {
+            message: frame.message,
+            frame_type: frame.frame_type,
+            appended_at: None,
+        }
+    }
+
+    fn live(delivery: &Delivery, encoding: chat_shared::codec::Encoding) -> Self {
+        Outgoing {
+            message: delivery.frame(encoding),
+            frame_type: FrameType::Message,
+            appended_at: delivery.appended_at,
+        }
+    }
 }
 
 /// What this connection has been sent of one guild.
@@ -87,6 +115,7 @@ struct Writer {
     cursors: HashMap<Arc<str>, Cursor>,
     /// Live messages held since the connection opened, until the client's first frame.
     initial: Option<Vec<Arc<Delivery>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Runs until the connection is closed or the socket fails.
@@ -95,12 +124,14 @@ pub async fn run(
     mut queue: mpsc::Receiver<Outbound>,
     handle: ConnHandle,
     heartbeat: Duration,
+    metrics: Arc<Metrics>,
 ) {
     let mut writer = Writer {
         sink,
         handle: handle.clone(),
         cursors: HashMap::new(),
         initial: Some(Vec::new()),
+        metrics,
     };
     let hold_until = tokio::time::Instant::now() + INITIAL_HOLD;
     let mut ticker = tokio::time::interval(heartbeat);
@@ -150,11 +181,12 @@ impl Writer {
         let mut item = Some(first);
         let mut count = 0;
         while let Some(next) = item.take() {
-            for message in self.frames_for(next) {
+            for out in self.frames_for(next) {
                 tokio::select! {
-                    fed = self.sink.feed(message) => if fed.is_err() { return Written::SocketFailed },
+                    fed = self.sink.feed(out.message) => if fed.is_err() { return Written::SocketFailed },
                     _ = self.handle.closed() => return Written::Closing,
                 }
+                self.metrics.frame_written(out.frame_type, out.appended_at);
             }
             count += 1;
             if count < BATCH {
@@ -189,7 +221,7 @@ impl Writer {
 
     /// A live message's frame, unless its guild is being resumed (then it is held) or it was
     /// already sent.
-    fn live(&mut self, delivery: Arc<Delivery>) -> Option<Message> {
+    fn live(&mut self, delivery: Arc<Delivery>) -> Option<Outgoing> {
         let cursor = self
             .cursors
             .entry(Arc::from(delivery.guild_id()))
@@ -202,14 +234,14 @@ impl Writer {
             return None;
         }
         cursor.mark_live(delivery.seq);
-        Some(delivery.frame(self.handle.encoding()))
+        Some(Outgoing::live(&delivery, self.handle.encoding()))
     }
 
     /// The socket messages an outbound item turns into (none when already sent).
-    fn frames_for(&mut self, item: Outbound) -> Vec<Message> {
+    fn frames_for(&mut self, item: Outbound) -> Vec<Outgoing> {
         let encoding = self.handle.encoding();
         match item {
-            Outbound::Frame(message) => vec![message],
+            Outbound::Frame(frame) => vec![Outgoing::control(frame)],
             Outbound::Deliver(delivery) => match self.initial.as_mut() {
                 Some(initial) if initial.len() < INITIAL_HOLD_MAX => {
                     initial.push(delivery);
@@ -255,23 +287,23 @@ impl Writer {
                         seq: entry.seq,
                         message: entry.message,
                     });
-                    out.push(control_frame(&frame, encoding));
+                    out.push(Outgoing::control(control_frame(&frame, encoding)));
                 }
                 cursor.gap |= gap;
                 if done {
                     cursor.finish_resume();
-                    out.push(control_frame(
+                    out.push(Outgoing::control(control_frame(
                         &ServerFrame::Resumed(Resumed {
                             guild_id: guild.to_string(),
                             replayed: cursor.replayed,
                             gap: cursor.gap,
                         }),
                         encoding,
-                    ));
+                    )));
                     for delivery in cursor.held.take().unwrap_or_default() {
                         if cursor.is_new_live(delivery.seq) {
                             cursor.mark_live(delivery.seq);
-                            out.push(delivery.frame(encoding));
+                            out.push(Outgoing::live(&delivery, encoding));
                         }
                     }
                 }

@@ -1,6 +1,8 @@
 //! The NATS connection: how it is opened, how it reconnects, and the fast check every call
 //! makes so that nothing waits on a connection that is down.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -8,6 +10,7 @@ use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 
 use super::errors::{from_request, unavailable};
 use crate::bus::BusError;
+use crate::instrumented::nats_events;
 
 /// How long opening the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,14 +22,20 @@ const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(2);
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Opens the connection; async-nats then reconnects on its own, forever, and restores every
-/// subscription.
+/// subscription. Its events are logged and counted ([`nats_events`]).
 pub async fn open(url: &str, name: &str) -> Result<Client, BusError> {
+    let connected_before = Arc::new(AtomicBool::new(false));
     ConnectOptions::new()
         .name(name)
         .connection_timeout(CONNECT_TIMEOUT)
         .ping_interval(PING_INTERVAL)
         .reconnect_delay_callback(reconnect_delay)
-        .event_callback(|event| async move { log_event(event) })
+        .event_callback(move |event| {
+            let reconnect =
+                matches!(event, Event::Connected) && connected_before.swap(true, Ordering::Relaxed);
+            nats_events::record(&event, reconnect);
+            async move { log_event(event) }
+        })
         .connect(url)
         .await
         .map_err(|e| unavailable(&format!("connecting to NATS at {url}"), e))
