@@ -58,29 +58,31 @@ pub struct GatewayConfig {
     pub bot: bot_worker::BotArgs,
 }
 
+/// The `--help` heading of the connection limits.
+const LIMITS: &str = "Connection limits";
+
 /// How many WebSockets a gateway and a user may hold, and how fast a gateway takes new ones.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Connection limits")]
 pub struct ConnectionLimits {
     /// WebSockets this gateway holds at once (0: unlimited); beyond it /ws answers 503
     /// `unavailable`. The default fits a 20,000 open-file limit with room for handshakes in
     /// flight, NATS, Redis and logs.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 19_000)]
+    #[arg(long, env = "MAX_CONNECTIONS", help_heading = LIMITS, default_value_t = 19_000)]
     pub max_connections: u32,
     /// New WebSocket handshakes per second this gateway accepts (0: unlimited); beyond it /ws
     /// answers 503 `unavailable`. Checked before the token and the session store.
-    #[arg(long, env = "MAX_HANDSHAKES_PER_SEC", default_value_t = 2_000)]
+    #[arg(long, env = "MAX_HANDSHAKES_PER_SEC", help_heading = LIMITS, default_value_t = 2_000)]
     pub max_handshakes_per_sec: u32,
     /// Handshakes accepted at once above that rate (token bucket size).
-    #[arg(long, env = "HANDSHAKE_BURST", default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "HANDSHAKE_BURST", help_heading = LIMITS, default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub handshake_burst: u32,
     /// WebSockets one user may hold across every gateway (0: unlimited); beyond it /ws answers
     /// 429 `too_many_connections`. Counted in the session store (Redis in distributed mode).
-    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", help_heading = LIMITS, default_value_t = 20)]
     pub max_connections_per_user: u32,
     /// How long a connection's slot in that count outlives its gateway: renewed every third of
     /// it while the connection is open, so a crashed gateway's slots come back within it.
-    #[arg(long, env = "CONNECTION_LEASE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1_000..=3_600_000))]
+    #[arg(long, env = "CONNECTION_LEASE_MS", help_heading = LIMITS, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1_000..=3_600_000))]
     pub connection_lease_ms: u64,
 }
 

@@ -157,6 +157,16 @@ spec:
 {{- end }}
 - name: MAX_FRAME_BYTES
   value: {{ $g.maxFrameBytes | quote }}
+- name: MAX_CONNECTIONS
+  value: {{ $g.limits.maxConnections | quote }}
+- name: MAX_HANDSHAKES_PER_SEC
+  value: {{ $g.limits.maxHandshakesPerSec | quote }}
+- name: HANDSHAKE_BURST
+  value: {{ $g.limits.handshakeBurst | quote }}
+- name: MAX_CONNECTIONS_PER_USER
+  value: {{ $g.limits.maxConnectionsPerUser | quote }}
+- name: CONNECTION_LEASE_MS
+  value: {{ $g.limits.connectionLeaseMs | quote }}
 - name: SHUTDOWN_READINESS_DELAY_MS
   value: {{ $g.drain.readinessDelayMs | quote }}
 - name: SHUTDOWN_CLOSE_WINDOW_MS
