@@ -235,3 +235,79 @@ impl Admission {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chat_shared::memory_store::MemoryStore;
+    use clap::Parser;
+
+    use super::*;
+    use crate::GatewayConfig;
+
+    fn admission(args: &[&str]) -> Arc<Admission> {
+        let config = GatewayConfig::parse_from([&["gateway"], args].concat());
+        Admission::new(&config.connection_limits, Arc::new(MemoryStore::new()))
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        let secs = |ms| Refusal::handshake_rate(Duration::from_millis(ms)).retry_after_secs();
+        assert_eq!(secs(0), 1);
+        assert_eq!(secs(1), 1);
+        assert_eq!(secs(1000), 1);
+        assert_eq!(secs(1001), 2);
+    }
+
+    #[test]
+    fn node_slots_come_back_when_dropped() {
+        let admission = admission(&["--max-connections", "1", "--max-handshakes-per-sec", "0"]);
+        let slot = admission.admit_to_node().expect("a free slot");
+        let refusal = admission.admit_to_node().expect_err("full");
+        assert_eq!(
+            (refusal.status, refusal.reason),
+            (StatusCode::SERVICE_UNAVAILABLE, "node_full")
+        );
+        assert_eq!(admission.node_connections(), 1);
+        drop(slot);
+        assert_eq!(admission.node_connections(), 0);
+        admission.admit_to_node().expect("the slot is back");
+    }
+
+    #[tokio::test]
+    async fn a_user_slot_leaves_the_renewal_set_when_dropped() {
+        let admission = admission(&["--max-connections-per-user", "1"]);
+        let slot = admission.admit_user("u1").await.expect("admitted");
+        assert_eq!(admission.live_leases(), 1);
+        let refusal = admission
+            .admit_user("u1")
+            .await
+            .err()
+            .expect("over the cap");
+        assert_eq!(refusal.code, ErrorCode::TooManyConnections);
+        drop(slot);
+        assert_eq!(admission.live_leases(), 0);
+    }
+
+    #[tokio::test]
+    async fn zero_means_unlimited() {
+        let admission = admission(&[
+            "--max-connections",
+            "0",
+            "--max-handshakes-per-sec",
+            "0",
+            "--max-connections-per-user",
+            "0",
+        ]);
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            held.push(admission.admit_to_node().expect("unlimited"));
+            assert!(
+                admission
+                    .admit_user("u1")
+                    .await
+                    .expect("unlimited")
+                    .is_none()
+            );
+        }
+    }
+}
