@@ -274,7 +274,12 @@ mod leases {
         redis.stop();
         let lease = ConnLease::new("u1");
         assert!(store.acquire_lease(&lease, cap(2), MINUTE).await.is_err());
-        assert!(store.renew_leases(std::slice::from_ref(&lease), MINUTE).await.is_err());
+        assert!(
+            store
+                .renew_leases(std::slice::from_ref(&lease), MINUTE)
+                .await
+                .is_err()
+        );
         assert!(store.release_lease(&lease).await.is_err());
     }
 }
