@@ -299,8 +299,8 @@ async fn the_per_user_cap_holds_across_gateways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gateways_slots_come_back_after_the_lease() {
-    let lease = Duration::from_millis(2_000);
-    let mut d = Distributed::start_with(limited(&[("CONNECTION_LEASE_MS", "2000")])).await;
+    let lease = Duration::from_millis(3_000);
+    let mut d = Distributed::start_with(limited(&[("CONNECTION_LEASE_MS", "3000")])).await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;

@@ -187,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn renewal_extends_held_leases_and_counts_expired_ones() {
         let store = MemoryStore::new();
-        let ttl = Duration::from_millis(50);
+        let ttl = Duration::from_millis(500);
         let (a, gone) = (ConnLease::new("u1"), ConnLease::new("u1"));
         store.acquire_lease(&a, two(), ttl).await.unwrap();
         assert_eq!(
