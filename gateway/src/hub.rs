@@ -208,7 +208,7 @@ impl Hub {
                 UserEvent::Notice { frame } => {
                     let message =
                         control_frame(&ServerFrame::Error(frame.clone()), conn.encoding());
-                    conn.try_send(Outbound::Frame(message));
+                    conn.try_send(Outbound::frame(message));
                 }
             }
         }

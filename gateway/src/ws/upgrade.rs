@@ -17,8 +17,12 @@ use crate::state::AppState;
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound};
 
-/// Bytes the socket layer buffers per connection for reads and writes.
-const SOCKET_BUFFER: usize = 4096;
+/// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
+/// small, because client frames are small and every idle connection keeps it; a larger frame
+/// grows the buffer while it is read.
+const READ_BUFFER: usize = 512;
+/// Bytes of queued frames that trigger a write before the flush.
+const WRITE_BUFFER: usize = 4096;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
@@ -52,7 +56,7 @@ pub async fn ws_handler(
         caller.exp,
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
-    handle.try_send(Outbound::Frame(control_frame(&hello, encoding)));
+    handle.try_send(Outbound::frame(control_frame(&hello, encoding)));
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
         state.hub.leave(&handle, &caller.guilds, true);
@@ -65,8 +69,8 @@ pub async fn ws_handler(
     }
     let max = state.config.max_frame_bytes as usize;
     upgrade
-        .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(SOCKET_BUFFER)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection::run(socket, state, caller, handle, outbound))
