@@ -225,7 +225,7 @@ impl Hub {
                 UserEvent::Notice { frame } => {
                     let message =
                         control_frame(&ServerFrame::Error(frame.clone()), conn.encoding());
-                    if !conn.try_send(Outbound::Frame(message)) && !conn.is_closed() {
+                    if !conn.try_send(Outbound::frame(message)) && !conn.is_closed() {
                         self.metrics.outbound_drops.inc();
                     }
                 }

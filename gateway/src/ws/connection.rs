@@ -8,23 +8,24 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use chat_shared::bus::{INTERNAL_VERSION, SendRequest, Visibility};
-use chat_shared::codec::decode_client_frame;
+use chat_shared::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
     Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, RefreshFrame,
     Refreshed, ResumeFrame, SendFrame, ServerFrame, close_code,
 };
 use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::stream::{FuturesOrdered, FuturesUnordered, SplitStream};
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::delivery::control_frame;
 use crate::http::auth::{Caller, load_guilds};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::handle::{ConnHandle, Outbound, ResumeBegin, ResumePage};
 use crate::ws::writer;
 
 /// Sends of one connection waiting for the router at once; reading pauses beyond it.
@@ -34,40 +35,32 @@ const REPLAY_PAGE: usize = 500;
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
 
-/// Runs the connection until either side ends it.
-pub async fn run(
+/// The connection, run until either side ends it. The socket is split and the writer task
+/// started before the returned future exists, so that future (kept by every open connection)
+/// holds only the reader's state.
+pub fn run(
     socket: WebSocket,
     state: AppState,
     caller: Caller,
     handle: ConnHandle,
     outbound: mpsc::Receiver<Outbound>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let span = tracing::info_span!("connection", id = handle.id(), user = %caller.user.id);
-    async move {
-        state.metrics.connections.inc();
-        state.metrics.connections_opened.inc();
-        let (sink, stream) = socket.split();
-        let writer = tokio::spawn(writer::run(
+    state.metrics.connections.inc();
+    state.metrics.connections_opened.inc();
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(
+        writer::run(
             sink,
             outbound,
             handle.clone(),
             state.config.heartbeat(),
             state.metrics.clone(),
-        ));
-        let mut reader = Reader::new(&state, caller, handle.clone());
-        reader.read(stream).await;
-        state.hub.leave(&handle, &reader.caller.guilds, true);
-        handle.close(close_code::NORMAL, "");
-        let _ = writer.await;
-        let code = handle
-            .close_reason()
-            .map(|r| r.code)
-            .unwrap_or(close_code::NORMAL);
-        Metrics::count(&state.metrics.connections_closed, "code", &code.to_string());
-        state.metrics.connections.dec();
-    }
-    .instrument(span)
-    .await
+        )
+        .instrument(span.clone()),
+    );
+    let reader = Reader::new(&state, caller, handle);
+    reader.serve(stream, writer).instrument(span)
 }
 
 /// The `hello` of a connection; queued before the connection joins its guilds, so it is
@@ -85,7 +78,7 @@ pub fn hello_frame(state: &AppState, caller: &Caller, handle: &ConnHandle) -> Se
 }
 
 /// The `type` of a client frame, as the `ws.receive` span shows it.
-fn frame_kind(decoded: &Result<ClientFrame, chat_shared::codec::FrameError>) -> &'static str {
+fn frame_kind(decoded: &Result<ClientFrame, FrameError>) -> &'static str {
     match decoded {
         Ok(ClientFrame::Send(_)) => "send",
         Ok(ClientFrame::Resume(_)) => "resume",
@@ -124,15 +117,38 @@ impl Reader {
         }
     }
 
-    async fn read(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
+    /// Reads until the connection ends, then leaves the hub, waits for the writer's close
+    /// frame and counts the close code.
+    async fn serve(mut self, stream: SplitStream<WebSocket>, writer: JoinHandle<()>) {
+        self.read(stream).await;
+        let Reader {
+            state,
+            caller,
+            handle,
+            ..
+        } = self;
+        state.hub.leave(&handle, &caller.guilds, true);
+        handle.close(close_code::NORMAL, "");
+        let _ = writer.await;
+        let code = handle
+            .close_reason()
+            .map(|r| r.code)
+            .unwrap_or(close_code::NORMAL);
+        Metrics::count(&state.metrics.connections_closed, "code", &code.to_string());
+        state.metrics.connections.dec();
+    }
+
+    async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
         let mut sends: FuturesOrdered<BoxFuture<'static, ServerFrame>> = FuturesOrdered::new();
         let mut resumes: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
         loop {
+            // The rare and larger steps are boxed so that what every idle connection keeps is
+            // only this loop's state.
             tokio::select! {
                 _ = self.handle.closed() => break,
-                _ = self.handle.guilds_changed() => self.reload_guilds().await,
+                _ = self.handle.guilds_changed() => Box::pin(self.reload_guilds()).await,
                 Some(answer) = sends.next(), if !sends.is_empty() => {
-                    self.reply(answer).await;
+                    Box::pin(self.reply(answer)).await;
                 }
                 Some(()) = resumes.next(), if !resumes.is_empty() => {}
                 incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
@@ -148,43 +164,66 @@ impl Reader {
                             break;
                         }
                     };
-                    let decoded = decode_client_frame(&bytes, self.handle.encoding());
-                    let first_frame = !self.released_live;
-                    let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
-                    async {
-                        match decoded {
-                            Ok(ClientFrame::Send(frame)) => {
-                                Metrics::count(&self.state.metrics.frames_in, "type", "send");
-                                if let Some(pending) = self.on_send(frame).await {
-                                    sends.push_back(pending);
-                                }
-                            }
-                            Ok(ClientFrame::Resume(frame)) => {
-                                Metrics::count(&self.state.metrics.frames_in, "type", "resume");
-                                resumes.extend(self.on_resume(frame).await);
-                            }
-                            Ok(ClientFrame::Refresh(frame)) => {
-                                Metrics::count(&self.state.metrics.frames_in, "type", "refresh");
-                                self.on_refresh(frame).await;
-                            }
-                            Ok(ClientFrame::Ping(frame)) => {
-                                Metrics::count(&self.state.metrics.frames_in, "type", "ping");
-                                self.reply(ServerFrame::Pong(Pong { reference: frame.reference })).await;
-                            }
-                            Err(error) => {
-                                Metrics::count(&self.state.metrics.frames_in, "type", "bad");
-                                tracing::debug!(%error, "bad frame");
-                                self.reply(ServerFrame::Error(ErrorFrame::new(ErrorCode::BadFrame, error.reference))).await;
-                            }
-                        }
-                    }
-                    .instrument(span)
-                    .await;
-                    if first_frame {
-                        self.released_live = true;
-                        self.handle.send(Outbound::ReleaseLive).await;
-                    }
+                    Box::pin(self.on_frame(&bytes, &mut sends, &mut resumes)).await;
                 }
+            }
+        }
+    }
+
+    /// Decodes and answers one client frame; a send's answer joins `sends`, a resume's
+    /// replays join `resumes`.
+    async fn on_frame(
+        &mut self,
+        bytes: &[u8],
+        sends: &mut FuturesOrdered<BoxFuture<'static, ServerFrame>>,
+        resumes: &mut FuturesUnordered<BoxFuture<'static, ()>>,
+    ) {
+        let first_frame = !self.released_live;
+        let decoded = decode_client_frame(bytes, self.handle.encoding());
+        let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
+        self.answer(decoded, sends, resumes).instrument(span).await;
+        if first_frame {
+            self.released_live = true;
+            self.handle.send(Outbound::ReleaseLive).await;
+        }
+    }
+
+    async fn answer(
+        &mut self,
+        decoded: Result<ClientFrame, FrameError>,
+        sends: &mut FuturesOrdered<BoxFuture<'static, ServerFrame>>,
+        resumes: &mut FuturesUnordered<BoxFuture<'static, ()>>,
+    ) {
+        match decoded {
+            Ok(ClientFrame::Send(frame)) => {
+                Metrics::count(&self.state.metrics.frames_in, "type", "send");
+                if let Some(pending) = self.on_send(frame).await {
+                    sends.push_back(pending);
+                }
+            }
+            Ok(ClientFrame::Resume(frame)) => {
+                Metrics::count(&self.state.metrics.frames_in, "type", "resume");
+                resumes.extend(self.on_resume(frame).await);
+            }
+            Ok(ClientFrame::Refresh(frame)) => {
+                Metrics::count(&self.state.metrics.frames_in, "type", "refresh");
+                self.on_refresh(frame).await;
+            }
+            Ok(ClientFrame::Ping(frame)) => {
+                Metrics::count(&self.state.metrics.frames_in, "type", "ping");
+                self.reply(ServerFrame::Pong(Pong {
+                    reference: frame.reference,
+                }))
+                .await;
+            }
+            Err(error) => {
+                Metrics::count(&self.state.metrics.frames_in, "type", "bad");
+                tracing::debug!(%error, "bad frame");
+                self.reply(ServerFrame::Error(ErrorFrame::new(
+                    ErrorCode::BadFrame,
+                    error.reference,
+                )))
+                .await;
             }
         }
     }
@@ -198,7 +237,7 @@ impl Reader {
             Metrics::count(&self.state.metrics.sends, "outcome", outcome);
         }
         let message = control_frame(&frame, self.handle.encoding());
-        self.handle.send(Outbound::Frame(message)).await;
+        self.handle.send(Outbound::frame(message)).await;
     }
 
     /// Closes with the code that names the peer's mistake; a lost socket needs no code.
@@ -315,10 +354,10 @@ impl Reader {
             let guild: Arc<str> = Arc::from(guild);
             if !self
                 .handle
-                .send(Outbound::ResumeBegin {
+                .send(Outbound::ResumeBegin(Box::new(ResumeBegin {
                     guild: guild.clone(),
                     after,
-                })
+                })))
                 .await
             {
                 break;
@@ -390,18 +429,18 @@ async fn replay(
                     ..ErrorFrame::new(ErrorCode::ServerError, None)
                 };
                 handle
-                    .send(Outbound::Frame(control_frame(
+                    .send(Outbound::frame(control_frame(
                         &ServerFrame::Error(failure),
                         handle.encoding(),
                     )))
                     .await;
                 handle
-                    .send(Outbound::ResumeData {
+                    .send(Outbound::ResumeData(Box::new(ResumePage {
                         guild,
                         entries: Vec::new(),
                         gap,
                         done: true,
-                    })
+                    })))
                     .await;
                 return;
             }
@@ -412,12 +451,12 @@ async fn replay(
         }
         let done = !page.more;
         if !handle
-            .send(Outbound::ResumeData {
+            .send(Outbound::ResumeData(Box::new(ResumePage {
                 guild: guild.clone(),
                 entries: page.entries,
                 gap,
                 done,
-            })
+            })))
             .await
             || done
         {

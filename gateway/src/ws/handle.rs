@@ -13,26 +13,43 @@ use tokio_util::sync::CancellationToken;
 
 use crate::delivery::{ControlFrame, Delivery};
 
-/// What the connection's writer task is asked to do, in order.
+/// What the connection's writer task is asked to do, in order. Kept to two words (rare,
+/// larger items are boxed): every connection's queue preallocates a block of these.
 #[derive(Debug)]
 pub enum Outbound {
     /// A live entry, shared by every recipient.
     Deliver(Arc<Delivery>),
     /// A frame for this connection only (ack, error, pong, …).
-    Frame(ControlFrame),
-    /// A resume of this guild from seq `after` starts: hold its live entries until the
-    /// replay is written.
-    ResumeBegin { guild: Arc<str>, after: u64 },
+    Frame(Box<ControlFrame>),
+    /// A resume of this guild starts: hold its live entries until the replay is written.
+    ResumeBegin(Box<ResumeBegin>),
     /// The client's first frame was handled (any `resume` in it has begun): live messages
     /// held since the connection opened may go out.
     ReleaseLive,
-    /// A page of the replay; `done` on the last one.
-    ResumeData {
-        guild: Arc<str>,
-        entries: Vec<LogEntry>,
-        gap: bool,
-        done: bool,
-    },
+    /// A page of the replay.
+    ResumeData(Box<ResumePage>),
+}
+
+impl Outbound {
+    pub fn frame(frame: ControlFrame) -> Self {
+        Outbound::Frame(Box::new(frame))
+    }
+}
+
+/// A resume of `guild` from seq `after`.
+#[derive(Debug)]
+pub struct ResumeBegin {
+    pub guild: Arc<str>,
+    pub after: u64,
+}
+
+/// A page of a replay; `done` on the last one.
+#[derive(Debug)]
+pub struct ResumePage {
+    pub guild: Arc<str>,
+    pub entries: Vec<LogEntry>,
+    pub gap: bool,
+    pub done: bool,
 }
 
 /// Why and how a connection is being closed.

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_shared::codec::Encoding;
 use chat_shared::protocol::ErrorCode;
+use futures::FutureExt;
 
 use crate::admission::Refusal;
 use crate::delivery::control_frame;
@@ -20,8 +21,12 @@ use crate::state::AppState;
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound};
 
-/// Bytes the socket layer buffers per connection for reads and writes.
-const SOCKET_BUFFER: usize = 4096;
+/// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
+/// small, because client frames are small and every idle connection keeps it; a larger frame
+/// grows the buffer while it is read.
+const READ_BUFFER: usize = 512;
+/// Bytes of queued frames that trigger a write before the flush.
+const WRITE_BUFFER: usize = 4096;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
@@ -63,7 +68,7 @@ pub async fn ws_handler(
         caller.exp,
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
-    handle.try_send(Outbound::Frame(control_frame(&hello, encoding)));
+    handle.try_send(Outbound::frame(control_frame(&hello, encoding)));
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
         state.hub.leave(&handle, &caller.guilds, true);
@@ -76,13 +81,15 @@ pub async fn ws_handler(
     }
     let max = state.config.max_frame_bytes as usize;
     upgrade
-        .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(SOCKET_BUFFER)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            connection::run(socket, state, caller, handle, outbound).await;
-            drop((node_slot, user_slot));
+        .on_upgrade(move |socket| {
+            // `map` keeps the connection's future inline (an async block would also keep the
+            // socket it moved): the slots are released when the connection ends.
+            connection::run(socket, state, caller, handle, outbound)
+                .map(move |()| drop((node_slot, user_slot)))
         })
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::delivery::{ControlFrame, Delivery, control_frame};
 use crate::metrics::{FrameType, Metrics};
-use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::handle::{ConnHandle, Outbound, ResumeBegin, ResumePage};
 
 /// Queue items written before one flush.
 const BATCH: usize = 64;
@@ -241,7 +241,7 @@ impl Writer {
     fn frames_for(&mut self, item: Outbound) -> Vec<Outgoing> {
         let encoding = self.handle.encoding();
         match item {
-            Outbound::Frame(frame) => vec![Outgoing::control(frame)],
+            Outbound::Frame(frame) => vec![Outgoing::control(*frame)],
             Outbound::Deliver(delivery) => match self.initial.as_mut() {
                 Some(initial) if initial.len() < INITIAL_HOLD_MAX => {
                     initial.push(delivery);
@@ -256,7 +256,8 @@ impl Writer {
                 .into_iter()
                 .filter_map(|delivery| self.live(delivery))
                 .collect(),
-            Outbound::ResumeBegin { guild, after } => {
+            Outbound::ResumeBegin(begin) => {
+                let ResumeBegin { guild, after } = *begin;
                 let early = match self.initial.as_mut() {
                     Some(initial) => drain_guild(initial, &guild),
                     None => Vec::new(),
@@ -269,12 +270,13 @@ impl Writer {
                 cursor.gap = false;
                 Vec::new()
             }
-            Outbound::ResumeData {
-                guild,
-                entries,
-                gap,
-                done,
-            } => {
+            Outbound::ResumeData(page) => {
+                let ResumePage {
+                    guild,
+                    entries,
+                    gap,
+                    done,
+                } = *page;
                 let cursor = self.cursors.entry(guild.clone()).or_default();
                 let mut out = Vec::with_capacity(entries.len() + 1);
                 for entry in entries {
