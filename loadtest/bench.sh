@@ -4,12 +4,19 @@
 # JetStream, Redis) under the same fanout load, plus an idle-connections run. Every run writes
 # <name>.json and <name>.svg into $OUT; a Markdown summary goes to $OUT/summary.md.
 #
-# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|storm|all]...   (default: all)
+# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|idle-multi|handshake|storm|all]...
+#        (default: all)
 # Knobs (environment):
 #   RATES="10000 50000 100000"  target deliveries per second (each one run per target)
 #   CLIENTS=1000 GUILDS=10 GPC=1 SENDERS=10 BYTES=100   the reference load (10 guilds of 100)
 #   DURATION=30s WARMUP=5s ENCODING=json
 #   IDLE_CLIENTS=10000          connections held by the idle run (≤ ~19,900 per process)
+#   MULTI_CLIENTS=50000 MULTI_GATEWAYS=3   idle-multi: that many connections over that many
+#                               embedded gateways, one loadtest process per gateway (the open-
+#                               file limit is per process)
+#   HANDSHAKE_CLIENTS=10000 HANDSHAKE_RAMP=20000   handshake: connections opened as fast as the
+#                               ramp allows against the distributed deployment (JWT + Redis)
+#   STORM_CLIENTS=$CLIENTS      receivers dropped at once by the storm run
 #   STORM_RATE=100              messages/s kept flowing during the reconnect storm
 #   OUT=bench-results/<UTC timestamp>
 #   PROFILE=release             (debug: only to check the script itself, numbers meaningless)
@@ -30,6 +37,11 @@ DURATION="${DURATION:-30s}"
 WARMUP="${WARMUP:-5s}"
 ENCODING="${ENCODING:-json}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"
+MULTI_CLIENTS="${MULTI_CLIENTS:-50000}"
+MULTI_GATEWAYS="${MULTI_GATEWAYS:-3}"
+HANDSHAKE_CLIENTS="${HANDSHAKE_CLIENTS:-10000}"
+HANDSHAKE_RAMP="${HANDSHAKE_RAMP:-20000}"
+STORM_CLIENTS="${STORM_CLIENTS:-$CLIENTS}"
 OUT="${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
 SECRET="bench-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 SCENARIOS=("$@")
@@ -185,11 +197,45 @@ run_idle() {
   cleanup
 }
 
+# MULTI_CLIENTS idle connections over MULTI_GATEWAYS embedded gateways: one loadtest process
+# per gateway, each from its own source addresses, all holding at the same time.
+run_idle_multi() {
+  local per=$((MULTI_CLIENTS / MULTI_GATEWAYS)) loaders=()
+  for i in $(seq 1 "$MULTI_GATEWAYS"); do
+    start_embedded
+    local sources="127.0.$i.1,127.0.$i.2,127.0.$i.3,127.0.$i.4"
+    echo "=== idle-multi-$i: $per connections"
+    "$BIN/loadtest" idle --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID" --clients "$per" \
+      --guilds "$GUILDS" --source-addrs "$sources" --duration 20s --quiet \
+      --json "$OUT/idle-multi-$i.json" >"$OUT/idle-multi-$i.txt" 2>&1 &
+    loaders+=($!)
+  done
+  local failed=0
+  for pid in "${loaders[@]}"; do wait "$pid" || failed=1; done
+  cat "$OUT"/idle-multi-*.txt
+  cleanup
+  return "$failed"
+}
+
+# Handshake throughput with JWT + Redis: HANDSHAKE_CLIENTS opened at up to HANDSHAKE_RAMP/s
+# over the two distributed gateways.
+run_handshake() {
+  start_distributed
+  local watch=()
+  for pid in "${DIST_PIDS[@]}"; do watch+=(--watch-pid "$pid"); done
+  echo "=== handshake-distributed: $HANDSHAKE_CLIENTS connections at up to $HANDSHAKE_RAMP/s"
+  "$BIN/loadtest" idle "${DIST_TARGETS[@]}" "${watch[@]}" --redis-url "$REDIS_URL" \
+    --jwt-secret "$SECRET" --clients "$HANDSHAKE_CLIENTS" --guilds "$GUILDS" \
+    --ramp "$HANDSHAKE_RAMP" --duration 3s --quiet --json "$OUT/handshake-distributed.json" \
+    | tee "$OUT/handshake-distributed.txt"
+  cleanup
+}
+
 storm() {
   local name="$1"
   shift
-  echo "=== $name: $CLIENTS clients drop and resume"
-  "$BIN/loadtest" storm --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" \
+  echo "=== $name: $STORM_CLIENTS clients drop and resume"
+  "$BIN/loadtest" storm --clients "$STORM_CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" \
     --senders "$SENDERS" --rate "${STORM_RATE:-100}" --message-bytes "$BYTES" \
     --duration 10s --warmup "$WARMUP" --encoding "$ENCODING" --quiet \
     --json "$OUT/$name.json" --plot "$OUT/$name.svg" "$@" | tee "$OUT/$name.txt"
@@ -246,9 +292,11 @@ for scenario in "${SCENARIOS[@]}"; do
     embedded) run_embedded ;;
     distributed) run_distributed ;;
     idle) run_idle ;;
+    idle-multi) run_idle_multi ;;
+    handshake) run_handshake ;;
     storm) run_storm ;;
-    all) run_ceiling; run_embedded; run_distributed; run_idle; run_storm ;;
-    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|storm|all)" >&2; exit 2 ;;
+    all) run_ceiling; run_embedded; run_distributed; run_idle; run_idle_multi; run_handshake; run_storm ;;
+    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|idle-multi|handshake|storm|all)" >&2; exit 2 ;;
   esac
 done
 summarize

@@ -71,10 +71,10 @@ pub struct ConnectionLimits {
     pub max_connections: u32,
     /// New WebSocket handshakes per second this gateway accepts (0: unlimited); beyond it /ws
     /// answers 503 `unavailable`. Checked before the token and the session store.
-    #[arg(long, env = "MAX_HANDSHAKES_PER_SEC", help_heading = LIMITS, default_value_t = 2_000)]
+    #[arg(long, env = "MAX_HANDSHAKES_PER_SEC", help_heading = LIMITS, default_value_t = 5_000)]
     pub max_handshakes_per_sec: u32,
     /// Handshakes accepted at once above that rate (token bucket size).
-    #[arg(long, env = "HANDSHAKE_BURST", help_heading = LIMITS, default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "HANDSHAKE_BURST", help_heading = LIMITS, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub handshake_burst: u32,
     /// WebSockets one user may hold across every gateway (0: unlimited); beyond it /ws answers
     /// 429 `too_many_connections`. Counted in the session store (Redis in distributed mode).

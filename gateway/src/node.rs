@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
 use chat_shared::protocol::close_code;
@@ -61,6 +62,13 @@ impl Node {
             background.extend(workers);
         }
         let app = crate::app(state.clone()).into_make_service();
+        // Frames go out as soon as they are flushed: with Nagle's algorithm a second small
+        // write waits for the client's delayed ACK (40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

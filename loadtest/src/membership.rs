@@ -85,10 +85,20 @@ impl Membership {
         self.members[guild]
     }
 
-    /// The receiving client whose guilds sender `sender` of `senders` uses: spread evenly so
-    /// senders cover the guilds.
+    /// The receiving client whose guilds sender `sender` of `senders` uses: spread evenly over
+    /// the clients, and moved within its stride so that sender `j` starts at guild `j mod G`
+    /// (spreading alone could land every sender in the same guild, e.g. 10 senders over 1000
+    /// clients in 10 guilds).
     pub fn sender_anchor(&self, sender: usize, senders: usize) -> usize {
-        sender * self.clients() / senders.max(1)
+        let clients = self.clients().max(1);
+        let guilds = self.guild_count().max(1);
+        let spread = sender * clients / senders.max(1);
+        let anchor = spread - spread % guilds + sender % guilds;
+        if anchor < clients {
+            anchor
+        } else {
+            sender % clients
+        }
     }
 }
 
@@ -107,5 +117,17 @@ mod tests {
         assert_eq!(m.guild_index("other"), None);
         assert_eq!(m.guilds_of(3), &[3, 0]);
         assert_eq!(m.sender_anchor(1, 2), 5);
+    }
+
+    #[test]
+    fn senders_cover_every_guild() {
+        let m = Membership::new("abc", 1000, 10, 1);
+        let mut first: Vec<usize> = (0..10)
+            .map(|s| m.guilds_of(m.sender_anchor(s, 10))[0])
+            .collect();
+        first.sort_unstable();
+        assert_eq!(first, (0..10).collect::<Vec<_>>());
+        let few = Membership::new("abc", 3, 10, 1);
+        assert!((0..10).all(|s| few.sender_anchor(s, 10) < 3));
     }
 }
