@@ -35,6 +35,23 @@ async fn client_close_is_answered_with_its_code() {
 }
 
 #[tokio::test]
+async fn close_after_only_a_ping_is_answered() {
+    let d = Embedded::start().await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let mut client = ann.connect(&d, 0).await;
+    client.send_raw(Message::Ping(b"hi".to_vec().into())).await;
+    let goodbye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    client.send_raw(Message::Close(Some(goodbye))).await;
+    let reply = client.closed().await.expect("a close frame, not a reset");
+    assert_eq!(u16::from(reply.code), 1000);
+}
+
+#[tokio::test]
 async fn invalid_utf8_text_is_closed_with_1007() {
     let d = Embedded::start().await;
     let mut client = connected(&d).await;
