@@ -65,6 +65,15 @@ impl Refusal {
         }
     }
 
+    fn handshakes_in_flight() -> Self {
+        Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: ErrorCode::Unavailable,
+            reason: "handshakes_in_flight",
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
     fn store_unavailable() -> Self {
         Refusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +106,13 @@ pub struct NodeSlot {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+/// Holds one of the handshakes the node works on at once (if it has a cap) until dropped, when
+/// the handshake has been answered.
+#[derive(Debug)]
+pub struct HandshakeSlot {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
 /// Holds one of the user's connection slots (if users have a cap) until dropped: the lease is
 /// renewed while held and released on drop.
 pub struct UserSlot {
@@ -124,6 +140,7 @@ pub struct Admission {
     node_slots: Option<Arc<Semaphore>>,
     max_node: usize,
     handshakes: Option<DefaultDirectRateLimiter>,
+    in_flight: Option<Arc<Semaphore>>,
     per_user: Option<NonZeroU32>,
     lease_ttl: Duration,
     store: Arc<dyn SessionStore>,
@@ -142,6 +159,8 @@ impl Admission {
             node_slots: (max_node > 0).then(|| Arc::new(Semaphore::new(max_node))),
             max_node,
             handshakes,
+            in_flight: (limits.max_handshakes_in_flight > 0)
+                .then(|| Arc::new(Semaphore::new(limits.max_handshakes_in_flight as usize))),
             per_user: NonZeroU32::new(limits.max_connections_per_user),
             lease_ttl: limits.connection_lease(),
             store,
@@ -167,6 +186,20 @@ impl Admission {
             return Err(Refusal::handshake_rate(wait));
         }
         Ok(NodeSlot { _permit: permit })
+    }
+
+    /// A place among the handshakes being worked on, refused at once when they are all taken.
+    pub fn begin_handshake(&self) -> Result<HandshakeSlot, Refusal> {
+        let permit = match &self.in_flight {
+            Some(slots) => Some(
+                slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| Refusal::handshakes_in_flight())?,
+            ),
+            None => None,
+        };
+        Ok(HandshakeSlot { _permit: permit })
     }
 
     /// The user's cap across gateways: a lease in the session store. `None` when users have
@@ -271,6 +304,22 @@ mod tests {
         drop(slot);
         assert_eq!(admission.node_connections(), 0);
         admission.admit_to_node().expect("the slot is back");
+    }
+
+    #[test]
+    fn handshakes_in_flight_are_capped_and_come_back() {
+        let capped = admission(&["--max-handshakes-in-flight", "1"]);
+        let first = capped.begin_handshake().expect("a free place");
+        let refusal = capped.begin_handshake().expect_err("all taken");
+        assert_eq!(
+            (refusal.status, refusal.reason, refusal.retry_after_secs()),
+            (StatusCode::SERVICE_UNAVAILABLE, "handshakes_in_flight", 1)
+        );
+        drop(first);
+        capped.begin_handshake().expect("the place is back");
+        let unlimited = admission(&["--max-handshakes-in-flight", "0"]);
+        let held: Vec<_> = (0..1000).map(|_| unlimited.begin_handshake()).collect();
+        assert!(held.iter().all(Result::is_ok));
     }
 
     #[tokio::test]

@@ -76,6 +76,12 @@ pub struct ConnectionLimits {
     /// Handshakes accepted at once above that rate (token bucket size).
     #[arg(long, env = "HANDSHAKE_BURST", help_heading = LIMITS, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub handshake_burst: u32,
+    /// Handshakes this gateway works on at once (token, session and lease lookups; 0:
+    /// unlimited); beyond it /ws answers 503 `unavailable` at once. Adapts to what the session
+    /// store can answer: in a reconnect storm the excess is refused cheaply instead of queueing
+    /// into store timeouts.
+    #[arg(long, env = "MAX_HANDSHAKES_IN_FLIGHT", help_heading = LIMITS, default_value_t = 256)]
+    pub max_handshakes_in_flight: u32,
     /// WebSockets one user may hold across every gateway (0: unlimited); beyond it /ws answers
     /// 429 `too_many_connections`. Counted in the session store (Redis in distributed mode).
     #[arg(long, env = "MAX_CONNECTIONS_PER_USER", help_heading = LIMITS, default_value_t = 20)]

@@ -38,6 +38,11 @@ pub async fn ws_handler(
         Ok(slot) => slot,
         Err(refusal) => return refused(&state, refusal),
     };
+    // Held until this handler answers: the token, session and lease lookups below.
+    let _handshake = match state.admission.begin_handshake() {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(&state, refusal),
+    };
     let checked = check(&state, &query, &headers).await;
     let (caller, encoding) = match checked {
         Ok(ok) => ok,

@@ -163,6 +163,8 @@ spec:
   value: {{ $g.limits.maxHandshakesPerSec | quote }}
 - name: HANDSHAKE_BURST
   value: {{ $g.limits.handshakeBurst | quote }}
+- name: MAX_HANDSHAKES_IN_FLIGHT
+  value: {{ $g.limits.maxHandshakesInFlight | quote }}
 - name: MAX_CONNECTIONS_PER_USER
   value: {{ $g.limits.maxConnectionsPerUser | quote }}
 - name: CONNECTION_LEASE_MS
