@@ -25,13 +25,12 @@ use crate::delivery::control_frame;
 use crate::http::auth::{Caller, load_guilds};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::ws::handle::{ConnHandle, Outbound, ResumeBegin, ResumePage};
+use crate::ws::handle::{ConnHandle, Outbound, ResumeBegin};
+use crate::ws::replay::replay;
 use crate::ws::writer;
 
 /// Sends of one connection waiting for the router at once; reading pauses beyond it.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
-/// Replay entries read per page.
-const REPLAY_PAGE: usize = 500;
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
 
@@ -403,64 +402,5 @@ impl Reader {
                 .close(close_code::SESSION_REVOKED, "no guilds left");
         }
         self.caller.guilds = fresh;
-    }
-}
-
-/// Reads the guild log after `after` page by page and hands it to the writer.
-async fn replay(
-    state: AppState,
-    handle: ConnHandle,
-    guild: Arc<str>,
-    mut after: u64,
-    visibility: Visibility,
-) {
-    let mut gap = false;
-    loop {
-        let page = match state
-            .bus
-            .read_after(&guild, after, REPLAY_PAGE, visibility)
-            .await
-        {
-            Ok(page) => page,
-            Err(error) => {
-                tracing::warn!(%error, guild = %guild, "replay failed");
-                let failure = ErrorFrame {
-                    guild_id: Some(guild.to_string()),
-                    ..ErrorFrame::new(ErrorCode::ServerError, None)
-                };
-                handle
-                    .send(Outbound::frame(control_frame(
-                        &ServerFrame::Error(failure),
-                        handle.encoding(),
-                    )))
-                    .await;
-                handle
-                    .send(Outbound::ResumeData(Box::new(ResumePage {
-                        guild,
-                        entries: Vec::new(),
-                        gap,
-                        done: true,
-                    })))
-                    .await;
-                return;
-            }
-        };
-        gap |= page.gap;
-        if let Some(last) = page.entries.last() {
-            after = last.seq;
-        }
-        let done = !page.more;
-        if !handle
-            .send(Outbound::ResumeData(Box::new(ResumePage {
-                guild: guild.clone(),
-                entries: page.entries,
-                gap,
-                done,
-            })))
-            .await
-            || done
-        {
-            return;
-        }
     }
 }

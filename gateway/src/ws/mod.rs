@@ -1,7 +1,9 @@
 //! The `/ws` endpoint: the handshake ([`upgrade`]), the per-connection reader ([`connection`])
-//! and writer ([`writer`]) tasks, and the handle the rest of the gateway holds ([`handle`]).
+//! and writer ([`writer`]) tasks, resume replays ([`replay`]), and the handle the rest of the
+//! gateway holds ([`handle`]).
 
 pub mod connection;
 pub mod handle;
+mod replay;
 pub mod upgrade;
 pub mod writer;
