@@ -5,17 +5,13 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use chat_shared::auth::JwtVerifier;
 use chat_shared::identity::Role;
-use chat_shared::session::SessionStore;
 use futures::StreamExt;
 use futures::future::join_all;
-use gateway::{GatewayConfig, Node};
 use support::distributed::{Distributed, Topology};
-use support::{Deployment, SECRET, Scope, TestUser, http, user};
+use support::{Deployment, Embedded, Scope, TestUser, http, user};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -130,53 +126,27 @@ async fn refusal_counted(base: &str, reason: &str) -> bool {
     })
 }
 
-/// An embedded gateway in this process, with connection limits of the test's choosing.
-struct Embedded {
-    node: Node,
-}
-
-impl Embedded {
-    async fn start(tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
-        let mut config = GatewayConfig::for_tests();
-        tweak(&mut config);
-        let deps = Node::embedded_deps(JwtVerifier::hs256(SECRET.as_bytes()));
-        let node = Node::start(config, deps).await.expect("gateway starts");
-        Embedded { node }
-    }
-
-    /// Waits until exactly `n` connections hold node slots.
-    async fn wait_for_node_connections(&self, n: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.node.state.admission.node_connections() != n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "slots never settled at {n}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Deployment for Embedded {
-    fn gateway(&self, _i: usize) -> String {
-        format!("http://{}", self.node.addr)
-    }
-
-    fn gateway_count(&self) -> usize {
-        1
-    }
-
-    fn store(&self) -> Arc<dyn SessionStore> {
-        self.node.state.store.clone()
+/// Waits until exactly `n` connections hold node slots of the embedded gateway.
+async fn wait_for_node_connections(d: &Embedded, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while d.node().state.admission.node_connections() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slots never settled at {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 #[tokio::test]
 async fn the_node_cap_refuses_with_503_until_a_connection_closes() {
-    let d = Embedded::start(|c| {
-        c.connection_limits.max_connections = 2;
-        c.connection_limits.max_connections_per_user = 0;
-    })
+    let d = Embedded::start_with(
+        |c| {
+            c.connection_limits.max_connections = 2;
+            c.connection_limits.max_connections_per_user = 0;
+        },
+        true,
+    )
     .await;
     let s = Scope::new();
     let g = s.guild("g");
@@ -192,17 +162,20 @@ async fn the_node_cap_refuses_with_503_until_a_connection_closes() {
     assert!(refusal_counted(&d.gateway(0), "node_full").await);
 
     close(first).await;
-    d.wait_for_node_connections(1).await;
+    wait_for_node_connections(&d, 1).await;
     let _again = accepted(&d, 0, &ann).await;
-    assert_eq!(d.node.state.admission.node_connections(), 2);
+    assert_eq!(d.node().state.admission.node_connections(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_cap_is_exact_under_concurrent_handshakes() {
-    let d = Embedded::start(|c| {
-        c.connection_limits.max_connections = 5;
-        c.connection_limits.max_connections_per_user = 0;
-    })
+    let d = Embedded::start_with(
+        |c| {
+            c.connection_limits.max_connections = 5;
+            c.connection_limits.max_connections_per_user = 0;
+        },
+        true,
+    )
     .await;
     let s = Scope::new();
     let g = s.guild("g");
@@ -217,17 +190,20 @@ async fn the_node_cap_is_exact_under_concurrent_handshakes() {
     for refusal in outcomes.iter().filter_map(|o| o.as_ref().err()) {
         assert_unavailable(refusal);
     }
-    assert_eq!(d.node.state.admission.node_connections(), 5);
+    assert_eq!(d.node().state.admission.node_connections(), 5);
     drop(outcomes);
-    d.wait_for_node_connections(0).await;
+    wait_for_node_connections(&d, 0).await;
 }
 
 #[tokio::test]
 async fn the_handshake_rate_refuses_with_503_before_the_token_is_read() {
-    let d = Embedded::start(|c| {
-        c.connection_limits.max_handshakes_per_sec = 1;
-        c.connection_limits.handshake_burst = 2;
-    })
+    let d = Embedded::start_with(
+        |c| {
+            c.connection_limits.max_handshakes_per_sec = 1;
+            c.connection_limits.handshake_burst = 2;
+        },
+        true,
+    )
     .await;
     let s = Scope::new();
     let g = s.guild("g");
@@ -249,7 +225,7 @@ async fn the_handshake_rate_refuses_with_503_before_the_token_is_read() {
 
 #[tokio::test]
 async fn the_per_user_cap_refuses_with_429_in_embedded_mode() {
-    let d = Embedded::start(|c| c.connection_limits.max_connections_per_user = 2).await;
+    let d = Embedded::start_with(|c| c.connection_limits.max_connections_per_user = 2, true).await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
@@ -260,7 +236,7 @@ async fn the_per_user_cap_refuses_with_429_in_embedded_mode() {
     assert_too_many(&refused(&d, 0, &ann).await);
     let _bobs = accepted(&d, 0, &bob).await;
     assert!(refusal_counted(&d.gateway(0), "too_many_connections").await);
-    assert_eq!(d.node.state.admission.live_leases(), 3);
+    assert_eq!(d.node().state.admission.live_leases(), 3);
 
     close(first).await;
     let _again = accepted_eventually(&d, 0, &ann).await;

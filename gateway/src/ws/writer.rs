@@ -238,24 +238,25 @@ impl Writer {
     }
 
     /// The socket messages an outbound item turns into (none when already sent).
-    fn frames_for(&mut self, item: Outbound) -> Vec<Outgoing> {
+    fn frames_for(&mut self, item: Outbound) -> Frames {
         let encoding = self.handle.encoding();
         match item {
-            Outbound::Frame(frame) => vec![Outgoing::control(*frame)],
+            Outbound::Frame(frame) => one(Some(Outgoing::control(*frame))),
             Outbound::Deliver(delivery) => match self.initial.as_mut() {
                 Some(initial) if initial.len() < INITIAL_HOLD_MAX => {
                     initial.push(delivery);
-                    Vec::new()
+                    one(None)
                 }
-                _ => self.live(delivery).into_iter().collect(),
+                _ => one(self.live(delivery)),
             },
-            Outbound::ReleaseLive => self
-                .initial
-                .take()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|delivery| self.live(delivery))
-                .collect(),
+            Outbound::ReleaseLive => many(
+                self.initial
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|delivery| self.live(delivery))
+                    .collect(),
+            ),
             Outbound::ResumeBegin(begin) => {
                 let ResumeBegin { guild, after } = *begin;
                 let early = match self.initial.as_mut() {
@@ -268,7 +269,7 @@ impl Writer {
                 cursor.replayed = 0;
                 cursor.last_replayed = 0;
                 cursor.gap = false;
-                Vec::new()
+                one(None)
             }
             Outbound::ResumeData(page) => {
                 let ResumePage {
@@ -309,10 +310,22 @@ impl Writer {
                         }
                     }
                 }
-                out
+                many(out)
             }
         }
     }
+}
+
+/// The socket messages one outbound item turns into. Most items are one live message, which
+/// this carries without a heap allocation per recipient; replays carry their page.
+type Frames = std::iter::Chain<std::option::IntoIter<Outgoing>, std::vec::IntoIter<Outgoing>>;
+
+fn one(out: Option<Outgoing>) -> Frames {
+    out.into_iter().chain(Vec::new())
+}
+
+fn many(outs: Vec<Outgoing>) -> Frames {
+    None.into_iter().chain(outs)
 }
 
 /// Takes the messages of `guild` out of `held`, keeping their order.

@@ -125,6 +125,13 @@ impl Embedded {
     }
 }
 
+impl Embedded {
+    /// The running gateway, for tests that look at its state.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
 impl Deployment for Embedded {
     fn gateway(&self, _i: usize) -> String {
         format!("http://{}", self.node.addr)
