@@ -2,6 +2,7 @@
 //! token. Distributed gateways: the session document `session:{userId}` is written to Redis
 //! and an HS256 token is minted with the shared secret. The ceiling server needs no users.
 
+use chat_shared::telemetry::error_chain;
 use std::time::Duration;
 
 use chat_shared::auth::JwtVerifier;
@@ -103,7 +104,7 @@ async fn dev_login(
         .json(&body)
         .send()
         .await
-        .map_err(|e| LoadTestError::Users(format!("POST {url}: {}", with_sources(&e))))?;
+        .map_err(|e| LoadTestError::Users(format!("POST {url}: {}", error_chain(&e))))?;
     let status = response.status();
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
@@ -120,18 +121,6 @@ async fn dev_login(
         guilds: spec.guilds,
         auth: ClientAuth::Bearer(reply.token),
     })
-}
-
-/// An error and its causes on one line.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn mint_all(

@@ -69,3 +69,15 @@ pub fn init_telemetry(
         .try_init();
     Ok(export)
 }
+
+/// An error and its causes on one line, `a: b: c`, for logs and error messages.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

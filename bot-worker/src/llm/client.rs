@@ -4,6 +4,7 @@
 //! are transient (with the server's `Retry-After` seconds), any other status is permanent, and
 //! an unusable 2xx body becomes a fixed apology rather than an error.
 
+use chat_shared::telemetry::error_chain;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +80,10 @@ impl ChatCompletions {
             .request(self.request(messages)?)
             .await
             .map_err(|e| {
-                BackendError::transient(format!("cannot reach the model server: {}", chain(&e)))
+                BackendError::transient(format!(
+                    "cannot reach the model server: {}",
+                    error_chain(&e)
+                ))
             })?;
         let status = response.status();
         tracing::Span::current().record("status", status.as_u16());
@@ -201,18 +205,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()?;
     (seconds.is_finite() && seconds >= 0.0)
         .then(|| Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
-}
-
-/// An error with its sources, `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
