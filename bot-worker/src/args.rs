@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_shared::bus::Bus;
-use chat_shared::rate_limit::{MemoryRateLimiter, RateLimiter};
+use chat_shared::store::rate_limit::{MemoryRateLimiter, RateLimiter};
 use clap::Args;
 
 use crate::guard::{CostGuard, DEFAULT_GUILD_RATE_PER_MIN, DEFAULT_USER_RATE_PER_MIN};

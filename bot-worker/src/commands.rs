@@ -96,7 +96,7 @@ fn roll(spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_shared::identity::{Role, UserInfo};
+    use chat_shared::protocol::identity::{Role, UserInfo};
 
     fn msg(text: &str) -> ChatMessage {
         ChatMessage {

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chat_shared::protocol::ChatMessage;
-use chat_shared::rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimitError, RateLimiter};
+use chat_shared::store::rate_limit::{
+    Decision, MemoryRateLimiter, Quota, RateLimitError, RateLimiter,
+};
 
 /// Default bot requests per user per minute.
 pub const DEFAULT_USER_RATE_PER_MIN: u32 = 10;

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bot_worker::{BotArgs, BotMetrics};
+use chat_shared::bus::InstrumentedBus;
+use chat_shared::bus::nats::connection_events;
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::config::{CommonConfig, LimitsConfig};
-use chat_shared::instrumented::{InstrumentedBus, nats_events};
-use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::ops::Telemetry;
 use chat_shared::ops::run_worker;
-use chat_shared::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use chat_shared::store::rate_limit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use chat_shared::telemetry::BOT_SERVICE;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot connect to NATS at {url}"))?;
     let mut registry = prometheus_client::registry::Registry::default();
     let bus = InstrumentedBus::wrap(bus, &mut registry);
-    nats_events::register(&mut registry);
+    connection_events::register(&mut registry);
     let backend = args.bot.backend(bus.clone())?;
     backend.register_metrics(&mut registry);
     let stop = CancellationToken::new();

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_shared::bus::{BotDelivery, BotJob, Bus, BusError, INTERNAL_VERSION, SendRequest};
-use chat_shared::identity::UserInfo;
+use chat_shared::protocol::identity::UserInfo;
+use chat_shared::protocol::validate::BOT_REPLY_SUFFIX;
 use chat_shared::protocol::{ChatMessage, ErrorCode};
-use chat_shared::validate::BOT_REPLY_SUFFIX;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bot_worker::{BotConfig, CostGuard};
 use chat_shared::protocol::ErrorCode;
-use chat_shared::rate_limit::{Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter};
+use chat_shared::store::rate_limit::{
+    Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter,
+};
 use support::chat::{Chat, member, quick_config};
 use support::fake_llm::{FakeLlm, answer};
 

@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{Bus, INTERNAL_VERSION, SendAck, SendRequest, Topic};
-use chat_shared::nats::{NatsBus, NatsConfig};
 use support::chat::{Feed, PATIENCE, member, replies_in_log};
 use support::fake_llm::{FakeLlm, Step, answer};
 use testkit::{ChildService, NatsServer, cargo_bin};

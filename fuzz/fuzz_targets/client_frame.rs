@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use chat_shared::codec::{Encoding, decode_client_frame, encode};
+use chat_shared::protocol::codec::{Encoding, decode_client_frame, encode};
 use libfuzzer_sys::fuzz_target;
 
 const ENCODINGS: [Encoding; 2] = [Encoding::Json, Encoding::MsgPack];

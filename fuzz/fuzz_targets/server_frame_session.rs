@@ -5,8 +5,8 @@
 
 #![no_main]
 
-use chat_shared::codec::{Encoding, decode_server_frame, encode_server_frame};
-use chat_shared::session::Session;
+use chat_shared::protocol::codec::{Encoding, decode_server_frame, encode_server_frame};
+use chat_shared::store::Session;
 use libfuzzer_sys::fuzz_target;
 
 const ENCODINGS: [Encoding; 2] = [Encoding::Json, Encoding::MsgPack];

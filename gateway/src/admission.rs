@@ -11,9 +11,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_shared::conn_leases::{ConnLease, LeaseDecision};
 use chat_shared::protocol::ErrorCode;
-use chat_shared::session::SessionStore;
+use chat_shared::store::SessionStore;
+use chat_shared::store::{ConnLease, LeaseDecision};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
@@ -271,7 +271,7 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
-    use chat_shared::memory_store::MemoryStore;
+    use chat_shared::store::MemoryStore;
     use clap::Parser;
 
     use super::*;

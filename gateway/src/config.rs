@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chat_shared::bus::nats::NatsConfig;
 use chat_shared::config::{AuthConfig, CommonConfig, LimitsConfig};
-use chat_shared::nats::NatsConfig;
 use clap::{Args, Parser};
 
 /// The chat gateway. Without NATS_URL and REDIS_URL it runs the whole chat in one process

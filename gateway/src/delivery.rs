@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chat_shared::bus::LogEntry;
-use chat_shared::codec::{Encoding, encode};
+use chat_shared::protocol::codec::{Encoding, encode};
 use chat_shared::protocol::{ChatMessage, SequencedMessage, ServerFrame};
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use chat_shared::nats::{NatsBus, NatsConfig};
-use chat_shared::redis_store::RedisStore;
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
+use chat_shared::store::RedisStore;
 
 use crate::{Deps, GatewayConfig};
 
@@ -18,7 +18,7 @@ pub enum DistributedError {
     #[error("cannot connect to Redis at {url}: {source}")]
     Redis {
         url: String,
-        source: chat_shared::session::StoreError,
+        source: chat_shared::store::StoreError,
     },
     #[error(transparent)]
     Config(#[from] chat_shared::config::ConfigError),
@@ -46,7 +46,7 @@ pub async fn deps(
         })?;
     Ok(Deps {
         bus,
-        store: store as Arc<dyn chat_shared::session::SessionStore>,
+        store: store as Arc<dyn chat_shared::store::SessionStore>,
         verifier,
         in_process_workers: false,
     })

@@ -10,7 +10,7 @@ use axum::serve::ListenerExt;
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
 use chat_shared::protocol::close_code;
-use chat_shared::session::SessionStore;
+use chat_shared::store::SessionStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -119,8 +119,8 @@ impl Node {
     /// Convenience for embedded mode and tests: in-memory bus and store.
     pub fn embedded_deps(verifier: JwtVerifier) -> Deps {
         Deps {
-            bus: chat_shared::memory_bus::MemoryBus::new(Default::default()),
-            store: Arc::new(chat_shared::memory_store::MemoryStore::new()),
+            bus: chat_shared::bus::MemoryBus::new(Default::default()),
+            store: Arc::new(chat_shared::store::MemoryStore::new()),
             verifier,
             in_process_workers: true,
         }

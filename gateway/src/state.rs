@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
-use chat_shared::instrumented::{InstrumentedBus, InstrumentedStore, nats_events};
-use chat_shared::session::SessionStore;
+use chat_shared::bus::InstrumentedBus;
+use chat_shared::bus::nats::connection_events;
+use chat_shared::store::InstrumentedStore;
+use chat_shared::store::SessionStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
@@ -52,7 +54,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let bus = metrics.register_with(|registry| InstrumentedBus::wrap(bus, registry));
         let store = metrics.register_with(|registry| InstrumentedStore::wrap(store, registry));
-        metrics.register_with(nats_events::register);
+        metrics.register_with(connection_events::register);
         let hub = Hub::new(bus.clone(), metrics.clone());
         let admission = Admission::new(&config.connection_limits, store.clone());
         AppState(Arc::new(Inner {

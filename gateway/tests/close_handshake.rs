@@ -4,8 +4,8 @@
 
 mod support;
 
-use chat_shared::identity::Role;
 use chat_shared::protocol::close_code;
+use chat_shared::protocol::identity::Role;
 use support::client::Client;
 use support::{Embedded, Scope, user};
 use tokio_tungstenite::tungstenite::Message;

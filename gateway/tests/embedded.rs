@@ -4,8 +4,8 @@
 mod contract;
 mod support;
 
-use chat_shared::identity::Role;
 use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::identity::Role;
 use serde_json::{Value, json};
 use support::{Embedded, Scope, http, user};
 
@@ -127,7 +127,7 @@ async fn expiring_tokens_close_4001_unless_refreshed() {
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
     let bob = user(&d, &s.user_id("bob"), Role::Member, &[&g]).await;
     let base = support::Deployment::gateway(&d, 0);
-    let nearly_expired = |info: &chat_shared::identity::UserInfo| {
+    let nearly_expired = |info: &chat_shared::protocol::identity::UserInfo| {
         let claims =
             json!({"sub": info.id, "name": info.name, "role": "member", "exp": unix_now() - 2});
         jsonwebtoken::encode(

@@ -6,11 +6,11 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{Bus, UserEvent};
-use chat_shared::identity::Role;
-use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::protocol::ServerFrame;
-use chat_shared::session::Session;
+use chat_shared::protocol::identity::Role;
+use chat_shared::store::Session;
 use serde_json::json;
 use support::client::{Client, Connect};
 use support::distributed::{Distributed, Topology};

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_shared::identity::Role;
+use chat_shared::protocol::identity::Role;
 use chat_shared::protocol::{ServerFrame, close_code};
 use serde_json::json;
 use support::client::{Client, Connect, WAIT};

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use chat_shared::identity::Role;
+use chat_shared::protocol::identity::Role;
 use futures::StreamExt;
 use futures::future::join_all;
 use support::distributed::{Distributed, Topology};

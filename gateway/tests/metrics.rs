@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chat_shared::identity::Role;
+use chat_shared::protocol::identity::Role;
 use serde_json::json;
 use support::distributed::{Distributed, Topology};
 use support::{Deployment, Embedded, Scope, http, user};

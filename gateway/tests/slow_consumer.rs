@@ -4,8 +4,8 @@
 
 mod support;
 
-use chat_shared::identity::Role;
 use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::identity::Role;
 use serde_json::json;
 use support::{Embedded, Scope, user};
 

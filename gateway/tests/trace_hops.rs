@@ -11,7 +11,7 @@ mod trace_hops {
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chat_shared::identity::Role;
+use chat_shared::protocol::identity::Role;
 use serde_json::{Value, json};
 use support::client::{Client, Connect};
 use support::distributed::{Distributed, Topology};

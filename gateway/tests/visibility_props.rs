@@ -11,9 +11,9 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 
-use chat_shared::identity::Role;
+use chat_shared::protocol::identity::Role;
 use chat_shared::protocol::{ErrorCode, SequencedMessage, ServerFrame};
-use chat_shared::session::Session;
+use chat_shared::store::Session;
 use gateway::http::auth::Caller;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

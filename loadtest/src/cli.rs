@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use loadtest::watch::WatchTarget;
 use loadtest::{CeilingMode, LoadShape, RunConfig, Scenario, UserSource};

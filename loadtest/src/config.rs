@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 
 use crate::connect::Target;
 use crate::error::LoadTestError;

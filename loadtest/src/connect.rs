@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::{Hello, ServerFrame};
 use futures::StreamExt;
 use tokio::net::{TcpSocket, TcpStream};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::{ErrorFrame, SequencedMessage, ServerFrame};
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;

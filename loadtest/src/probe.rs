@@ -53,7 +53,7 @@ mod tests {
         assert_eq!(parse_text(&t), Some(123_456));
         assert_eq!(parse_reference(&reference(5, 3, true)), Some((5, 3, true)));
         assert_eq!(parse_reference("c1"), None);
-        assert!(chat_shared::validate::is_valid_client_message_id(
+        assert!(chat_shared::protocol::validate::is_valid_client_message_id(
             &message_id("ab12", 9)
         ));
     }

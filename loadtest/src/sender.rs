@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::{ClientFrame, SendFrame};
 use futures::{Sink, SinkExt};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};

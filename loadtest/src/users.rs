@@ -6,8 +6,8 @@ use chat_shared::telemetry::error_chain;
 use std::time::Duration;
 
 use chat_shared::auth::JwtVerifier;
-use chat_shared::identity::{Role, UserInfo};
-use chat_shared::session::{Session, session_key};
+use chat_shared::protocol::identity::{Role, UserInfo};
+use chat_shared::store::{Session, session_key};
 use fred::prelude::*;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 //! chosen encoding (text for JSON, binary for MessagePack), server messages become frames.
 
 use bytes::Bytes;
-use chat_shared::codec::{self, Encoding};
+use chat_shared::protocol::codec::{self, Encoding};
 use chat_shared::protocol::{ClientFrame, ServerFrame};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 use loadtest::{CeilingMode, LoadShape, Report, RunConfig, Scenario, UserSource};
 
 const JWT_SECRET: &str = "loadtest-smoke-secret-0123456789";

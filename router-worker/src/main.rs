@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chat_shared::bus::InstrumentedBus;
+use chat_shared::bus::nats::connection_events;
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::config::{CommonConfig, LimitsConfig};
-use chat_shared::instrumented::{InstrumentedBus, nats_events};
-use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::ops::Telemetry;
 use chat_shared::ops::run_worker;
 use chat_shared::telemetry::ROUTER_SERVICE;
@@ -60,7 +61,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let mut registry = prometheus_client::registry::Registry::default();
     let bus = InstrumentedBus::wrap(bus, &mut registry);
-    nats_events::register(&mut registry);
+    connection_events::register(&mut registry);
     let metrics = Arc::new(RouterMetrics::registered(&mut registry));
     let config = RouterConfig {
         max_text_chars: args.limits.max_text_chars as usize,

@@ -7,11 +7,11 @@ use chat_shared::bus::{
     AppendOutcome, BotJob, Bus, INTERNAL_VERSION, SendAck, SendOutcome, SendRequest,
 };
 use chat_shared::clock::iso_now;
-use chat_shared::identity::Role;
-use chat_shared::protocol::{ChatMessage, ErrorCode};
-use chat_shared::validate::{
+use chat_shared::protocol::identity::Role;
+use chat_shared::protocol::validate::{
     BOT_REPLY_SUFFIX, check_text, is_valid_client_message_id, is_valid_guild_id, mentions_bot,
 };
+use chat_shared::protocol::{ChatMessage, ErrorCode};
 use tracing::Instrument;
 
 /// What the router needs to know.
@@ -121,7 +121,7 @@ async fn queue_bot_job(bus: &dyn Bus, seq: u64, request: Arc<ChatMessage>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_shared::identity::UserInfo;
+    use chat_shared::protocol::identity::UserInfo;
 
     fn request(role: Role) -> SendRequest {
         SendRequest {

@@ -8,10 +8,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chat_shared::bus::MemoryBus;
 use chat_shared::bus::{Bus, INTERNAL_VERSION, LogEntry, SendRequest, Visibility};
-use chat_shared::identity::{Role, UserInfo};
-use chat_shared::memory_bus::MemoryBus;
 use chat_shared::protocol::ErrorCode;
+use chat_shared::protocol::identity::{Role, UserInfo};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use router_worker::RouterConfig;

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::identity::{Role, UserInfo};
+use crate::protocol::identity::{Role, UserInfo};
 
 /// Leeway on `exp`, in seconds.
 pub const EXP_LEEWAY_SECS: u64 = 5;

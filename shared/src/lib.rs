@@ -1,26 +1,15 @@
-//! What every chat process shares: the wire contract ([`protocol`], [`codec`]), identity and
-//! tokens ([`identity`], [`auth`]), the bus and session-store traits with their in-memory
-//! implementations, configuration and telemetry.
+//! What every chat process shares, one directory per concept: the wire contract
+//! ([`protocol`]: frames, codecs, validation, identity), tokens ([`auth`]), the bus
+//! ([`bus`]: trait, in-memory and NATS implementations, metrics decorator), the session store
+//! ([`store`]: trait, in-memory and Redis implementations, connection leases, rate limits,
+//! metrics decorator), logging/tracing/OTLP ([`telemetry`]), configuration, clocks and the
+//! ops endpoints.
 
 pub mod auth;
 pub mod bus;
 pub mod clock;
-pub mod codec;
 pub mod config;
-pub mod conn_leases;
-pub mod identity;
-pub mod instrumented;
-pub mod memory_bus;
-pub mod memory_store;
-pub mod nats;
 pub mod ops;
-pub mod otel;
-mod otel_http;
 pub mod protocol;
-pub mod rate_limit;
-mod redis_leases;
-pub mod redis_store;
-pub mod session;
+pub mod store;
 pub mod telemetry;
-pub mod trace_context;
-pub mod validate;

@@ -129,7 +129,7 @@ where
 /// in a binary's `main` (inside the runtime) and finished last, so queued spans are sent.
 #[must_use = "finish it when the process ends, or queued spans are lost"]
 pub struct Telemetry {
-    export: Option<crate::otel::OtelExport>,
+    export: Option<crate::telemetry::otel::OtelExport>,
 }
 
 impl Telemetry {
@@ -138,7 +138,7 @@ impl Telemetry {
     pub fn start(
         common: &crate::config::CommonConfig,
         service_name: &'static str,
-    ) -> Result<Self, crate::otel::OtelError> {
+    ) -> Result<Self, crate::telemetry::otel::OtelError> {
         let export = crate::telemetry::init_telemetry(
             common.log_format,
             common.otel_exporter_otlp_endpoint.as_deref(),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use chat_shared::redis_store::RedisStore;
-use chat_shared::session::{Session, SessionStore, StoreError, session_key};
+use chat_shared::store::RedisStore;
+use chat_shared::store::{Session, SessionStore, StoreError, session_key};
 use fred::prelude::{Client, ClientLike, Config, KeysInterface};
 use testkit::RedisServer;
 
@@ -103,9 +103,9 @@ mod leases {
     use std::num::NonZeroU32;
     use std::time::Duration;
 
-    use chat_shared::conn_leases::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};
-    use chat_shared::redis_store::RedisStore;
-    use chat_shared::session::SessionStore;
+    use chat_shared::store::RedisStore;
+    use chat_shared::store::SessionStore;
+    use chat_shared::store::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};
     use fred::prelude::{KeysInterface, SortedSetsInterface};
     use testkit::RedisServer;
 

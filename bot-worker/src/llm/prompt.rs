@@ -106,7 +106,7 @@ fn take_chars(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_shared::identity::{Role, UserInfo};
+    use chat_shared::protocol::identity::{Role, UserInfo};
 
     fn msg(name: &str, text: &str) -> Arc<ChatMessage> {
         Arc::new(ChatMessage {

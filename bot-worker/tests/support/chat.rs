@@ -9,8 +9,8 @@ use bot_worker::{Backend, BotConfig, LlmBot, LlmSettings, PromptLimits};
 use chat_shared::bus::{
     BoxStream, Bus, INTERNAL_VERSION, LogEntry, SendAck, SendRequest, Topic, UserEvent, Visibility,
 };
-use chat_shared::identity::{Role, UserInfo};
-use chat_shared::memory_bus::{MemoryBus, MemoryBusConfig};
+use chat_shared::bus::{MemoryBus, MemoryBusConfig};
+use chat_shared::protocol::identity::{Role, UserInfo};
 use chat_shared::protocol::{ChatMessage, ErrorFrame};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;

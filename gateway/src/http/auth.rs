@@ -6,8 +6,8 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_shared::auth::VerifiedToken;
-use chat_shared::identity::UserInfo;
 use chat_shared::protocol::ErrorCode;
+use chat_shared::protocol::identity::UserInfo;
 use serde_json::json;
 
 use crate::state::AppState;

@@ -7,9 +7,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_shared::bus::UserEvent;
-use chat_shared::identity::{Role, UserInfo};
-use chat_shared::session::{GuildRef, Session};
-use chat_shared::validate::is_valid_guild_id;
+use chat_shared::protocol::identity::{Role, UserInfo};
+use chat_shared::protocol::validate::is_valid_guild_id;
+use chat_shared::store::{GuildRef, Session};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -86,7 +86,9 @@ fn checked_user(body: &DevLogin) -> Result<UserInfo, ApiError> {
         _ => return Err(ApiError::bad_request()),
     };
     let id = match &body.id {
-        Some(id) if is_valid_guild_id(id) && id != chat_shared::identity::BOT_USER_ID => id.clone(),
+        Some(id) if is_valid_guild_id(id) && id != chat_shared::protocol::identity::BOT_USER_ID => {
+            id.clone()
+        }
         Some(_) => return Err(ApiError::bad_request()),
         None => format!("u-{}", ulid::Ulid::new()),
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use chat_shared::bus::{INTERNAL_VERSION, SendRequest, Visibility};
-use chat_shared::codec::{FrameError, decode_client_frame};
+use chat_shared::protocol::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
     Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, RefreshFrame,
     Refreshed, ResumeFrame, SendFrame, ServerFrame, close_code,

@@ -9,8 +9,8 @@ use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_shared::codec::Encoding;
 use chat_shared::protocol::ErrorCode;
+use chat_shared::protocol::codec::Encoding;
 use futures::FutureExt;
 
 use crate::admission::Refusal;

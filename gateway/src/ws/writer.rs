@@ -58,7 +58,7 @@ impl Outgoing {
         }
     }
 
-    fn live(delivery: &Delivery, encoding: chat_shared::codec::Encoding) -> Self {
+    fn live(delivery: &Delivery, encoding: chat_shared::protocol::codec::Encoding) -> Self {
         Outgoing {
             message: delivery.frame(encoding),
             frame_type: FrameType::Message,

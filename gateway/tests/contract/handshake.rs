@@ -1,7 +1,7 @@
 //! Handshake refusals and `hello`.
 
-use chat_shared::identity::{Role, UserInfo};
 use chat_shared::protocol::PROTOCOL_VERSION;
+use chat_shared::protocol::identity::{Role, UserInfo};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::support::client::{Client, Connect};

@@ -1,7 +1,7 @@
 //! The HTTP API: `/api/me`, history pages (newest first, `before` paging, visibility),
 //! posting over HTTP, the legacy history path, and bad query parameters.
 
-use chat_shared::identity::Role;
+use chat_shared::protocol::identity::Role;
 use serde_json::{Value, json};
 
 use crate::support::{Deployment, Scope, http, user};

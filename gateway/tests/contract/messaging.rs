@@ -1,8 +1,8 @@
 //! Sends and deliveries: isolation by guild and by the admin rule, every error code, acks,
 //! idempotency, order, MessagePack, the bot, and bad input.
 
-use chat_shared::identity::Role;
 use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::identity::Role;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -314,7 +314,10 @@ pub async fn bot_replies(d: &impl Deployment) {
     next_is(&mut a, &ask.message_id).await;
     let reply = a.message().await;
     assert_eq!(reply.message.message_id, format!("{}-bot", ask.message_id));
-    assert_eq!(reply.message.from, chat_shared::identity::UserInfo::bot());
+    assert_eq!(
+        reply.message.from,
+        chat_shared::protocol::identity::UserInfo::bot()
+    );
     assert_eq!(reply.message.from.color, "#22c55e");
     assert_eq!(reply.message.text, "pong");
     assert!(!reply.message.admin_only);

@@ -1,8 +1,8 @@
 //! `resume`: replays exactly what was missed, refuses guilds the user may not read, and never
 //! replays admin-only messages to non-admins.
 
-use chat_shared::identity::Role;
 use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::identity::Role;
 use serde_json::json;
 
 use super::next_is;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chat_shared::codec::{Encoding, decode_server_frame};
+use chat_shared::protocol::codec::{Encoding, decode_server_frame};
 use chat_shared::protocol::{Ack, ErrorFrame, Hello, SequencedMessage, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -266,7 +266,7 @@ fn placeholder_hello() -> Hello {
     Hello {
         protocol: 0,
         connection_id: String::new(),
-        user: chat_shared::identity::UserInfo::bot(),
+        user: chat_shared::protocol::identity::UserInfo::bot(),
         guilds: Vec::new(),
         admin: false,
         heartbeat_ms: 0,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_shared::redis_store::RedisStore;
-use chat_shared::session::SessionStore;
+use chat_shared::store::RedisStore;
+use chat_shared::store::SessionStore;
 use testkit::{ChildService, NatsServer, RedisServer, cargo_bin, free_port, wait_for_http_ok};
 
 use super::{ALLOWED_ORIGIN, Deployment, SECRET};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_shared::auth::JwtVerifier;
-use chat_shared::identity::{Role, UserInfo};
-use chat_shared::session::{Session, SessionStore};
+use chat_shared::protocol::identity::{Role, UserInfo};
+use chat_shared::store::{Session, SessionStore};
 use client::{Client, Connect, Refusal};
 use gateway::{GatewayConfig, Node};
 
@@ -113,11 +113,10 @@ impl Embedded {
         tweak(&mut config);
         let mut deps = Node::embedded_deps(JwtVerifier::hs256(SECRET.as_bytes()));
         if !workers {
-            deps.bus =
-                chat_shared::memory_bus::MemoryBus::new(chat_shared::memory_bus::MemoryBusConfig {
-                    submit_timeout: std::time::Duration::from_millis(300),
-                    ..Default::default()
-                });
+            deps.bus = chat_shared::bus::MemoryBus::new(chat_shared::bus::MemoryBusConfig {
+                submit_timeout: std::time::Duration::from_millis(300),
+                ..Default::default()
+            });
             deps.in_process_workers = false;
         }
         let node = Node::start(config, deps).await.expect("gateway starts");

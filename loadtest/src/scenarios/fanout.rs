@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use chat_shared::codec::Encoding;
+use chat_shared::protocol::codec::Encoding;
 use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_shared::bus::nats::NatsConfig;
 use chat_shared::bus::{BotDelivery, BotJob, Bus, INTERNAL_VERSION};
-use chat_shared::nats::NatsConfig;
 use futures::StreamExt;
 use testkit::NatsServer;
 

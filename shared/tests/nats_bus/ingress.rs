@@ -3,10 +3,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{
     Bus, BusError, INTERNAL_VERSION, IngressItem, SendAck, SendOutcome, SendRequest,
 };
-use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::protocol::ErrorCode;
 use futures::StreamExt;
 use testkit::NatsServer;

@@ -1,9 +1,9 @@
 //! Appending: order and `prev` links, idempotency by messageId, ownership, and appends from
 //! several processes to one guild.
 
+use chat_shared::bus::nats::payload::{Claim, encode};
+use chat_shared::bus::nats::subjects::CLAIMS_BUCKET;
 use chat_shared::bus::{AppendOutcome, Bus, INTERNAL_VERSION, Visibility};
-use chat_shared::nats::payload::{Claim, encode};
-use chat_shared::nats::subjects::CLAIMS_BUCKET;
 use testkit::NatsServer;
 
 use crate::support::*;

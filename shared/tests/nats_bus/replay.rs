@@ -1,13 +1,13 @@
 //! Reading a guild log back: forward with visibility, limit and gap; backward in pages.
 
+use chat_shared::bus::nats::NatsConfig;
 use chat_shared::bus::{Bus, LogEntry, Visibility};
-use chat_shared::nats::NatsConfig;
 use testkit::NatsServer;
 
 use crate::support::*;
 
 /// g1: p1 a2 p3 p4 a5 p6 (a = admin-only), with g2 entries interleaved.
-async fn mixed_log(bus: &chat_shared::nats::NatsBus) -> Vec<LogEntry> {
+async fn mixed_log(bus: &chat_shared::bus::nats::NatsBus) -> Vec<LogEntry> {
     let mut g1 = Vec::new();
     for (i, admin) in [false, true, false, false, true, false]
         .into_iter()

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_shared::bus::nats::NatsBus;
 use chat_shared::bus::{
     AppendOutcome, BotJob, Bus, BusError, INTERNAL_VERSION, Topic, UserEvent, Visibility,
 };
-use chat_shared::nats::NatsBus;
 use testkit::NatsServer;
 
 use crate::support::*;

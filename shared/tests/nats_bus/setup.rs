@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use chat_shared::nats::NatsConfig;
-use chat_shared::nats::subjects::{BOT_CONSUMER, BOT_STREAM, CLAIMS_BUCKET, LOG_STREAM};
+use chat_shared::bus::nats::NatsConfig;
+use chat_shared::bus::nats::subjects::{BOT_CONSUMER, BOT_STREAM, CLAIMS_BUCKET, LOG_STREAM};
 use testkit::NatsServer;
 
 use crate::support::*;

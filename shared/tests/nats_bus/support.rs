@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{AppendOutcome, Bus, LogEntry};
-use chat_shared::identity::{Role, UserInfo};
-use chat_shared::nats::{NatsBus, NatsConfig};
 use chat_shared::protocol::ChatMessage;
+use chat_shared::protocol::identity::{Role, UserInfo};
 use futures::{Stream, StreamExt};
 use testkit::NatsServer;
 

@@ -90,7 +90,7 @@ impl TraceContext {
 #[macro_export]
 macro_rules! export_span {
     ($($args:tt)*) => {
-        if $crate::trace_context::exporting() {
+        if $crate::telemetry::trace_context::exporting() {
             ::tracing::info_span!($($args)*)
         } else {
             ::tracing::Span::none()

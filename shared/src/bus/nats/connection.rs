@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 
+use super::connection_events;
 use super::errors::{from_request, unavailable};
 use crate::bus::BusError;
-use crate::instrumented::nats_events;
 
 /// How long opening the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +33,7 @@ pub async fn open(url: &str, name: &str) -> Result<Client, BusError> {
         .event_callback(move |event| {
             let reconnect =
                 matches!(event, Event::Connected) && connected_before.swap(true, Ordering::Relaxed);
-            nats_events::record(&event, reconnect);
+            connection_events::record(&event, reconnect);
             async move { log_event(event) }
         })
         .connect(url)

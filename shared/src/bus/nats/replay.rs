@@ -17,7 +17,7 @@ use super::errors::unavailable;
 use super::payload::{DropKind, LogRecord, decode};
 use super::subjects::log_subject;
 use crate::bus::{BusError, LogEntry, Replay, Visibility};
-use crate::validate::is_valid_guild_id;
+use crate::protocol::validate::is_valid_guild_id;
 
 /// Entries fetched per round trip while reading forward.
 const FETCH_BATCH: u64 = 256;

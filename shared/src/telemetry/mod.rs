@@ -1,13 +1,18 @@
 //! Logging and tracing setup for every binary: `RUST_LOG` filters, `LOG_FORMAT` picks pretty or
 //! JSON lines, and when `OTEL_EXPORTER_OTLP_ENDPOINT` is set the same spans are also exported
-//! over OTLP ([`crate::otel`]) under the binary's service name.
+//! over OTLP ([`crate::telemetry::otel`]) under the binary's service name.
+
+pub(crate) mod calls;
+pub mod otel;
+mod otel_http;
+pub mod trace_context;
 
 use clap::ValueEnum;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::otel::{OtelError, OtelExport, export_layer};
+use crate::telemetry::otel::{OtelError, OtelExport, export_layer};
 
 /// Service names of the three binaries, as traces show them.
 pub const GATEWAY_SERVICE: &str = "chat-gateway";

@@ -1,4 +1,4 @@
-//! Connection leases in Redis ([`crate::conn_leases`]): `conns:{userId}` is a sorted set of
+//! Connection leases in Redis ([`crate::store::ConnLease`]): `conns:{userId}` is a sorted set of
 //! lease ids scored by expiry (ms since the epoch, Redis's own clock, so gateways' clocks do not
 //! matter). Acquire and renew are Lua scripts, so each is atomic; the key itself expires with
 //! its last lease, so nothing is left behind by a gateway that died.
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fred::prelude::{Client, Error as RedisError, LuaInterface, SortedSetsInterface};
 
-use crate::conn_leases::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};
+use crate::store::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};
 
 /// Shared by both scripts: the server's time in ms, and the key's expiry set to its last lease.
 macro_rules! prelude {

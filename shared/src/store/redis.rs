@@ -1,5 +1,5 @@
 //! The Redis session store of distributed mode: `session:{userId}` holds the session JSON;
-//! `conns:{userId}` the user's connection leases ([`crate::conn_leases`]).
+//! `conns:{userId}` the user's connection leases ([`crate::store::ConnLease`]).
 //! Every command gives up after a short timeout, so a stopped Redis answers `Unavailable`
 //! quickly; the client reconnects on its own when Redis is back.
 
@@ -11,9 +11,9 @@ use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as RedisError, KeysInterface, ReconnectPolicy,
 };
 
-use crate::conn_leases::{ConnLease, LeaseDecision};
-use crate::redis_leases;
-use crate::session::{Session, SessionStore, StoreError, session_key};
+use super::redis_leases;
+use crate::store::{ConnLease, LeaseDecision};
+use crate::store::{Session, SessionStore, StoreError, session_key};
 
 /// How long one command (or the first connection) may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,10 +1,14 @@
 //! The wire contract of `/ws`: every frame a client may send, every frame the server sends,
 //! the chat message itself, error codes and close codes. Names follow `DESIGN.md` exactly.
 
+pub mod codec;
+pub mod identity;
+pub mod validate;
+
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::identity::{Role, UserInfo};
+use crate::protocol::identity::{Role, UserInfo};
 
 /// Protocol version announced in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;

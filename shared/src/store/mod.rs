@@ -2,12 +2,22 @@
 //! `session:{userId}` holds JSON `{"guilds":[{"id":"…","name":"…"}], …}`; no document means no
 //! guilds. The in-memory store serves embedded mode; Redis serves distributed mode.
 
+mod instrumented;
+mod leases;
+mod memory;
+pub mod rate_limit;
+mod redis;
+mod redis_leases;
+
+pub use instrumented::InstrumentedStore;
+pub use leases::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
-
-use crate::conn_leases::{ConnLease, LeaseDecision};
 
 /// A guild the user belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +103,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Whether the store answers now.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Takes a connection slot of `lease.user_id` for `ttl` unless the user already holds `max`
-    /// unexpired leases (see [`crate::conn_leases`]). Taking a lease already held renews it.
+    /// unexpired leases (see [`crate::store::ConnLease`]). Taking a lease already held renews it.
     async fn acquire_lease(
         &self,
         lease: &ConnLease,

@@ -8,9 +8,9 @@ use std::time::Duration;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::calls::CallMetrics;
-use crate::conn_leases::{ConnLease, LeaseDecision};
-use crate::session::{Session, SessionStore, StoreError};
+use crate::store::{ConnLease, LeaseDecision};
+use crate::store::{Session, SessionStore, StoreError};
+use crate::telemetry::calls::CallMetrics;
 
 /// The store operations, in the order of [`OPS`].
 #[derive(Debug, Clone, Copy)]

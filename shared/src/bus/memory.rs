@@ -13,7 +13,7 @@ use tokio_stream::wrappers::{BroadcastStream, ReceiverStream, UnboundedReceiverS
 
 use crate::bus::*;
 use crate::protocol::{ChatMessage, ErrorCode};
-use crate::trace_context::TraceContext;
+use crate::telemetry::trace_context::TraceContext;
 
 /// Capacity of each live topic; a subscriber that falls further behind sees a `prev` gap and
 /// fills it from the log.

@@ -1,5 +1,5 @@
 //! The NATS/JetStream bus of distributed mode, with the same semantics as
-//! [`crate::memory_bus`]. Each concern lives in its own file: [`ingress`] (gateway → router
+//! [`crate::bus::MemoryBus`]. Each concern lives in its own file: [`ingress`] (gateway → router
 //! request/reply), [`log`] and [`claims`] (the ordered, idempotent guild log), [`replay`]
 //! (reading it back), [`delivery`] (live fan-out), [`bot_queue`] (the work queue),
 //! [`events`] (user events). Names are in [`subjects`], payloads in [`payload`]; the whole
@@ -9,6 +9,7 @@ mod bot_queue;
 mod claims;
 pub mod config;
 mod connection;
+pub mod connection_events;
 mod decoded;
 mod delivery;
 mod errors;

@@ -103,7 +103,7 @@ pub fn decode_any<T: DeserializeOwned>(bytes: &[u8], encoding: Encoding) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Role, UserInfo};
+    use crate::protocol::identity::{Role, UserInfo};
     use crate::protocol::*;
     use std::sync::Arc;
 

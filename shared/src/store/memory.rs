@@ -1,5 +1,5 @@
 //! The in-memory session store of embedded mode: sessions and connection leases
-//! ([`crate::conn_leases`]) in this process's memory, with the same rules as Redis.
+//! ([`crate::store::ConnLease`]) in this process's memory, with the same rules as Redis.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::conn_leases::{ConnLease, LeaseDecision};
-use crate::session::{Session, SessionStore, StoreError};
+use crate::store::{ConnLease, LeaseDecision};
+use crate::store::{Session, SessionStore, StoreError};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {

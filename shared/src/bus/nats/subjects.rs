@@ -1,7 +1,7 @@
 //! Every NATS name the bus uses: subjects, streams, the consumer and the key-value bucket.
 //! `docs/architecture.md` describes them; change both together.
 
-use crate::validate::is_valid_guild_id;
+use crate::protocol::validate::is_valid_guild_id;
 
 /// Queue group shared by every router on the ingress subjects.
 pub const ROUTERS_QUEUE_GROUP: &str = "routers";

@@ -19,7 +19,7 @@ use super::subjects::log_subject;
 use super::trace_headers;
 use crate::bus::{AppendOutcome, BusError, INTERNAL_VERSION, LogEntry};
 use crate::protocol::ChatMessage;
-use crate::validate::is_valid_guild_id;
+use crate::protocol::validate::is_valid_guild_id;
 
 /// Publishes of one entry before giving up on a guild whose head keeps moving under us
 /// (other processes appending to the same guild at the same time).

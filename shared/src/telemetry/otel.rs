@@ -12,7 +12,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::otel_http::RuntimeHttpClient;
+use crate::telemetry::otel_http::RuntimeHttpClient;
 
 /// How long one export request may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,7 +96,7 @@ where
         .build();
     let tracer = provider.tracer(service_name);
     let layer = tracing_opentelemetry::layer().with_tracer(tracer);
-    crate::trace_context::set_exporting();
+    crate::telemetry::trace_context::set_exporting();
     Ok((OtelExport { provider }, layer))
 }
 

@@ -7,7 +7,7 @@ use async_nats::header::HeaderName;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
-use crate::trace_context::{TraceContext, exporting};
+use crate::telemetry::trace_context::{TraceContext, exporting};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";

@@ -1,5 +1,5 @@
 //! The bus: how gateways, routers and bot workers talk. One trait, two implementations —
-//! in-memory ([`crate::memory_bus`], embedded mode) and NATS/JetStream ([`crate::nats`],
+//! in-memory ([`crate::bus::MemoryBus`], embedded mode) and NATS/JetStream ([`crate::bus::nats`],
 //! distributed mode). Everything that crosses it is defined here, versioned, and encoded as
 //! MessagePack by the network implementation.
 //!
@@ -10,6 +10,13 @@
 //! - `append` is idempotent by `messageId` and a messageId belongs to its first sender.
 //! - `publish` is best effort (at most once); the log is the truth.
 
+mod instrumented;
+mod memory;
+pub mod nats;
+
+pub use instrumented::InstrumentedBus;
+pub use memory::{MemoryBus, MemoryBusConfig};
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +24,9 @@ use std::time::Duration;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::UserInfo;
+use crate::protocol::identity::UserInfo;
 use crate::protocol::{ChatMessage, ErrorCode, ErrorFrame};
-pub use crate::trace_context::TraceContext;
+use crate::telemetry::trace_context::TraceContext;
 
 /// Version of the internal payloads; a consumer drops payloads of another version.
 pub const INTERNAL_VERSION: u8 = 1;

@@ -11,9 +11,9 @@ use futures::StreamExt;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::calls::CallMetrics;
 use crate::bus::*;
 use crate::protocol::ChatMessage;
+use crate::telemetry::calls::CallMetrics;
 
 /// The bus operations, in the order of [`OPS`].
 #[derive(Debug, Clone, Copy)]
