@@ -15,8 +15,10 @@ pub struct GatewayConfig {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
-    /// Comma-separated browser origins allowed to open /ws (unset: any). Requests without an
-    /// Origin header (non-browser clients) always pass.
+    /// Comma-separated browser origins allowed to open /ws; `*` allows any. Unset: only the
+    /// same origin (the Origin's host and port equal the request's Host), refused with 403
+    /// `origin_not_allowed` otherwise. Requests without an Origin header (non-browser clients)
+    /// always pass.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Enables POST /api/dev/login, which lets anyone mint a session with any role. Default: on
@@ -133,15 +135,6 @@ impl GatewayConfig {
 
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms)
-    }
-
-    /// Whether a browser origin may connect.
-    pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.allowed_origins.is_empty()
-            || self
-                .allowed_origins
-                .iter()
-                .any(|o| o.trim().trim_end_matches('/') == origin.trim_end_matches('/'))
     }
 
     /// Settings for tests: loopback, defaults otherwise.

@@ -5,4 +5,5 @@ mod support;
 
 mod trust {
     mod dev_login;
+    mod origin;
 }

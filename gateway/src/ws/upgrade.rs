@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chat_shared::codec::Encoding;
 use chat_shared::protocol::ErrorCode;
@@ -111,17 +111,11 @@ async fn check(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<(Caller, Encoding), ApiError> {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .map(|o| state.config.origin_allowed(o))
-            .unwrap_or(false);
-        if !allowed {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::OriginNotAllowed,
-            ));
-        }
+    if !crate::origin::request_allowed(&state.config.allowed_origins, headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::OriginNotAllowed,
+        ));
     }
     let caller = authenticate(state, headers).await?;
     if !caller.is_admin() && caller.guilds.is_empty() {
