@@ -6,4 +6,5 @@ mod support;
 mod trust {
     mod dev_login;
     mod origin;
+    mod readiness;
 }

@@ -124,7 +124,7 @@ async fn check(
             ErrorCode::NoGuildContext,
         ));
     }
-    if !state.health.dependencies_ok() {
+    if !state.dependencies_live().await {
         return Err(ApiError::unavailable());
     }
     let encoding = match query.get("encoding") {
