@@ -27,6 +27,11 @@ pub struct GatewayConfig {
     /// Refused with JWT_PUBLIC_KEY_FILE (such a gateway cannot mint tokens).
     #[arg(long, env = "DEV_LOGIN")]
     pub dev_login: Option<bool>,
+    /// How often, in milliseconds, the sessions of connected users are re-read from the store
+    /// (one MGET): a deleted or `"revoked": true` session closes the user's sockets with 4001,
+    /// a rewritten one reloads their guilds. The bound on revocation reaching open sockets.
+    #[arg(long, env = "SESSION_RECHECK_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=30_000))]
+    pub session_recheck_ms: u64,
     /// Largest inbound WebSocket message in bytes (after decompression); larger closes with 1009.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub max_frame_bytes: u32,

@@ -12,6 +12,7 @@ pub mod hub;
 pub mod metrics;
 pub mod node;
 pub mod origin;
+pub mod revocation;
 pub mod state;
 pub mod ws;
 

@@ -7,4 +7,5 @@ mod trust {
     mod dev_login;
     mod origin;
     mod readiness;
+    mod revocation;
 }

@@ -13,10 +13,20 @@ use crate::support::{http, mint};
 
 /// A gateway of a distributed deployment, in this process, on real NATS and Redis.
 pub async fn distributed_node(nats: &NatsServer, redis: &RedisServer) -> Node {
+    distributed_node_with(nats, redis, |_| {}).await
+}
+
+/// The same with a tweaked configuration.
+pub async fn distributed_node_with(
+    nats: &NatsServer,
+    redis: &RedisServer,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> Node {
     let mut config = GatewayConfig::for_tests();
     config.common.nats_url = Some(nats.url());
     config.common.redis_url = Some(redis.url());
     config.auth.jwt_secret = Some(crate::support::SECRET.to_owned());
+    tweak(&mut config);
     let deps = gateway::distributed::deps(&config, &config.nats, &nats.url(), &redis.url())
         .await
         .expect("connects to NATS and Redis");
