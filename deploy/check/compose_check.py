@@ -19,8 +19,15 @@ CHAT_BINARIES = {"gateway-1": "gateway", "gateway-2": "gateway", "router-worker"
                  "bot-worker": "bot-worker"}
 
 
-def compose(binary: str, root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+# Compose refuses to start without a JWT_SECRET (no default is committed): every parse gets one.
+TEST_SECRET = "s" * 32
+
+
+def compose(binary: str, root: Path, *args: str, env: dict | None = None,
+            secret: bool = True) -> subprocess.CompletedProcess:
     base_env = {"PATH": "/usr/bin:/bin", "HOME": str(root)}
+    if secret:
+        base_env["JWT_SECRET"] = TEST_SECRET
     return subprocess.run([binary, "-f", str(root / "docker-compose.yml"), *args], cwd=root,
                           env={**base_env, **(env or {})}, capture_output=True, text=True, timeout=60)
 
@@ -87,9 +94,26 @@ def check_interpolation(binary: str, root: Path) -> None:
     assert result.returncode == 0, result.stderr
     cfg = json.loads(result.stdout)
     assert cfg["services"]["gateway-1"]["environment"]["DEV_LOGIN"] == "false", "DEV_LOGIN not overridable"
-    assert cfg["services"]["router-worker"]["environment"]["JWT_SECRET"] == "x" * 32, "JWT_SECRET not shared"
+    assert cfg["services"]["gateway-2"]["environment"]["JWT_SECRET"] == "x" * 32, "JWT_SECRET not applied"
     published = [str(p.get("published")) for p in cfg["services"]["haproxy"]["ports"]]
     assert "9090" in published, f"CHAT_HTTP_PORT not applied: {published}"
+
+
+def check_no_default_secret(binary: str, root: Path) -> None:
+    """Issue #15: no committed secret, dev login off by default, JWT_SECRET on gateways only."""
+    unset = compose(binary, root, "config", "--quiet", secret=False)
+    assert unset.returncode != 0 and "JWT_SECRET" in unset.stderr, \
+        f"compose starts without a JWT_SECRET: {unset.stderr}"
+    text = (root / "docker-compose.yml").read_text()
+    assert not re.search(r"JWT_SECRET:\s*\$\{JWT_SECRET:-", text), "JWT_SECRET has a default value"
+    cfg = json.loads(compose(binary, root, "config", "--format", "json").stdout)
+    for name, svc in cfg["services"].items():
+        env = svc.get("environment") or {}
+        if name.startswith("gateway-"):
+            assert env.get("DEV_LOGIN") == "false", f"{name}: DEV_LOGIN defaults to {env.get('DEV_LOGIN')}"
+            assert env.get("ALLOWED_ORIGINS"), f"{name}: ALLOWED_ORIGINS not set"
+        else:
+            assert "JWT_SECRET" not in env, f"{name} gets JWT_SECRET (only gateways verify tokens)"
 
 
 def check_parser_is_strict(binary: str, root: Path) -> None:
@@ -100,7 +124,7 @@ def check_parser_is_strict(binary: str, root: Path) -> None:
         path.write_text(broken)
         result = subprocess.run([binary, "-f", str(path), "--project-directory", str(root), "config",
                                  "--quiet"], capture_output=True, text=True, timeout=60,
-                                env={"PATH": "/usr/bin:/bin", "HOME": tmp})
+                                env={"PATH": "/usr/bin:/bin", "HOME": tmp, "JWT_SECRET": TEST_SECRET})
     assert result.returncode != 0, "a misspelt healthcheck key was accepted"
     assert "healthchek" in result.stderr, result.stderr
 
@@ -124,6 +148,8 @@ def main() -> None:
     run_checks("compose: haproxy on :8080 mounted config points at both gateways",
                lambda: check_haproxy_wiring(cfg, root))
     run_checks("compose: environment overrides interpolate", lambda: check_interpolation(binary, root))
+    run_checks("compose: no default JWT_SECRET, dev login off, secret on gateways only",
+               lambda: check_no_default_secret(binary, root))
     run_checks("compose: the parser rejects a misspelt key", lambda: check_parser_is_strict(binary, root))
 
 

@@ -15,13 +15,23 @@ pub struct GatewayConfig {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
-    /// Comma-separated browser origins allowed to open /ws (unset: any). Requests without an
-    /// Origin header (non-browser clients) always pass.
+    /// Comma-separated browser origins allowed to open /ws; `*` allows any. Unset: only the
+    /// same origin (the Origin's host and port equal the request's Host), refused with 403
+    /// `origin_not_allowed` otherwise. Requests without an Origin header (non-browser clients)
+    /// always pass.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
-    /// Enables POST /api/dev/login (default: on in embedded mode, off otherwise).
+    /// Enables POST /api/dev/login, which lets anyone mint a session with any role. Default: on
+    /// only in embedded mode with no JWT_SECRET / JWT_PUBLIC_KEY_FILE (the secret is generated
+    /// and ends with the process); whenever a secret or key is configured it must be asked for.
+    /// Refused with JWT_PUBLIC_KEY_FILE (such a gateway cannot mint tokens).
     #[arg(long, env = "DEV_LOGIN")]
     pub dev_login: Option<bool>,
+    /// How often, in milliseconds, the sessions of connected users are re-read from the store
+    /// (one MGET): a deleted or `"revoked": true` session closes the user's sockets with 4001,
+    /// a rewritten one reloads their guilds. The bound on revocation reaching open sockets.
+    #[arg(long, env = "SESSION_RECHECK_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=30_000))]
+    pub session_recheck_ms: u64,
     /// Largest inbound WebSocket message in bytes (after decompression); larger closes with 1009.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub max_frame_bytes: u32,
@@ -104,25 +114,74 @@ impl GatewayConfig {
         self.common.nats_url.is_none() && self.common.redis_url.is_none()
     }
 
+    /// Whether `POST /api/dev/login` is mounted: when asked for, or by default in embedded mode
+    /// with a generated secret (no JWT_SECRET or key configured).
     pub fn dev_login_enabled(&self) -> bool {
-        self.dev_login.unwrap_or_else(|| self.embedded())
+        self.dev_login
+            .unwrap_or_else(|| self.embedded() && !self.jwt_key_configured())
+    }
+
+    /// Whether a JWT secret or public key is configured (tokens outlive this process).
+    pub fn jwt_key_configured(&self) -> bool {
+        self.auth.jwt_secret.is_some() || self.auth.uses_public_key()
+    }
+
+    /// Settings that contradict each other, refused at start.
+    pub fn check(&self) -> Result<(), String> {
+        if self.dev_login_enabled() && self.auth.uses_public_key() {
+            return Err(
+                "DEV_LOGIN cannot be on with JWT_PUBLIC_KEY_FILE: an RS256/ES256 gateway \
+                        cannot mint the tokens dev login hands out"
+                    .to_owned(),
+            );
+        }
+        Ok(())
     }
 
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms)
     }
 
-    /// Whether a browser origin may connect.
-    pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.allowed_origins.is_empty()
-            || self
-                .allowed_origins
-                .iter()
-                .any(|o| o.trim().trim_end_matches('/') == origin.trim_end_matches('/'))
-    }
-
     /// Settings for tests: loopback, defaults otherwise.
     pub fn for_tests() -> Self {
         GatewayConfig::parse_from(["gateway", "--listen-addr", "127.0.0.1:0"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> GatewayConfig {
+        GatewayConfig::parse_from(std::iter::once("gateway").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn dev_login_is_opt_in_whenever_a_secret_or_key_is_configured() {
+        const SECRET: &str = "0123456789abcdef0123456789abcdef";
+        let table: [(&[&str], bool); 8] = [
+            (&[], true),
+            (&["--jwt-secret", SECRET], false),
+            (&["--jwt-public-key-file", "/k.pem"], false),
+            (
+                &["--nats-url", "nats://n", "--redis-url", "redis://r"],
+                false,
+            ),
+            (&["--jwt-secret", SECRET, "--dev-login", "true"], true),
+            (&["--dev-login", "false"], false),
+            (&["--redis-url", "redis://r", "--dev-login", "true"], true),
+            (&["--nats-url", "nats://n"], false),
+        ];
+        for (args, on) in table {
+            assert_eq!(config(args).dev_login_enabled(), on, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn dev_login_with_a_public_key_is_refused_at_start() {
+        let rs = ["--jwt-public-key-file", "/k.pem", "--dev-login", "true"];
+        assert!(config(&rs).check().is_err());
+        assert!(config(&rs[..2]).check().is_ok());
+        assert!(config(&[]).check().is_ok());
     }
 }

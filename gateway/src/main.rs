@@ -29,6 +29,13 @@ async fn main() {
 }
 
 async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    config.check().map_err(anyhow::Error::msg)?;
+    if config.dev_login_enabled() {
+        tracing::warn!(
+            "DEV LOGIN IS ON: anyone who can reach POST /api/dev/login can sign in as any user \
+             with any role (set DEV_LOGIN=false, or configure JWT_SECRET without DEV_LOGIN)"
+        );
+    }
     let deps = deps(&config).await?;
     let embedded = deps.in_process_workers;
     let node = Node::start(config.clone(), deps)

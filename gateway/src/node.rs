@@ -49,6 +49,11 @@ impl Node {
             tokio::spawn(state.clone().run_health_probe(stop.clone())),
             tokio::spawn(state.hub.clone().run_user_events(stop.clone())),
             tokio::spawn(state.admission.clone().run_lease_renewal(stop.clone())),
+            tokio::spawn(crate::revocation::run(
+                state.clone(),
+                Duration::from_millis(state.config.session_recheck_ms),
+                stop.clone(),
+            )),
         ];
         if deps.in_process_workers {
             let workers = spawn_workers(

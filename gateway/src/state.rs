@@ -1,9 +1,11 @@
 //! The gateway's explicit state, shared by every handler: configuration, the token verifier,
 //! the bus and session store, the hub, admission of new connections, health and metrics.
+//! Health is probed in the background; a handshake or `/readyz` that finds it down asks again
+//! at once ([`AppState::dependencies_live`]), so a recovered bus is used by the first client.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
@@ -34,6 +36,8 @@ pub struct Inner {
     pub admission: Arc<Admission>,
     pub metrics: Arc<Metrics>,
     pub health: Health,
+    /// When the last on-demand probe finished (one at a time).
+    live_probe: tokio::sync::Mutex<Option<Instant>>,
     next_conn_id: AtomicU64,
 }
 
@@ -66,6 +70,7 @@ impl AppState {
             admission,
             metrics,
             health: Health::default(),
+            live_probe: tokio::sync::Mutex::new(None),
             next_conn_id: AtomicU64::new(1),
         }))
     }
@@ -77,16 +82,7 @@ impl AppState {
     /// Probes the bus and the store until `stop`, keeping [`Health`] current.
     pub async fn run_health_probe(self, stop: CancellationToken) {
         loop {
-            let bus_ok = matches!(
-                tokio::time::timeout(PROBE_TIMEOUT, self.bus.ping()).await,
-                Ok(Ok(()))
-            );
-            let store_ok = matches!(
-                tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
-                Ok(Ok(()))
-            );
-            self.health.bus_ok.store(bus_ok, Ordering::Relaxed);
-            self.health.store_ok.store(store_ok, Ordering::Relaxed);
+            self.probe().await;
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(PROBE_EVERY) => {}
@@ -94,6 +90,41 @@ impl AppState {
         }
     }
 }
+
+impl AppState {
+    /// Pings the bus and the store once and records the answers; true when both answered.
+    async fn probe(&self) -> bool {
+        let (bus, store) = tokio::join!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.bus.ping()),
+            tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()),
+        );
+        let bus_ok = matches!(bus, Ok(Ok(())));
+        let store_ok = matches!(store, Ok(Ok(())));
+        self.health.bus_ok.store(bus_ok, Ordering::Relaxed);
+        self.health.store_ok.store(store_ok, Ordering::Relaxed);
+        bus_ok && store_ok
+    }
+
+    /// Whether the bus and the store answer now. The background probe's answer when it is
+    /// "up"; when it is "down", the dependencies are asked again at once (one probe at a time;
+    /// callers that waited for a probe finished within [`LIVE_PROBE_REUSE`] take its answer),
+    /// so a client connecting right after a recovery is not refused on a stale flag.
+    pub async fn dependencies_live(&self) -> bool {
+        if self.health.dependencies_ok() {
+            return true;
+        }
+        let mut last = self.live_probe.lock().await;
+        if last.is_some_and(|at| at.elapsed() < LIVE_PROBE_REUSE) {
+            return self.health.dependencies_ok();
+        }
+        let ok = self.probe().await;
+        *last = Some(Instant::now());
+        ok
+    }
+}
+
+/// How long an on-demand probe's answer serves the handshakes that queued behind it.
+const LIVE_PROBE_REUSE: Duration = Duration::from_millis(100);
 
 /// What `/readyz` and the handshake consult.
 #[derive(Debug)]

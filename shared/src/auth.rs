@@ -1,12 +1,15 @@
 //! JWT verification (and minting, for dev login and tests). The algorithm is pinned by
 //! configuration, never read from the token; `exp` is required. Both claim layouts are accepted:
 //! flat `{sub, name, role}` and the original nested `{user: {id, username, globalName, role}}`.
+//! `nbf` is honoured; `iss` and `aud` are checked when configured ([`JwtVerifier::expect_claims`]).
+//! The bot's identity (id `bot`, role `bot`) is never taken from a token: the bot worker speaks
+//! over the bus, so a token claiming it is forged or misissued and is refused.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::protocol::identity::{Role, UserInfo};
+use crate::protocol::identity::{BOT_USER_ID, Role, UserInfo};
 
 /// Leeway on `exp`, in seconds.
 pub const EXP_LEEWAY_SECS: u64 = 5;
@@ -30,6 +33,8 @@ pub enum AuthError {
     },
     #[error("tokens can only be minted with an HS256 secret")]
     CannotMint,
+    #[error("a token may not claim the bot's identity (role or id `bot`)")]
+    ReservedIdentity,
 }
 
 /// A verified token: who, and until when.
@@ -159,6 +164,9 @@ impl JwtVerifier {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| id.clone());
         let role = Role::parse_lenient(role.as_deref());
+        if role == Role::Bot || id == BOT_USER_ID {
+            return Err(AuthError::ReservedIdentity);
+        }
         Ok(VerifiedToken {
             user: UserInfo::new(id, name, role),
             exp: claims.exp,
@@ -183,6 +191,22 @@ impl JwtVerifier {
         )?)
     }
 
+    /// Also requires `iss` to equal `issuer` and `aud` to contain `audience`, each when set.
+    pub fn expect_claims(mut self, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        let mut required = vec!["exp"];
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
+            required.push("aud");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self
+    }
+
     /// Whether this verifier can mint tokens (HS256).
     pub fn can_mint(&self) -> bool {
         self.encoding.is_some()
@@ -193,6 +217,7 @@ fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
     v.leeway = EXP_LEEWAY_SECS;
     v.validate_exp = true;
+    v.validate_nbf = true;
     v.set_required_spec_claims(&["exp"]);
     v.validate_aud = false;
     v
@@ -277,6 +302,83 @@ mod tests {
         assert!(v.verify(&old).is_err());
         let other = raw(serde_json::json!({"sub":"u1","exp":unix_now()+60}), b"x");
         assert!(v.verify(&other).is_err());
+    }
+
+    #[test]
+    fn the_bot_identity_is_never_taken_from_a_token() {
+        let v = JwtVerifier::hs256(b"s");
+        let exp = unix_now() + 60;
+        for claims in [
+            serde_json::json!({"sub":"u1","role":"bot","exp":exp}),
+            serde_json::json!({"sub":"u1","role":" BOT ","exp":exp}),
+            serde_json::json!({"sub":"bot","role":"member","exp":exp}),
+            serde_json::json!({"user":{"id":"u1","role":"bot"},"exp":exp}),
+            serde_json::json!({"user":{"id":"bot"},"exp":exp}),
+        ] {
+            let got = v.verify(&raw(claims.clone(), b"s"));
+            assert!(
+                matches!(got, Err(AuthError::ReservedIdentity)),
+                "{claims}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused() {
+        let v = JwtVerifier::hs256(b"s");
+        let now = unix_now();
+        let later = raw(
+            serde_json::json!({"sub":"u1","nbf":now+3600,"exp":now+7200}),
+            b"s",
+        );
+        assert!(v.verify(&later).is_err());
+        let started = raw(
+            serde_json::json!({"sub":"u1","nbf":now-10,"exp":now+60}),
+            b"s",
+        );
+        assert!(v.verify(&started).is_ok());
+    }
+
+    #[test]
+    fn issuer_and_audience_when_configured() {
+        let exp = unix_now() + 60;
+        let v = JwtVerifier::hs256(b"s").expect_claims(Some("https://id.example"), Some("chat"));
+        let table = [
+            (serde_json::json!({"sub":"u1","exp":exp}), false),
+            (
+                serde_json::json!({"sub":"u1","iss":"https://id.example","exp":exp}),
+                false,
+            ),
+            (
+                serde_json::json!({"sub":"u1","aud":"chat","exp":exp}),
+                false,
+            ),
+            (
+                serde_json::json!({"sub":"u1","iss":"https://evil.example","aud":"chat","exp":exp}),
+                false,
+            ),
+            (
+                serde_json::json!({"sub":"u1","iss":"https://id.example","aud":"other","exp":exp}),
+                false,
+            ),
+            (
+                serde_json::json!({"sub":"u1","iss":"https://id.example","aud":"chat","exp":exp}),
+                true,
+            ),
+            (
+                serde_json::json!({"sub":"u1","iss":"https://id.example","aud":["x","chat"],"exp":exp}),
+                true,
+            ),
+        ];
+        for (claims, ok) in table {
+            assert_eq!(v.verify(&raw(claims.clone(), b"s")).is_ok(), ok, "{claims}");
+        }
+        let unconfigured = JwtVerifier::hs256(b"s");
+        let any = raw(
+            serde_json::json!({"sub":"u1","iss":"x","aud":"y","exp":exp}),
+            b"s",
+        );
+        assert!(unconfigured.verify(&any).is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `POST /api/dev/login`: creates or replaces a user's session and sets the token cookie.
-//! Only mounted when dev login is enabled (on in embedded mode, off by default otherwise).
+//! Only mounted when dev login is enabled (on by default only in embedded mode with a generated
+//! secret; see `GatewayConfig::dev_login_enabled`).
 
 use axum::Json;
 use axum::extract::State;
@@ -37,6 +38,13 @@ pub async fn dev_login(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|_| ApiError::bad_request())?;
     let user = checked_user(&body)?;
+    // Minted first: a gateway that cannot mint must not have rewritten anyone's session.
+    let token = state.verifier.mint(&user, TOKEN_TTL_SECS).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            chat_shared::protocol::ErrorCode::ServerError,
+        )
+    })?;
     let session = Session {
         guilds: body
             .guilds
@@ -60,12 +68,6 @@ pub async fn dev_login(
     {
         tracing::warn!(%error, "could not announce the new guilds");
     }
-    let token = state.verifier.mint(&user, TOKEN_TTL_SECS).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            chat_shared::protocol::ErrorCode::ServerError,
-        )
-    })?;
     let cookie = format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={TOKEN_TTL_SECS}",
         state.config.auth.jwt_cookie_name

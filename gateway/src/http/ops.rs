@@ -12,11 +12,14 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// 200 only when the bus and the session store answer and the gateway is not draining.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let health = &state.health;
-    if health.ready() {
-        (StatusCode::OK, "ready")
-    } else if health.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    if state
+        .health
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if state.dependencies_live().await {
+        (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "dependencies unavailable")
     }

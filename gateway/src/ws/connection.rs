@@ -261,6 +261,18 @@ impl Reader {
             self.state.verifier.verify(&frame.token).ok().filter(|t| {
                 t.user.id == self.caller.user.id && t.user.role == self.caller.user.role
             });
+        if accepted.is_some()
+            && !crate::revocation::refresh_allowed(
+                &self.state,
+                &self.caller.user.id,
+                self.caller.is_admin(),
+            )
+            .await
+        {
+            self.handle
+                .close(close_code::SESSION_REVOKED, "session revoked");
+            return;
+        }
         let answer = match accepted {
             Some(token) => {
                 self.handle.set_token_exp(token.exp);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chat_shared::protocol::ErrorCode;
 use chat_shared::protocol::codec::Encoding;
@@ -111,17 +111,11 @@ async fn check(
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<(Caller, Encoding), ApiError> {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .map(|o| state.config.origin_allowed(o))
-            .unwrap_or(false);
-        if !allowed {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::OriginNotAllowed,
-            ));
-        }
+    if !crate::origin::request_allowed(&state.config.allowed_origins, headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::OriginNotAllowed,
+        ));
     }
     let caller = authenticate(state, headers).await?;
     if !caller.is_admin() && caller.guilds.is_empty() {
@@ -130,7 +124,7 @@ async fn check(
             ErrorCode::NoGuildContext,
         ));
     }
-    if !state.health.dependencies_ok() {
+    if !state.dependencies_live().await {
         return Err(ApiError::unavailable());
     }
     let encoding = match query.get("encoding") {

@@ -16,7 +16,7 @@ use client::{Client, Connect, Refusal};
 use gateway::{GatewayConfig, Node};
 
 /// The secret every test deployment verifies tokens with.
-pub const SECRET: &str = "test-secret-0123456789abcdef";
+pub const SECRET: &str = "test-secret-0123456789abcdef-32by";
 /// The one browser origin test deployments allow.
 pub const ALLOWED_ORIGIN: &str = "http://allowed.test";
 

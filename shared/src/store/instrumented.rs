@@ -73,6 +73,13 @@ impl SessionStore for InstrumentedStore {
             .await
     }
 
+    async fn get_many(&self, user_ids: &[String]) -> Result<Vec<Option<Session>>, StoreError> {
+        // Timed as one `get`: the recheck's single round trip.
+        self.calls
+            .time(Op::Get as usize, self.inner.get_many(user_ids))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.calls.time(Op::Ping as usize, self.inner.ping()).await
     }

@@ -38,6 +38,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether the document marks the session revoked (`"revoked": true`).
+    pub fn is_revoked(&self) -> bool {
+        self.extra.get("revoked").and_then(|v| v.as_bool()) == Some(true)
+    }
+
     pub fn with_guilds<I, S>(ids: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -100,6 +105,15 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn put(&self, user_id: &str, session: &Session) -> Result<(), StoreError>;
     /// Removes the user's session.
     async fn delete(&self, user_id: &str) -> Result<(), StoreError>;
+    /// The sessions of many users at once, in the order asked (Redis: `MGET`). Used by the
+    /// gateway's revocation recheck; the default asks one by one.
+    async fn get_many(&self, user_ids: &[String]) -> Result<Vec<Option<Session>>, StoreError> {
+        let mut sessions = Vec::with_capacity(user_ids.len());
+        for user_id in user_ids {
+            sessions.push(self.get(user_id).await?);
+        }
+        Ok(sessions)
+    }
     /// Whether the store answers now.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Takes a connection slot of `lease.user_id` for `ttl` unless the user already holds `max`

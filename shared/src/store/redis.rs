@@ -17,6 +17,8 @@ use crate::store::{Session, SessionStore, StoreError, session_key};
 
 /// How long one command (or the first connection) may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+/// Keys per `MGET` of [`RedisStore::get_many`].
+const MGET_CHUNK: usize = 1000;
 /// Pause between reconnect attempts while Redis is away (retried forever).
 const RECONNECT_DELAY_MS: u32 = 200;
 
@@ -73,6 +75,26 @@ impl SessionStore for RedisStore {
             .await
             .map_err(|e| unavailable("reading a session", &e))?;
         Ok(document.and_then(|d| parse_session(user_id, &d)))
+    }
+
+    #[tracing::instrument(name = "session.get_many", skip_all, fields(users = user_ids.len()))]
+    async fn get_many(&self, user_ids: &[String]) -> Result<Vec<Option<Session>>, StoreError> {
+        let mut sessions = Vec::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(MGET_CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(|id| session_key(id)).collect();
+            let documents: Vec<Option<String>> = self
+                .client
+                .mget(keys)
+                .await
+                .map_err(|e| unavailable("reading sessions", &e))?;
+            sessions.extend(
+                chunk
+                    .iter()
+                    .zip(documents)
+                    .map(|(id, d)| d.and_then(|d| parse_session(id, &d))),
+            );
+        }
+        Ok(sessions)
     }
 
     #[tracing::instrument(name = "session.put", skip(self, session))]
