@@ -14,9 +14,9 @@ pub const DEFAULT_USER_RATE_PER_MIN: u32 = 10;
 /// Default bot requests per guild per minute.
 pub const DEFAULT_GUILD_RATE_PER_MIN: u32 = 60;
 
-/// Whether a bot request may go ahead.
+/// The cost guard's answer to a bot request: go ahead, or which quota it is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum CostDecision {
     Admitted,
     /// The requester is over their own quota.
     UserLimited,
@@ -64,21 +64,21 @@ impl CostGuard {
 
     /// Counts the request against its user, then its guild. A request refused by the user's
     /// quota does not use the guild's; one refused by the guild's has used the user's.
-    pub async fn admit(&self, request: &ChatMessage) -> Result<Admission, RateLimitError> {
+    pub async fn admit(&self, request: &ChatMessage) -> Result<CostDecision, RateLimitError> {
         let user_key = format!("ratelimit:bot:user:{}", request.from.id);
         if let Decision::Limited { retry_after } =
             self.limiter.hit(&user_key, self.per_user).await?
         {
             tracing::info!(user = %request.from.id, ?retry_after, "bot request over the user limit");
-            return Ok(Admission::UserLimited);
+            return Ok(CostDecision::UserLimited);
         }
         let guild_key = format!("ratelimit:bot:guild:{}", request.guild_id);
         if let Decision::Limited { retry_after } =
             self.limiter.hit(&guild_key, self.per_guild).await?
         {
             tracing::info!(guild = %request.guild_id, ?retry_after, "bot request over the guild limit");
-            return Ok(Admission::GuildLimited);
+            return Ok(CostDecision::GuildLimited);
         }
-        Ok(Admission::Admitted)
+        Ok(CostDecision::Admitted)
     }
 }

@@ -15,7 +15,7 @@ mod worker;
 
 pub use args::{BotArgs, SetupError};
 pub use commands::{CommandBot, FALLBACK_TEXT};
-pub use guard::{Admission, CostGuard};
+pub use guard::{CostDecision, CostGuard};
 pub use llm::{LlmBot, LlmSettings, PromptLimits, UNREADABLE_ANSWER_TEXT};
 pub use metrics::{BotMetrics, JobOutcome, LlmMetrics};
 pub use worker::{BotConfig, run};

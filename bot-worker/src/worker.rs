@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::guard::{Admission, CostGuard};
+use crate::guard::{CostDecision, CostGuard};
 use crate::metrics::{BotMetrics, JobOutcome};
 use crate::notice::tell_requester;
 use crate::{Backend, BackendError};
@@ -147,7 +147,7 @@ async fn attempt_job(
 ) -> Result<JobOutcome, BackendError> {
     if first_delivery {
         match config.guard.admit(&job.request).await {
-            Ok(Admission::Admitted) => {}
+            Ok(CostDecision::Admitted) => {}
             Ok(_) => {
                 tell_requester(bus, &job.request, ErrorCode::RateLimited).await;
                 return Ok(JobOutcome::RateLimited);

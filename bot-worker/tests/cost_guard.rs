@@ -147,11 +147,11 @@ async fn the_guard_counts_in_redis_across_workers() {
     };
     assert_eq!(
         one.admit(&request).await.unwrap(),
-        bot_worker::Admission::Admitted
+        bot_worker::CostDecision::Admitted
     );
     assert_eq!(
         two.admit(&request).await.unwrap(),
-        bot_worker::Admission::UserLimited
+        bot_worker::CostDecision::UserLimited
     );
 }
 

@@ -130,9 +130,4 @@ impl Node {
             in_process_workers: true,
         }
     }
-
-    /// The gateway's settings.
-    pub fn config(&self) -> &GatewayConfig {
-        &self.state.config
-    }
 }
