@@ -8,6 +8,7 @@ use std::time::Duration;
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
 use chat_shared::instrumented::{InstrumentedBus, InstrumentedStore, nats_events};
+use chat_shared::rate_limit::RateLimiter;
 use chat_shared::session::SessionStore;
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +16,7 @@ use crate::admission::Admission;
 use crate::config::GatewayConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::send_limit::SendLimits;
 
 /// How often the bus and the store are probed for `/readyz` and handshakes.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -30,6 +32,8 @@ pub struct Inner {
     pub store: Arc<dyn SessionStore>,
     pub hub: Arc<Hub>,
     pub admission: Arc<Admission>,
+    /// The per-user send limits every send path checks.
+    pub send_limits: SendLimits,
     pub metrics: Arc<Metrics>,
     pub health: Health,
     next_conn_id: AtomicU64,
@@ -48,6 +52,7 @@ impl AppState {
         verifier: JwtVerifier,
         bus: Arc<dyn Bus>,
         store: Arc<dyn SessionStore>,
+        rate_limiter: Arc<dyn RateLimiter>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let bus = metrics.register_with(|registry| InstrumentedBus::wrap(bus, registry));
@@ -55,6 +60,8 @@ impl AppState {
         metrics.register_with(nats_events::register);
         let hub = Hub::new(bus.clone(), metrics.clone());
         let admission = Admission::new(&config.connection_limits, store.clone());
+        let send_limits = SendLimits::new(&config.send_limits, rate_limiter);
+        metrics.register_with(|registry| send_limits.register(registry));
         AppState(Arc::new(Inner {
             config,
             verifier,
@@ -62,6 +69,7 @@ impl AppState {
             store,
             hub,
             admission,
+            send_limits,
             metrics,
             health: Health::default(),
             next_conn_id: AtomicU64::new(1),
