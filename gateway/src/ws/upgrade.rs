@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::registration::Registration;
 
 /// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
 /// small, because client frames are small and every idle connection keeps it; a larger frame
@@ -74,9 +75,10 @@ pub async fn ws_handler(
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
     handle.try_send(Outbound::frame(control_frame(&hello, encoding)));
+    let registration = Registration::new(state.hub.clone(), handle.clone(), caller.guilds.clone());
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
-        state.hub.leave(&handle, &caller.guilds, true);
+        drop(registration);
         Metrics::count(
             &state.metrics.handshake_refusals,
             "reason",
@@ -91,6 +93,7 @@ pub async fn ws_handler(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
+            registration.hand_over();
             // `map` keeps the connection's future inline (an async block would also keep the
             // socket it moved): the slots are released when the connection ends.
             connection::run(socket, state, caller, handle, outbound)
