@@ -3,6 +3,7 @@
 //! workers in-process in embedded mode.
 
 pub mod admission;
+pub mod client_ip;
 pub mod config;
 pub mod delivery;
 pub mod distributed;

@@ -70,7 +70,7 @@ impl Node {
             .map_err(std::io::Error::other)?;
             background.extend(workers);
         }
-        let app = crate::app(state.clone()).into_make_service();
+        let app = crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         // Frames go out as soon as they are flushed: with Nagle's algorithm a second small
         // write waits for the client's delayed ACK (40 ms on Linux).
         let listener = listener.tap_io(|tcp| {
