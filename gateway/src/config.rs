@@ -22,6 +22,10 @@ pub struct GatewayConfig {
     /// Enables POST /api/dev/login (default: on in embedded mode, off otherwise).
     #[arg(long, env = "DEV_LOGIN")]
     pub dev_login: Option<bool>,
+    /// Sessions dev login keeps at most; beyond it the oldest is deleted (those older than a
+    /// dev-login token's 12 h go too).
+    #[arg(long, env = "DEV_LOGIN_MAX_SESSIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dev_login_max_sessions: u32,
     /// Largest inbound WebSocket message in bytes (after decompression); larger closes with 1009.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub max_frame_bytes: u32,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::config::GatewayConfig;
+use crate::http::dev_sessions::DevSessions;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::send_limit::SendLimits;
@@ -35,6 +36,8 @@ pub struct Inner {
     /// The per-user send limits every send path checks.
     pub send_limits: SendLimits,
     pub metrics: Arc<Metrics>,
+    /// The sessions dev login made, bounded.
+    pub dev_sessions: DevSessions,
     pub health: Health,
     next_conn_id: AtomicU64,
 }
@@ -62,6 +65,10 @@ impl AppState {
         let admission = Admission::new(&config.connection_limits, store.clone());
         let send_limits = SendLimits::new(&config.send_limits, rate_limiter);
         metrics.register_with(|registry| send_limits.register(registry));
+        let dev_sessions = DevSessions::new(
+            config.dev_login_max_sessions as usize,
+            crate::http::dev_login::TOKEN_TTL,
+        );
         AppState(Arc::new(Inner {
             config,
             verifier,
@@ -71,6 +78,7 @@ impl AppState {
             admission,
             send_limits,
             metrics,
+            dev_sessions,
             health: Health::default(),
             next_conn_id: AtomicU64::new(1),
         }))

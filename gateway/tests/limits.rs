@@ -158,7 +158,10 @@ async fn the_node_cap_refuses_with_503_until_a_connection_closes() {
     let third = refused(&d, 0, &ann).await;
     assert_unavailable(&third);
     let tokenless = open(&d.gateway(0), None).await.expect_err("refused");
-    assert_eq!(tokenless.status, 401, "cheap refusals come first: {tokenless:?}");
+    assert_eq!(
+        tokenless.status, 401,
+        "cheap refusals come first: {tokenless:?}"
+    );
     assert!(refusal_counted(&d.gateway(0), "node_full").await);
 
     close(first).await;
