@@ -1,9 +1,10 @@
-//! Admission of new WebSockets: the node's connection cap and handshake rate (cheap, checked
-//! first, 503 `unavailable`), and the per-user cap across gateways (a lease in the session
+//! Admission of new WebSockets: the per-client-address handshake rate (429 `rate_limited`),
+//! the node's connection cap and handshake rate (cheap, 503 `unavailable`), and the per-user cap across gateways (a lease in the session
 //! store, 429 `too_many_connections`). What admission grants is a guard: the slot is given back
 //! when the guard is dropped — when the connection ends, or when the upgrade never completes.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_shared::protocol::ErrorCode;
-use chat_shared::store::SessionStore;
-use chat_shared::store::{ConnLease, LeaseDecision};
+use chat_shared::store::rate_limit::{self, Decision, MemoryRateLimiter, RateLimiter as _};
+use chat_shared::store::{ConnLease, LeaseDecision, SessionStore};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
@@ -52,6 +53,15 @@ impl Refusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: ErrorCode::Unavailable,
             reason: "handshake_rate",
+            retry_after,
+        }
+    }
+
+    fn ip_rate(retry_after: Duration) -> Self {
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: ErrorCode::RateLimited,
+            reason: "ip_rate",
             retry_after,
         }
     }
@@ -140,6 +150,9 @@ pub struct Admission {
     node_slots: Option<Arc<Semaphore>>,
     max_node: usize,
     handshakes: Option<DefaultDirectRateLimiter>,
+    /// Handshakes per client address: GCRA in memory (keys are swept as they expire).
+    per_ip: Option<rate_limit::Quota>,
+    ip_limiter: MemoryRateLimiter,
     in_flight: Option<Arc<Semaphore>>,
     per_user: Option<NonZeroU32>,
     lease_ttl: Duration,
@@ -155,7 +168,14 @@ impl Admission {
             let burst = NonZeroU32::new(limits.handshake_burst).unwrap_or(rate);
             RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
         });
+        let per_ip = (limits.max_handshakes_per_ip_per_sec > 0).then(|| {
+            let burst = limits.handshake_burst_per_ip.max(1);
+            let secs = f64::from(burst) / f64::from(limits.max_handshakes_per_ip_per_sec);
+            rate_limit::Quota::new(burst, Duration::from_secs_f64(secs))
+        });
         Arc::new(Admission {
+            per_ip,
+            ip_limiter: MemoryRateLimiter::new(),
             node_slots: (max_node > 0).then(|| Arc::new(Semaphore::new(max_node))),
             max_node,
             handshakes,
@@ -166,6 +186,17 @@ impl Admission {
             store,
             live: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The client address's handshake rate. No I/O.
+    pub async fn admit_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let Some(quota) = self.per_ip else {
+            return Ok(());
+        };
+        match self.ip_limiter.hit(&ip.to_string(), quota).await {
+            Ok(Decision::Limited { retry_after }) => Err(Refusal::ip_rate(retry_after)),
+            Ok(Decision::Allowed) | Err(_) => Ok(()),
+        }
     }
 
     /// The node's limits: a free connection slot, then the handshake rate. No I/O.
@@ -335,6 +366,37 @@ mod tests {
         assert_eq!(refusal.code, ErrorCode::TooManyConnections);
         drop(slot);
         assert_eq!(admission.live_leases(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_per_ip_rate_counts_each_address_on_its_own() {
+        let admission = admission(&[
+            "--max-handshakes-per-ip-per-sec",
+            "1",
+            "--handshake-burst-per-ip",
+            "2",
+        ]);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        admission.admit_ip(a).await.expect("first");
+        admission.admit_ip(a).await.expect("second");
+        let refusal = admission.admit_ip(a).await.expect_err("over the burst");
+        assert_eq!(
+            (refusal.status, refusal.code, refusal.reason),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "ip_rate"
+            )
+        );
+        admission.admit_ip(b).await.expect("another address");
+        let off = admission_off_ip();
+        for _ in 0..1000 {
+            off.admit_ip(a).await.expect("unlimited");
+        }
+    }
+
+    fn admission_off_ip() -> Arc<Admission> {
+        admission(&["--max-handshakes-per-ip-per-sec", "0"])
     }
 
     #[tokio::test]

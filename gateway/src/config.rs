@@ -32,6 +32,10 @@ pub struct GatewayConfig {
     /// a rewritten one reloads their guilds. The bound on revocation reaching open sockets.
     #[arg(long, env = "SESSION_RECHECK_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=30_000))]
     pub session_recheck_ms: u64,
+    /// Sessions dev login keeps at most; beyond it the oldest is deleted (those older than a
+    /// dev-login token's 12 h go too).
+    #[arg(long, env = "DEV_LOGIN_MAX_SESSIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dev_login_max_sessions: u32,
     /// Largest inbound WebSocket message in bytes (after decompression); larger closes with 1009.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub max_frame_bytes: u32,
@@ -57,6 +61,8 @@ pub struct GatewayConfig {
     pub limits: LimitsConfig,
     #[command(flatten)]
     pub connection_limits: ConnectionLimits,
+    #[command(flatten)]
+    pub send_limits: crate::send_limit::SendLimitArgs,
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]
@@ -92,6 +98,19 @@ pub struct ConnectionLimits {
     /// into store timeouts.
     #[arg(long, env = "MAX_HANDSHAKES_IN_FLIGHT", help_heading = LIMITS, default_value_t = 256)]
     pub max_handshakes_in_flight: u32,
+    /// Handshakes per second one client address may start (0: unlimited), counted after the
+    /// cheap checks (upgrade headers, token signature, origin); beyond it /ws answers 429
+    /// `rate_limited` with Retry-After. The address is the TCP peer, or the forwarded address
+    /// when the peer is a trusted proxy.
+    #[arg(long, env = "MAX_HANDSHAKES_PER_IP_PER_SEC", help_heading = LIMITS, default_value_t = 100)]
+    pub max_handshakes_per_ip_per_sec: u32,
+    /// Handshakes one client address may start at once above that rate.
+    #[arg(long, env = "HANDSHAKE_BURST_PER_IP", help_heading = LIMITS, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub handshake_burst_per_ip: u32,
+    /// Comma-separated proxies (CIDR networks or addresses) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored. Unset: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", help_heading = LIMITS, value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::client_ip::TrustedNet>,
     /// WebSockets one user may hold across every gateway (0: unlimited); beyond it /ws answers
     /// 429 `too_many_connections`. Counted in the session store (Redis in distributed mode).
     #[arg(long, env = "MAX_CONNECTIONS_PER_USER", help_heading = LIMITS, default_value_t = 20)]

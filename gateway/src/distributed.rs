@@ -20,6 +20,8 @@ pub enum DistributedError {
         url: String,
         source: chat_shared::store::StoreError,
     },
+    #[error("cannot connect the rate limiter to Redis: {0}")]
+    RateLimiter(#[from] chat_shared::store::rate_limit::RateLimitError),
     #[error(transparent)]
     Config(#[from] chat_shared::config::ConfigError),
 }
@@ -44,10 +46,12 @@ pub async fn deps(
             url: redis_url.to_owned(),
             source,
         })?;
+    let rate_limiter = chat_shared::store::rate_limit::RedisRateLimiter::connect(redis_url).await?;
     Ok(Deps {
         bus,
         store: store as Arc<dyn chat_shared::store::SessionStore>,
         verifier,
+        rate_limiter: Arc::new(rate_limiter),
         in_process_workers: false,
     })
 }

@@ -3,6 +3,7 @@
 //! workers in-process in embedded mode.
 
 pub mod admission;
+pub mod client_ip;
 pub mod config;
 pub mod delivery;
 pub mod distributed;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod node;
 pub mod origin;
 pub mod revocation;
+pub mod send_limit;
 pub mod state;
 pub mod ws;
 

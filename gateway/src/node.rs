@@ -11,6 +11,7 @@ use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
 use chat_shared::protocol::close_code;
 use chat_shared::store::SessionStore;
+use chat_shared::store::rate_limit::RateLimiter;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,8 @@ pub struct Deps {
     pub bus: Arc<dyn Bus>,
     pub store: Arc<dyn SessionStore>,
     pub verifier: JwtVerifier,
+    /// Where per-user send limits are counted (Redis in distributed mode, memory embedded).
+    pub rate_limiter: Arc<dyn RateLimiter>,
     /// Run the router and a bot worker in this process (embedded mode).
     pub in_process_workers: bool,
 }
@@ -44,7 +47,13 @@ impl Node {
         let stop = CancellationToken::new();
         let max_text = config.limits.max_text_chars as usize;
         let bot_args = config.bot.clone();
-        let state = AppState::new(config, deps.verifier, deps.bus.clone(), deps.store);
+        let state = AppState::new(
+            config,
+            deps.verifier,
+            deps.bus.clone(),
+            deps.store,
+            deps.rate_limiter,
+        );
         let mut background = vec![
             tokio::spawn(state.clone().run_health_probe(stop.clone())),
             tokio::spawn(state.hub.clone().run_user_events(stop.clone())),
@@ -66,7 +75,7 @@ impl Node {
             .map_err(std::io::Error::other)?;
             background.extend(workers);
         }
-        let app = crate::app(state.clone()).into_make_service();
+        let app = crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         // Frames go out as soon as they are flushed: with Nagle's algorithm a second small
         // write waits for the client's delayed ACK (40 ms on Linux).
         let listener = listener.tap_io(|tcp| {
@@ -127,6 +136,7 @@ impl Node {
             bus: chat_shared::bus::MemoryBus::new(Default::default()),
             store: Arc::new(chat_shared::store::MemoryStore::new()),
             verifier,
+            rate_limiter: Arc::new(chat_shared::store::rate_limit::MemoryRateLimiter::new()),
             in_process_workers: true,
         }
     }

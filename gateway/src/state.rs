@@ -13,12 +13,15 @@ use chat_shared::bus::InstrumentedBus;
 use chat_shared::bus::nats::connection_events;
 use chat_shared::store::InstrumentedStore;
 use chat_shared::store::SessionStore;
+use chat_shared::store::rate_limit::RateLimiter;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::config::GatewayConfig;
+use crate::http::dev_sessions::DevSessions;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::send_limit::SendLimits;
 
 /// How often the bus and the store are probed for `/readyz` and handshakes.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -34,7 +37,11 @@ pub struct Inner {
     pub store: Arc<dyn SessionStore>,
     pub hub: Arc<Hub>,
     pub admission: Arc<Admission>,
+    /// The per-user send limits every send path checks.
+    pub send_limits: SendLimits,
     pub metrics: Arc<Metrics>,
+    /// The sessions dev login made, bounded.
+    pub dev_sessions: DevSessions,
     pub health: Health,
     /// When the last on-demand probe finished (one at a time).
     live_probe: tokio::sync::Mutex<Option<Instant>>,
@@ -54,6 +61,7 @@ impl AppState {
         verifier: JwtVerifier,
         bus: Arc<dyn Bus>,
         store: Arc<dyn SessionStore>,
+        rate_limiter: Arc<dyn RateLimiter>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let bus = metrics.register_with(|registry| InstrumentedBus::wrap(bus, registry));
@@ -61,6 +69,12 @@ impl AppState {
         metrics.register_with(connection_events::register);
         let hub = Hub::new(bus.clone(), metrics.clone());
         let admission = Admission::new(&config.connection_limits, store.clone());
+        let send_limits = SendLimits::new(&config.send_limits, rate_limiter);
+        metrics.register_with(|registry| send_limits.register(registry));
+        let dev_sessions = DevSessions::new(
+            config.dev_login_max_sessions as usize,
+            crate::http::dev_login::TOKEN_TTL,
+        );
         AppState(Arc::new(Inner {
             config,
             verifier,
@@ -68,7 +82,9 @@ impl AppState {
             store,
             hub,
             admission,
+            send_limits,
             metrics,
+            dev_sessions,
             health: Health::default(),
             live_probe: tokio::sync::Mutex::new(None),
             next_conn_id: AtomicU64::new(1),

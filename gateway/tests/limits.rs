@@ -158,7 +158,10 @@ async fn the_node_cap_refuses_with_503_until_a_connection_closes() {
     let third = refused(&d, 0, &ann).await;
     assert_unavailable(&third);
     let tokenless = open(&d.gateway(0), None).await.expect_err("refused");
-    assert_unavailable(&tokenless);
+    assert_eq!(
+        tokenless.status, 401,
+        "cheap refusals come first: {tokenless:?}"
+    );
     assert!(refusal_counted(&d.gateway(0), "node_full").await);
 
     close(first).await;
@@ -196,7 +199,7 @@ async fn the_node_cap_is_exact_under_concurrent_handshakes() {
 }
 
 #[tokio::test]
-async fn the_handshake_rate_refuses_with_503_before_the_token_is_read() {
+async fn the_handshake_rate_refuses_with_503_after_the_cheap_checks() {
     let d = Embedded::start_with(
         |c| {
             c.connection_limits.max_handshakes_per_sec = 1;
@@ -209,15 +212,15 @@ async fn the_handshake_rate_refuses_with_503_before_the_token_is_read() {
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
 
+    let tokenless = open(&d.gateway(0), None).await.expect_err("refused");
+    assert_eq!(
+        tokenless.status, 401,
+        "a missing token is refused before the rate, spending none of it: {tokenless:?}"
+    );
     let _a = accepted(&d, 0, &ann).await;
     let _b = accepted(&d, 0, &ann).await;
     let over = refused(&d, 0, &ann).await;
     assert_unavailable(&over);
-    let tokenless = open(&d.gateway(0), None).await.expect_err("refused");
-    assert_eq!(
-        tokenless.status, 503,
-        "the rate is checked before the token: {tokenless:?}"
-    );
     assert!(refusal_counted(&d.gateway(0), "handshake_rate").await);
 
     let _later = accepted_eventually(&d, 0, &ann).await;

@@ -81,6 +81,11 @@ pub async fn post_message(
     let caller = authenticate(&state, &headers).await?;
     let Json(body) =
         body.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadFrame))?;
+    if let Err(refusal) =
+        crate::send_limit::check(&state, &caller.user.id, body.request_bot == Some(true)).await
+    {
+        return Ok(refusal.into_response());
+    }
     let member_verified = caller.guilds.contains(&guild_id);
     let request = SendRequest {
         v: INTERNAL_VERSION,

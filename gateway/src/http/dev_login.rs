@@ -19,6 +19,8 @@ use crate::state::AppState;
 
 /// Lifetime of a dev-login token (the original system's 12 h).
 const TOKEN_TTL_SECS: u64 = 12 * 3600;
+/// The same, as a duration.
+pub const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(TOKEN_TTL_SECS);
 const MAX_GUILDS: usize = 100;
 const MAX_NAME_CHARS: usize = 64;
 
@@ -61,6 +63,11 @@ pub async fn dev_login(
         .put(&user.id, &session)
         .await
         .map_err(|_| ApiError::unavailable())?;
+    for evicted in state.dev_sessions.record(&user.id) {
+        if let Err(error) = state.store.delete(&evicted).await {
+            tracing::warn!(%error, user = %evicted, "old dev-login session not deleted");
+        }
+    }
     if let Err(error) = state
         .bus
         .publish_user_event(&user.id, UserEvent::GuildsChanged)

@@ -5,4 +5,5 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod dev_login;
+pub mod dev_sessions;
 pub mod ops;

@@ -303,6 +303,16 @@ impl Reader {
             return None;
         }
         self.strikes = 0;
+        if let Err(refusal) = crate::send_limit::check(
+            &self.state,
+            &self.caller.user.id,
+            frame.request_bot == Some(true),
+        )
+        .await
+        {
+            self.reply(refusal.frame(reference)).await;
+            return None;
+        }
         let request = self.send_request(frame);
         let bus = self.state.bus.clone();
         let span = tracing::info_span!("send", guild = request.guild_id.as_deref().unwrap_or(""));

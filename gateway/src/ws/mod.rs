@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod handle;
+pub mod registration;
 mod replay;
 pub mod upgrade;
 pub mod writer;

@@ -1,25 +1,31 @@
-//! `GET /ws`: refusals before the upgrade (the node's connection cap and handshake rate, then
-//! origin, token, guilds, dependencies, encoding, and the user's connection cap), then
+//! `GET /ws`: refusals before the upgrade, cheapest first — not an upgrade, origin, token
+//! signature, encoding (none of them spends the shared handshake budget), then the client
+//! address's handshake rate, the node's connection cap, handshake rate and handshakes in
+//! flight, then guilds, dependencies, and the user's connection cap — then
 //! registration in the hub, `hello`, and the connection tasks. The connection slots admission
 //! grants live as long as the connection task (or until the upgrade fails).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chat_shared::auth::VerifiedToken;
 use chat_shared::protocol::ErrorCode;
 use chat_shared::protocol::codec::Encoding;
 use futures::FutureExt;
 
 use crate::admission::Refusal;
+use crate::client_ip::client_ip;
 use crate::delivery::control_frame;
-use crate::http::auth::{ApiError, Caller, authenticate};
+use crate::http::auth::{ApiError, Caller, load_guilds, verify_token};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::registration::Registration;
 
 /// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
 /// small, because client frames are small and every idle connection keeps it; a larger frame
@@ -30,34 +36,44 @@ const WRITE_BUFFER: usize = 4096;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Cheap refusals first, spending none of the shared handshake budget: one host sending
+    // garbage must not block everyone else's reconnects.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            Metrics::count(&state.metrics.handshake_refusals, "reason", "not_upgrade");
+            return rejection.into_response();
+        }
+    };
+    let (token, encoding) = match check(&state, &query, &headers) {
+        Ok(ok) => ok,
+        Err(refusal) => return refused_with(&state, refusal),
+    };
+    let ip = client_ip(
+        peer.ip(),
+        &headers,
+        &state.config.connection_limits.trusted_proxies,
+    );
+    if let Err(refusal) = state.admission.admit_ip(ip).await {
+        return refused(&state, refusal);
+    }
     let node_slot = match state.admission.admit_to_node() {
         Ok(slot) => slot,
         Err(refusal) => return refused(&state, refusal),
     };
-    // Held until this handler answers: the token, session and lease lookups below.
+    // Held until this handler answers: the session and lease lookups below.
     let _handshake = match state.admission.begin_handshake() {
         Ok(slot) => slot,
         Err(refusal) => return refused(&state, refusal),
     };
-    let checked = check(&state, &query, &headers).await;
-    let (caller, encoding) = match checked {
-        Ok(ok) => ok,
-        Err(refusal) => {
-            Metrics::count(
-                &state.metrics.handshake_refusals,
-                "reason",
-                refusal.code.as_str(),
-            );
-            return refusal.into_response();
-        }
-    };
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+    let caller = match load_caller(&state, token).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refused_with(&state, refusal),
     };
     let user_slot = match state.admission.admit_user(&caller.user.id).await {
         Ok(slot) => slot,
@@ -74,9 +90,10 @@ pub async fn ws_handler(
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
     handle.try_send(Outbound::frame(control_frame(&hello, encoding)));
+    let registration = Registration::new(state.hub.clone(), handle.clone(), caller.guilds.clone());
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
-        state.hub.leave(&handle, &caller.guilds, true);
+        drop(registration);
         Metrics::count(
             &state.metrics.handshake_refusals,
             "reason",
@@ -91,6 +108,7 @@ pub async fn ws_handler(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
+            registration.hand_over();
             // `map` keeps the connection's future inline (an async block would also keep the
             // socket it moved): the slots are released when the connection ends.
             connection::run(socket, state, caller, handle, outbound)
@@ -104,20 +122,46 @@ fn refused(state: &AppState, refusal: Refusal) -> Response {
     refusal.into_response()
 }
 
-/// The handshake checks, in order: origin, token, session, guild context, dependencies,
+/// Counts a refusal by the handshake checks under its error code and answers it.
+fn refused_with(state: &AppState, refusal: ApiError) -> Response {
+    Metrics::count(
+        &state.metrics.handshake_refusals,
+        "reason",
+        refusal.code.as_str(),
+    );
+    refusal.into_response()
+}
+
+/// The cheap handshake checks, in order, with no I/O: origin, token signature and expiry,
 /// encoding.
-async fn check(
+fn check(
     state: &AppState,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<(Caller, Encoding), ApiError> {
+) -> Result<(VerifiedToken, Encoding), ApiError> {
     if !crate::origin::request_allowed(&state.config.allowed_origins, headers) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::OriginNotAllowed,
         ));
     }
-    let caller = authenticate(state, headers).await?;
+    let token = verify_token(state, headers)?;
+    let encoding = match query.get("encoding") {
+        None => Encoding::Json,
+        Some(value) => Encoding::parse(value).ok_or_else(ApiError::bad_request)?,
+    };
+    Ok((token, encoding))
+}
+
+/// The checks that need the session store, within the handshake budget: the caller's guilds
+/// (and guild context), then the dependencies.
+async fn load_caller(state: &AppState, token: VerifiedToken) -> Result<Caller, ApiError> {
+    let guilds = load_guilds(state, &token.user.id).await?;
+    let caller = Caller {
+        user: token.user,
+        guilds,
+        exp: token.exp,
+    };
     if !caller.is_admin() && caller.guilds.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -127,9 +171,5 @@ async fn check(
     if !state.dependencies_live().await {
         return Err(ApiError::unavailable());
     }
-    let encoding = match query.get("encoding") {
-        None => Encoding::Json,
-        Some(value) => Encoding::parse(value).ok_or_else(ApiError::bad_request)?,
-    };
-    Ok((caller, encoding))
+    Ok(caller)
 }

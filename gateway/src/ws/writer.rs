@@ -156,7 +156,7 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
-                if unix_now() > handle.token_exp() + EXP_LEEWAY_SECS {
+                if unix_now() > handle.token_exp().saturating_add(EXP_LEEWAY_SECS) {
                     handle.close(close_code::SESSION_REVOKED, "token expired");
                 } else if handle.silent_for() > heartbeat * 2 {
                     handle.close(close_code::NORMAL, "idle");

@@ -4,12 +4,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_stream::wrappers::{BroadcastStream, ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
 use crate::bus::*;
 use crate::protocol::{ChatMessage, ErrorCode};
@@ -28,6 +28,14 @@ pub struct MemoryBusConfig {
     pub bot_max_attempts: u32,
     /// How long `submit` waits for a router.
     pub submit_timeout: Duration,
+    /// How long a message id stays claimed (a resend within it is a duplicate), like the
+    /// NATS stream's duplicate window.
+    pub claim_window: Duration,
+    /// Message-id claims kept at most; beyond it the oldest are dropped early.
+    pub max_claims: usize,
+    /// Bot jobs waiting for the bot worker; a job that finds the queue full is refused
+    /// (the requester gets `bot_unavailable`).
+    pub bot_queue: usize,
 }
 
 impl Default for MemoryBusConfig {
@@ -36,6 +44,9 @@ impl Default for MemoryBusConfig {
             retain_per_guild: 10_000,
             bot_max_attempts: 3,
             submit_timeout: Duration::from_secs(10),
+            claim_window: Duration::from_secs(120),
+            max_claims: 100_000,
+            bot_queue: 1024,
         }
     }
 }
@@ -49,11 +60,14 @@ struct GuildLog {
 struct Claim {
     owner: String,
     seq: u64,
+    at: Instant,
 }
 
 struct State {
     logs: HashMap<String, GuildLog>,
     claims: HashMap<String, Claim>,
+    /// The claims in the order they were made, for pruning.
+    claim_order: VecDeque<(Instant, String)>,
     topics: HashMap<Topic, broadcast::Sender<LogEntry>>,
 }
 
@@ -67,20 +81,21 @@ pub struct MemoryBus {
     state: Mutex<State>,
     ingress_tx: mpsc::Sender<IngressItem>,
     ingress_rx: Mutex<Option<mpsc::Receiver<IngressItem>>>,
-    jobs_tx: mpsc::UnboundedSender<QueuedJob>,
-    jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedJob>>>,
+    jobs_tx: mpsc::Sender<QueuedJob>,
+    jobs_rx: Mutex<Option<mpsc::Receiver<QueuedJob>>>,
     events: broadcast::Sender<(String, UserEvent)>,
 }
 
 impl MemoryBus {
     pub fn new(config: MemoryBusConfig) -> Arc<Self> {
         let (ingress_tx, ingress_rx) = mpsc::channel(1024);
-        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let (jobs_tx, jobs_rx) = mpsc::channel(config.bot_queue.max(1));
         Arc::new(MemoryBus {
             config,
             state: Mutex::new(State {
                 logs: HashMap::new(),
                 claims: HashMap::new(),
+                claim_order: VecDeque::new(),
                 topics: HashMap::new(),
             }),
             ingress_tx,
@@ -91,12 +106,34 @@ impl MemoryBus {
         })
     }
 
+    /// Message-id claims held now.
+    pub fn claims(&self) -> usize {
+        self.state.lock().claims.len()
+    }
+
     fn send_topic(&self, topic: &Topic, entry: &LogEntry) {
         let mut state = self.state.lock();
         if let Some(tx) = state.topics.get(topic)
             && tx.send(entry.clone()).is_err()
         {
             state.topics.remove(topic);
+        }
+    }
+}
+
+impl State {
+    /// Drops the claims older than the window, and the oldest beyond the cap.
+    fn prune_claims(&mut self, now: Instant, config: &MemoryBusConfig) {
+        while let Some((at, _)) = self.claim_order.front() {
+            let expired = now.saturating_duration_since(*at) > config.claim_window;
+            if !expired && self.claim_order.len() <= config.max_claims {
+                break;
+            }
+            if let Some((at, id)) = self.claim_order.pop_front()
+                && self.claims.get(&id).is_some_and(|claim| claim.at == at)
+            {
+                self.claims.remove(&id);
+            }
         }
     }
 }
@@ -114,7 +151,7 @@ struct MemorySettle {
     job: Option<BotJob>,
     attempt: u32,
     trace: TraceContext,
-    jobs_tx: mpsc::UnboundedSender<QueuedJob>,
+    jobs_tx: mpsc::Sender<QueuedJob>,
 }
 
 #[async_trait::async_trait]
@@ -130,7 +167,7 @@ impl JobSettle for MemorySettle {
             let trace = std::mem::take(&mut self.trace);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let _ = tx.send((job, next, trace));
+                let _ = tx.send((job, next, trace)).await;
             });
         }
         Ok(())
@@ -204,13 +241,19 @@ impl Bus for MemoryBus {
         while log.entries.len() > self.config.retain_per_guild {
             log.entries.pop_front();
         }
+        let now = Instant::now();
         state.claims.insert(
             entry.message.message_id.clone(),
             Claim {
                 owner: entry.message.from.id.clone(),
                 seq: entry.seq,
+                at: now,
             },
         );
+        state
+            .claim_order
+            .push_back((now, entry.message.message_id.clone()));
+        state.prune_claims(now, &self.config);
         Ok(AppendOutcome::Appended(entry))
     }
 
@@ -293,27 +336,33 @@ impl Bus for MemoryBus {
 
     async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {
         self.jobs_tx
-            .send((job, 1, TraceContext::current()))
-            .map_err(|_| BusError::Unavailable("no bot worker queue".into()))
+            .try_send((job, 1, TraceContext::current()))
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => {
+                    BusError::Unavailable("the bot job queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    BusError::Unavailable("no bot worker queue".into())
+                }
+            })
     }
 
     async fn bot_jobs(&self) -> Result<BoxStream<BotDelivery>, BusError> {
         let rx = take_once(&self.jobs_rx, "bot queue")?;
         let jobs_tx = self.jobs_tx.clone();
         let max_attempts = self.config.bot_max_attempts;
-        let stream =
-            UnboundedReceiverStream::new(rx).map(move |(job, attempt, trace)| BotDelivery {
-                job: job.clone(),
+        let stream = ReceiverStream::new(rx).map(move |(job, attempt, trace)| BotDelivery {
+            job: job.clone(),
+            attempt,
+            max_attempts,
+            settle: Box::new(MemorySettle {
+                job: Some(job),
                 attempt,
-                max_attempts,
-                settle: Box::new(MemorySettle {
-                    job: Some(job),
-                    attempt,
-                    trace: trace.clone(),
-                    jobs_tx: jobs_tx.clone(),
-                }),
-                trace,
-            });
+                trace: trace.clone(),
+                jobs_tx: jobs_tx.clone(),
+            }),
+            trace,
+        });
         Ok(Box::pin(stream))
     }
 
@@ -331,5 +380,75 @@ impl Bus for MemoryBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Role, UserInfo};
+
+    fn message(id: &str, from: &str) -> ChatMessage {
+        ChatMessage {
+            guild_id: "g".into(),
+            message_id: id.into(),
+            admin_only: false,
+            from: UserInfo::new(from, from, Role::Member),
+            text: "hi".into(),
+            ts: "2026-12-01T00:00:00.000Z".into(),
+        }
+    }
+
+    fn bus(tweak: impl FnOnce(&mut MemoryBusConfig)) -> Arc<MemoryBus> {
+        let mut config = MemoryBusConfig::default();
+        tweak(&mut config);
+        MemoryBus::new(config)
+    }
+
+    #[tokio::test]
+    async fn claims_are_kept_for_the_window_then_dropped() {
+        let bus = bus(|c| c.claim_window = Duration::from_millis(100));
+        bus.append(message("m1", "ann")).await.expect("append");
+        let again = bus.append(message("m1", "ann")).await.expect("append");
+        assert!(
+            matches!(again, AppendOutcome::Duplicate { .. }),
+            "within the window"
+        );
+        let stolen = bus.append(message("m1", "bob")).await.expect("append");
+        assert!(matches!(stolen, AppendOutcome::ForeignId));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        for i in 0..100 {
+            bus.append(message(&format!("n{i}"), "ann"))
+                .await
+                .expect("append");
+        }
+        assert_eq!(bus.claims(), 100, "m1's claim left with the window");
+    }
+
+    #[tokio::test]
+    async fn claims_are_capped() {
+        let bus = bus(|c| c.max_claims = 50);
+        for i in 0..10_000 {
+            bus.append(message(&format!("m{i}"), "ann"))
+                .await
+                .expect("append");
+        }
+        assert_eq!(bus.claims(), 50);
+        let newest = bus.append(message("m9999", "ann")).await.expect("append");
+        assert!(matches!(newest, AppendOutcome::Duplicate { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_full_bot_queue_refuses_the_job() {
+        let bus = bus(|c| c.bot_queue = 2);
+        let job = |seq| BotJob {
+            v: INTERNAL_VERSION,
+            seq,
+            request: Arc::new(message("m", "ann")),
+        };
+        bus.enqueue_bot_job(job(1)).await.expect("room");
+        bus.enqueue_bot_job(job(2)).await.expect("room");
+        let full = bus.enqueue_bot_job(job(3)).await;
+        assert!(matches!(full, Err(BusError::Unavailable(_))), "{full:?}");
     }
 }
