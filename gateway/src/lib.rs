@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod sequencer;
 pub mod state;
 pub mod ws;
 
