@@ -48,6 +48,8 @@ pub struct GatewayConfig {
     #[command(flatten)]
     pub connection_limits: ConnectionLimits,
     #[command(flatten)]
+    pub outbound: crate::ws::limits::OutboundLimits,
+    #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]
     pub common: CommonConfig,

@@ -11,6 +11,8 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod outbound;
+pub mod send;
 pub mod sequencer;
 pub mod state;
 pub mod ws;

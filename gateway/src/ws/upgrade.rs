@@ -14,12 +14,12 @@ use chat_shared::protocol::ErrorCode;
 use futures::FutureExt;
 
 use crate::admission::Refusal;
-use crate::delivery::control_frame;
 use crate::http::auth::{ApiError, Caller, authenticate};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::connection;
-use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::handle::{ConnHandle, Outbound, QueueBounds};
+use crate::ws::resume_param;
 
 /// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
 /// small, because client frames are small and every idle connection keeps it; a larger frame
@@ -44,7 +44,12 @@ pub async fn ws_handler(
         Err(refusal) => return refused(&state, refusal),
     };
     let checked = check(&state, &query, &headers).await;
-    let (caller, encoding) = match checked {
+    let positions = checked.and_then(|ok| {
+        let positions = resume_param::parse(query.get("resume").map(String::as_str))
+            .map_err(|_| ApiError::bad_request())?;
+        Ok((ok, positions))
+    });
+    let ((caller, encoding), positions) = match positions {
         Ok(ok) => ok,
         Err(refusal) => {
             Metrics::count(
@@ -64,16 +69,21 @@ pub async fn ws_handler(
         Err(refusal) => return refused(&state, refusal),
     };
     let id = state.next_connection_id();
+    let bounds = QueueBounds {
+        items: state.config.outbound_queue as usize,
+        bytes: usize::try_from(state.config.outbound.outbound_queue_bytes).unwrap_or(usize::MAX),
+    };
     let (handle, outbound) = ConnHandle::new(
         id,
         &caller.user.id,
         caller.is_admin(),
         encoding,
-        state.config.outbound_queue as usize,
+        bounds,
         caller.exp,
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
-    handle.try_send(Outbound::frame(control_frame(&hello, encoding)));
+    handle.try_send(Outbound::frame(hello));
+    let opening = connection::open(&state, &caller, &handle, positions);
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
         state.hub.leave(&handle, &caller.guilds, true);
@@ -93,7 +103,7 @@ pub async fn ws_handler(
         .on_upgrade(move |socket| {
             // `map` keeps the connection's future inline (an async block would also keep the
             // socket it moved): the slots are released when the connection ends.
-            connection::run(socket, state, caller, handle, outbound)
+            connection::run(socket, state, caller, handle, outbound, opening)
                 .map(move |()| drop((node_slot, user_slot)))
         })
 }
