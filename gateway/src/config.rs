@@ -64,6 +64,8 @@ pub struct GatewayConfig {
     #[command(flatten)]
     pub send_limits: crate::send_limit::SendLimitArgs,
     #[command(flatten)]
+    pub outbound: crate::ws::limits::OutboundLimits,
+    #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]
     pub common: CommonConfig,

@@ -14,11 +14,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
 
 use crate::metrics::FrameType;
+use crate::sequencer::Sequenced;
 
 /// One entry and its lazily made wire frames.
 #[derive(Debug)]
 pub struct Delivery {
     pub seq: u64,
+    /// The seq of the guild's previous entry (any visibility).
+    pub prev: u64,
     pub message: Arc<ChatMessage>,
     /// When the router appended it (its `ts`), for the delivery latency.
     pub appended_at: Option<SystemTime>,
@@ -30,6 +33,7 @@ impl Delivery {
     pub fn new(entry: LogEntry) -> Arc<Self> {
         Arc::new(Delivery {
             seq: entry.seq,
+            prev: entry.prev,
             appended_at: parse_ts(&entry.message.ts),
             message: entry.message,
             json: OnceLock::new(),
@@ -66,6 +70,21 @@ impl Delivery {
 
     fn encode_msgpack(&self) -> Bytes {
         encode(&self.server_frame(), Encoding::MsgPack).unwrap_or_default()
+    }
+}
+
+impl Sequenced for Arc<Delivery> {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn prev(&self) -> u64 {
+        self.prev
+    }
+    fn guild_id(&self) -> &str {
+        &self.message.guild_id
+    }
+    fn admin_only(&self) -> bool {
+        self.message.admin_only
     }
 }
 

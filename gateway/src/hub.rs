@@ -1,22 +1,27 @@
 //! The hub: which local connections are in which guild, which are admins, and which belong to
 //! which user. It holds one bus subscription per guild with at least one local member
 //! (reference-counted), one admin-only subscription while a local admin is connected, and the
-//! user-event feed. Each guild feed delivers in log order: an entry whose `prev` is ahead of
-//! the last one seen means a delivery was missed, and the gap is filled from the log first.
+//! user-event feed. Each guild feed hands its members every entry in log order (an entry whose
+//! `prev` is ahead of the last one seen means a delivery was missed, and the gap is filled from
+//! the log first, once for the whole gateway); the admin-only feed hands every local admin its
+//! entries as they come. Each connection's sequencer then orders what both feeds bring and
+//! filters it by what the viewer may see. After a bus reconnect every guild feed reads what
+//! was published meanwhile, and admins' connections are told to do the same for theirs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_shared::bus::{Bus, BusError, LogEntry, Topic, UserEvent, Visibility};
+use chat_shared::bus::nats::connection_events;
 use chat_shared::protocol::{ServerFrame, close_code};
 use futures::StreamExt;
 use parking_lot::RwLock;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::delivery::{Delivery, control_frame};
+use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::ws::handle::{ConnHandle, Outbound, Queued};
 
@@ -24,12 +29,16 @@ use crate::ws::handle::{ConnHandle, Outbound, Queued};
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entries read per gap fill.
 const GAP_FILL_LIMIT: usize = 1000;
+/// How often the bus's reconnect count is looked at.
+const RECONNECT_CHECK: Duration = Duration::from_millis(250);
 
 type Members = HashMap<u64, ConnHandle>;
 
 struct Feed {
     stop: CancellationToken,
     ready: watch::Receiver<bool>,
+    /// Read what may have been missed (after a bus reconnect).
+    resync: Arc<Notify>,
 }
 
 struct Room {
@@ -143,7 +152,7 @@ impl Hub {
             .collect()
     }
 
-    /// Guilds with a local subscription (for tests and metrics).
+    /// Guilds with a local subscription (the revocation tests watch a feed end).
     pub fn subscribed_guilds(&self) -> usize {
         self.state.read().rooms.len()
     }
@@ -151,23 +160,29 @@ impl Hub {
     fn start_feed(self: &Arc<Self>, topic: Topic) -> Feed {
         let stop = CancellationToken::new();
         let (ready_tx, ready) = watch::channel(false);
+        let resync = Arc::new(Notify::new());
         let span = tracing::info_span!("feed", topic = ?topic);
-        tokio::spawn(
-            run_feed(
-                Arc::downgrade(self),
-                self.bus.clone(),
-                topic,
-                stop.clone(),
-                ready_tx,
-            )
-            .instrument(span),
-        );
-        Feed { stop, ready }
+        let feed = FeedTask {
+            hub: Arc::downgrade(self),
+            bus: self.bus.clone(),
+            topic,
+            stop: stop.clone(),
+            ready: ready_tx,
+            resync: resync.clone(),
+        };
+        tokio::spawn(feed.run().instrument(span));
+        Feed {
+            stop,
+            ready,
+            resync,
+        }
     }
 
-    /// Fans a guild entry out to the local viewers allowed to see it (one `gateway.fanout`
-    /// span per entry, on the trace of the router that published it, while exporting).
-    fn fan_out(&self, mut entry: LogEntry) {
+    /// Fans an entry out: a guild feed's to the guild's local members, the admin-only feed's
+    /// to every local admin (one `gateway.fanout` span per entry, on the trace of the router
+    /// that published it, while exporting). Each connection's sequencer drops what its viewer
+    /// may not see or already has.
+    fn fan_out(&self, mut entry: LogEntry, admin_feed: bool) {
         let span = chat_shared::export_span!(
             "gateway.fanout",
             guild = %entry.message.guild_id,
@@ -178,7 +193,7 @@ impl Hub {
         let _in_span = span.enter();
         let delivery = Delivery::new(entry);
         let state = self.state.read();
-        let viewers = if delivery.message.admin_only {
+        let viewers = if admin_feed {
             Some(&state.admins)
         } else {
             state.rooms.get(delivery.guild_id()).map(|r| &r.members)
@@ -200,15 +215,32 @@ impl Hub {
         }
     }
 
-    /// Fans an admin-only entry out when no guild feed of this gateway carries it.
-    fn fan_out_admin_only(&self, entry: LogEntry) {
-        if !self
-            .state
-            .read()
-            .rooms
-            .contains_key(entry.message.guild_id.as_str())
-        {
-            self.fan_out(entry);
+    /// After a bus reconnect: every guild feed reads what it may have missed, and every
+    /// admin's connection does the same for the admin-only entries it follows.
+    fn resync(&self) {
+        let state = self.state.read();
+        for room in state.rooms.values() {
+            room.feed.resync.notify_one();
+        }
+        for conn in state.admins.values() {
+            conn.try_send(Outbound::Resync);
+        }
+    }
+
+    /// Watches the bus's reconnects until `stop`.
+    async fn watch_reconnects(self: Arc<Self>, stop: CancellationToken) {
+        let mut seen = connection_events::reconnects();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(RECONNECT_CHECK) => {}
+            }
+            let now = connection_events::reconnects();
+            if now != seen {
+                seen = now;
+                tracing::info!("bus reconnected: reading what feeds may have missed");
+                self.resync();
+            }
         }
     }
 
@@ -223,9 +255,8 @@ impl Hub {
                 UserEvent::Revoked => conn.close(close_code::SESSION_REVOKED, "session revoked"),
                 UserEvent::GuildsChanged => conn.notify_guilds_changed(),
                 UserEvent::Notice { frame } => {
-                    let message =
-                        control_frame(&ServerFrame::Error(frame.clone()), conn.encoding());
-                    if !conn.try_send(Outbound::frame(message)) && !conn.is_closed() {
+                    let notice = Outbound::frame(ServerFrame::Error(frame.clone()));
+                    if !conn.try_send(notice) && !conn.is_closed() {
                         self.metrics.outbound_drops.inc();
                     }
                 }
@@ -235,6 +266,7 @@ impl Hub {
 
     /// Follows the user-event feed until `stop`.
     pub async fn run_user_events(self: Arc<Self>, stop: CancellationToken) {
+        tokio::spawn(self.clone().watch_reconnects(stop.clone()));
         loop {
             match self.bus.user_events().await {
                 Ok(mut events) => loop {
@@ -256,41 +288,102 @@ impl Hub {
     }
 }
 
-/// One subscription: subscribe (retrying), report ready, then deliver until stopped.
-async fn run_feed(
+/// One subscription's task.
+struct FeedTask {
     hub: std::sync::Weak<Hub>,
     bus: Arc<dyn Bus>,
     topic: Topic,
     stop: CancellationToken,
     ready: watch::Sender<bool>,
-) {
-    let mut stream = loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            subscribed = bus.subscribe(topic.clone()) => match subscribed {
-                Ok(stream) => break stream,
-                Err(error) => {
-                    tracing::warn!(%error, "subscribe failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+    resync: Arc<Notify>,
+}
+
+impl FeedTask {
+    /// Subscribes (retrying), reports ready, then delivers until stopped; a stream that ends
+    /// is subscribed again, and what was published meanwhile read from the log.
+    async fn run(self) {
+        let mut last_seq = 0u64;
+        loop {
+            let Some(mut stream) = self.subscribe().await else {
+                return;
+            };
+            if last_seq != 0 {
+                last_seq = self.catch_up(last_seq).await;
+            }
+            let _ = self.ready.send(true);
+            loop {
+                let entry = tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = self.resync.notified() => {
+                        last_seq = self.catch_up(last_seq).await;
+                        continue;
+                    }
+                    next = stream.next() => match next {
+                        Some(entry) => entry,
+                        None => break,
+                    },
+                };
+                let Some(hub) = self.hub.upgrade() else {
+                    return;
+                };
+                match &self.topic {
+                    Topic::AdminOnly => hub.fan_out(entry, true),
+                    Topic::Guild(guild) => {
+                        last_seq =
+                            deliver_in_order(&hub, self.bus.as_ref(), guild, last_seq, entry).await;
+                    }
                 }
-            },
+            }
+            tracing::warn!("feed ended; subscribing again");
         }
-    };
-    let _ = ready.send(true);
-    let mut last_seq = 0u64;
-    loop {
-        let entry = tokio::select! {
-            _ = stop.cancelled() => return,
-            next = stream.next() => match next {
-                Some(entry) => entry,
-                None => return,
-            },
+    }
+
+    async fn subscribe(&self) -> Option<chat_shared::bus::BoxStream<LogEntry>> {
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                subscribed = self.bus.subscribe(self.topic.clone()) => match subscribed {
+                    Ok(stream) => return Some(stream),
+                    Err(error) => {
+                        tracing::warn!(%error, "subscribe failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Delivers what the guild log holds after `last_seq` (the admin-only feed has no order
+    /// of its own: its connections catch up themselves). Returns the new last seq.
+    async fn catch_up(&self, mut last_seq: u64) -> u64 {
+        let (Topic::Guild(guild), Some(hub)) = (&self.topic, self.hub.upgrade()) else {
+            return last_seq;
         };
-        let Some(hub) = hub.upgrade() else { return };
-        match &topic {
-            Topic::AdminOnly => hub.fan_out_admin_only(entry),
-            Topic::Guild(guild) => {
-                last_seq = deliver_in_order(&hub, bus.as_ref(), guild, last_seq, entry).await;
+        if last_seq == 0 {
+            return last_seq;
+        }
+        loop {
+            match self
+                .bus
+                .read_after(guild, last_seq, GAP_FILL_LIMIT, Visibility::All)
+                .await
+            {
+                Ok(page) => {
+                    if !page.entries.is_empty() {
+                        hub.metrics.gap_fills.inc();
+                    }
+                    for entry in page.entries {
+                        last_seq = entry.seq;
+                        hub.fan_out(entry, false);
+                    }
+                    if !page.more {
+                        return last_seq;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "catch-up failed; clients recover by resume");
+                    return last_seq;
+                }
             }
         }
     }
@@ -317,7 +410,7 @@ async fn deliver_in_order(
             Ok(replay) => {
                 for missed in replay.entries.into_iter().filter(|e| e.seq < entry.seq) {
                     last = missed.seq;
-                    hub.fan_out(missed);
+                    hub.fan_out(missed, false);
                 }
             }
             Err(error) => tracing::warn!(%error, "gap fill failed; clients recover by resume"),
@@ -325,7 +418,7 @@ async fn deliver_in_order(
     }
     if entry.seq > last {
         last = entry.seq;
-        hub.fan_out(entry);
+        hub.fan_out(entry, false);
     }
     last
 }

@@ -15,6 +15,9 @@ pub mod node;
 pub mod origin;
 pub mod revocation;
 pub mod send_limit;
+pub mod outbound;
+pub mod send;
+pub mod sequencer;
 pub mod state;
 pub mod ws;
 

@@ -561,6 +561,8 @@ fn sockets_never_show_what_the_reader_may_not_see() {
         |config| {
             config.send_rate_per_sec = 10_000;
             config.send_burst = 10_000;
+            // Scenarios resume many times on one connection.
+            config.outbound.resume_frames_per_min = 1_000_000;
         },
         true,
     ));

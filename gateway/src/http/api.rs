@@ -8,11 +8,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chat_shared::bus::{INTERNAL_VERSION, LogEntry, SendRequest, Visibility};
+use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::{ErrorCode, SendFrame, SequencedMessage};
 use serde_json::json;
 
 use crate::http::auth::{ApiError, Caller, authenticate};
+use crate::send::{SendFields, send};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 50;
@@ -86,28 +87,20 @@ pub async fn post_message(
     {
         return Ok(refusal.into_response());
     }
-    let member_verified = caller.guilds.contains(&guild_id);
-    let request = SendRequest {
-        v: INTERNAL_VERSION,
-        sender: caller.user,
-        guild_id: Some(guild_id),
-        text: body.text,
-        admin_only: body.admin_only.unwrap_or(false),
-        request_bot: body.request_bot.unwrap_or(false),
-        message_id: body.message_id,
-        member_verified,
-    };
-    match state.bus.submit(request).await {
-        Ok(Ok(ack)) => Ok((
+    // The socket's send path, once (crate::send): the path's guild wins over the body's.
+    match send(
+        &state,
+        &caller,
+        SendFields::from_frame(body, Some(guild_id)),
+    )
+    .await
+    {
+        Ok(ack) => Ok((
             StatusCode::CREATED,
             Json(json!({ "messageId": ack.message_id, "seq": ack.seq })),
         )
             .into_response()),
-        Ok(Err(code)) => Err(ApiError::from_send_error(code)),
-        Err(error) => {
-            tracing::warn!(%error, "post failed on the bus");
-            Err(ApiError::from_send_error(ErrorCode::ServerError))
-        }
+        Err(code) => Err(ApiError::from_send_error(code)),
     }
 }
 

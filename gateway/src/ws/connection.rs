@@ -1,38 +1,75 @@
-//! One connection's life: `hello`, then reading client frames (send, resume, ping) while the
-//! writer task drains the outbound queue. Sends are handed to the router one after another in
-//! the order they arrived and answered in that order; a bad frame is answered with `bad_frame` and the
-//! connection stays open.
+//! One connection's life: `hello`, then reading client frames (send, resume, refresh, ping)
+//! while the writer task drains the outbound queue. The resumes named in the handshake begin
+//! before the connection joins its guilds, so their replays come before any live message;
+//! every other guild is live at once. Sends are handed to the router one after another in the
+//! order they arrived and answered in that order; a bad frame is answered with `bad_frame`
+//! and the connection stays open.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
-use chat_shared::bus::{INTERNAL_VERSION, SendRequest, Visibility};
 use chat_shared::protocol::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
     Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, RefreshFrame,
     Refreshed, ResumeFrame, SendFrame, ServerFrame, close_code,
 };
 use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, FuturesUnordered, SplitStream};
+use futures::stream::{FuturesOrdered, SplitStream};
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::delivery::control_frame;
 use crate::http::auth::{Caller, load_guilds};
 use crate::metrics::Metrics;
+use crate::outbound::{Membership, Outbound, Outbox, ResumeBegin};
+use crate::send::{SendFields, answered, send};
 use crate::state::AppState;
-use crate::ws::handle::{ConnHandle, Outbound, ResumeBegin};
-use crate::ws::replay::replay;
-use crate::ws::writer;
+use crate::ws::handle::ConnHandle;
+use crate::ws::resumes::Resumes;
+use crate::ws::writer::{self, Pace};
 
 /// Sends of one connection waiting for the router at once; reading pauses beyond it.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
+
+/// What a connection opens with: its outbox, where the resumes named in the handshake have
+/// begun, and those resumes (readable guilds) and refusals (the others) for the reader.
+pub struct Opening {
+    outbox: Outbox,
+    positions: Vec<(String, u64)>,
+}
+
+/// Prepares a connection: call before it joins the hub, so the named guilds' live messages
+/// wait for their replays.
+pub fn open(
+    state: &AppState,
+    caller: &Caller,
+    handle: &ConnHandle,
+    positions: Vec<(String, u64)>,
+) -> Opening {
+    let mut outbox = Outbox::new(
+        handle.clone(),
+        caller.guilds.iter().map(String::as_str),
+        state.bus.clone(),
+        state.metrics.clone(),
+    );
+    for (guild, after) in &positions {
+        if caller.may_read(guild) {
+            outbox.apply(
+                Outbound::ResumeBegin(Box::new(ResumeBegin {
+                    guild: Arc::from(guild.as_str()),
+                    after: *after,
+                })),
+                &mut Vec::new(),
+            );
+        }
+    }
+    Opening { outbox, positions }
+}
 
 /// The connection, run until either side ends it. The socket is split and the writer task
 /// started before the returned future exists, so that future (kept by every open connection)
@@ -43,23 +80,31 @@ pub fn run(
     caller: Caller,
     handle: ConnHandle,
     outbound: mpsc::Receiver<Outbound>,
+    opening: Opening,
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = tracing::info_span!("connection", id = handle.id(), user = %caller.user.id);
     state.metrics.connections.inc();
     state.metrics.connections_opened.inc();
     let (sink, stream) = socket.split();
+    let pace = Pace {
+        heartbeat: state.config.heartbeat(),
+        write_timeout: state.config.outbound.write_timeout(),
+    };
     let writer = tokio::spawn(
         writer::run(
             sink,
             outbound,
+            opening.outbox,
             handle.clone(),
-            state.config.heartbeat(),
+            pace,
             state.metrics.clone(),
         )
         .instrument(span.clone()),
     );
     let reader = Reader::new(&state, caller, handle);
-    reader.serve(stream, writer).instrument(span)
+    reader
+        .serve(stream, writer, opening.positions)
+        .instrument(span)
 }
 
 /// The `hello` of a connection; queued before the connection joins its guilds, so it is
@@ -87,6 +132,8 @@ fn frame_kind(decoded: &Result<ClientFrame, FrameError>) -> &'static str {
     }
 }
 
+type Sends = FuturesOrdered<BoxFuture<'static, ServerFrame>>;
+
 struct Reader {
     state: AppState,
     caller: Caller,
@@ -97,8 +144,7 @@ struct Reader {
     /// to the router one after another, so one client's messages keep their order whichever
     /// router takes each.
     last_send_done: Option<oneshot::Receiver<()>>,
-    /// The writer was told to stop holding the live messages of the first moments.
-    released_live: bool,
+    resumes: Resumes,
 }
 
 impl Reader {
@@ -112,13 +158,21 @@ impl Reader {
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             strikes: 0,
             last_send_done: None,
-            released_live: false,
+            resumes: Resumes::default(),
         }
     }
 
-    /// Reads until the connection ends, then leaves the hub, waits for the writer's close
-    /// frame and counts the close code.
-    async fn serve(mut self, stream: SplitStream<WebSocket>, writer: JoinHandle<()>) {
+    /// Starts the handshake's resumes, reads until the connection ends, then leaves the hub,
+    /// waits for the writer's close frame and counts the close code.
+    async fn serve(
+        mut self,
+        stream: SplitStream<WebSocket>,
+        writer: JoinHandle<()>,
+        positions: Vec<(String, u64)>,
+    ) {
+        if !positions.is_empty() {
+            Box::pin(self.start_resumes(positions, false)).await;
+        }
         self.read(stream).await;
         let Reader {
             state,
@@ -138,8 +192,7 @@ impl Reader {
     }
 
     async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
-        let mut sends: FuturesOrdered<BoxFuture<'static, ServerFrame>> = FuturesOrdered::new();
-        let mut resumes: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+        let mut sends = Sends::new();
         loop {
             // The rare and larger steps are boxed so that what every idle connection keeps is
             // only this loop's state.
@@ -149,7 +202,7 @@ impl Reader {
                 Some(answer) = sends.next(), if !sends.is_empty() => {
                     Box::pin(self.reply(answer)).await;
                 }
-                Some(()) = resumes.next(), if !resumes.is_empty() => {}
+                _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {}
                 incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
                     let Some(incoming) = incoming else { break };
                     self.handle.touch();
@@ -163,80 +216,54 @@ impl Reader {
                             break;
                         }
                     };
-                    Box::pin(self.on_frame(&bytes, &mut sends, &mut resumes)).await;
+                    Box::pin(self.on_frame(&bytes, &mut sends)).await;
                 }
             }
         }
     }
 
-    /// Decodes and answers one client frame; a send's answer joins `sends`, a resume's
-    /// replays join `resumes`.
-    async fn on_frame(
-        &mut self,
-        bytes: &[u8],
-        sends: &mut FuturesOrdered<BoxFuture<'static, ServerFrame>>,
-        resumes: &mut FuturesUnordered<BoxFuture<'static, ()>>,
-    ) {
-        let first_frame = !self.released_live;
+    /// Decodes and answers one client frame; a send's answer joins `sends`.
+    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Sends) {
         let decoded = decode_client_frame(bytes, self.handle.encoding());
         let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
-        self.answer(decoded, sends, resumes).instrument(span).await;
-        if first_frame {
-            self.released_live = true;
-            self.handle.send(Outbound::ReleaseLive).await;
-        }
+        self.answer(decoded, sends).instrument(span).await;
     }
 
-    async fn answer(
-        &mut self,
-        decoded: Result<ClientFrame, FrameError>,
-        sends: &mut FuturesOrdered<BoxFuture<'static, ServerFrame>>,
-        resumes: &mut FuturesUnordered<BoxFuture<'static, ()>>,
-    ) {
+    async fn answer(&mut self, decoded: Result<ClientFrame, FrameError>, sends: &mut Sends) {
+        let frames_in = &self.state.metrics.frames_in;
         match decoded {
             Ok(ClientFrame::Send(frame)) => {
-                Metrics::count(&self.state.metrics.frames_in, "type", "send");
+                Metrics::count(frames_in, "type", "send");
                 if let Some(pending) = self.on_send(frame).await {
                     sends.push_back(pending);
                 }
             }
             Ok(ClientFrame::Resume(frame)) => {
-                Metrics::count(&self.state.metrics.frames_in, "type", "resume");
-                resumes.extend(self.on_resume(frame).await);
+                Metrics::count(frames_in, "type", "resume");
+                self.on_resume(frame).await;
             }
             Ok(ClientFrame::Refresh(frame)) => {
-                Metrics::count(&self.state.metrics.frames_in, "type", "refresh");
+                Metrics::count(frames_in, "type", "refresh");
                 self.on_refresh(frame).await;
             }
             Ok(ClientFrame::Ping(frame)) => {
-                Metrics::count(&self.state.metrics.frames_in, "type", "ping");
-                self.reply(ServerFrame::Pong(Pong {
+                Metrics::count(frames_in, "type", "ping");
+                let pong = Pong {
                     reference: frame.reference,
-                }))
-                .await;
+                };
+                self.reply(ServerFrame::Pong(pong)).await;
             }
             Err(error) => {
-                Metrics::count(&self.state.metrics.frames_in, "type", "bad");
+                Metrics::count(frames_in, "type", "bad");
                 tracing::debug!(%error, "bad frame");
-                self.reply(ServerFrame::Error(ErrorFrame::new(
-                    ErrorCode::BadFrame,
-                    error.reference,
-                )))
-                .await;
+                let refusal = ErrorFrame::new(ErrorCode::BadFrame, error.reference);
+                self.reply(ServerFrame::Error(refusal)).await;
             }
         }
     }
 
-    async fn reply(&self, frame: ServerFrame) {
-        if let ServerFrame::Ack(_) | ServerFrame::Error(_) = &frame {
-            let outcome = match &frame {
-                ServerFrame::Error(e) => e.code.as_str(),
-                _ => "ack",
-            };
-            Metrics::count(&self.state.metrics.sends, "outcome", outcome);
-        }
-        let message = control_frame(&frame, self.handle.encoding());
-        self.handle.send(Outbound::frame(message)).await;
+    async fn reply(&mut self, frame: ServerFrame) {
+        self.handle.send(Outbound::frame(frame)).await;
     }
 
     /// Closes with the code that names the peer's mistake; a lost socket needs no code.
@@ -287,7 +314,8 @@ impl Reader {
         self.reply(answer).await;
     }
 
-    /// Rate limit, membership, then the router; `None` when answered at once.
+    /// Flood control, then the send path after this connection's previous send; `None` when
+    /// answered at once.
     async fn on_send(&mut self, frame: SendFrame) -> Option<BoxFuture<'static, ServerFrame>> {
         let reference = frame.reference.clone();
         if self.limiter.check().is_err() {
@@ -295,11 +323,9 @@ impl Reader {
             if self.strikes >= FLOOD_STRIKES {
                 self.handle.close(close_code::POLICY_VIOLATION, "flooding");
             }
-            self.reply(ServerFrame::Error(ErrorFrame::new(
-                ErrorCode::RateLimited,
-                reference,
-            )))
-            .await;
+            let _ = answered(&self.state.metrics, Err(ErrorCode::RateLimited));
+            let refusal = ErrorFrame::new(ErrorCode::RateLimited, reference);
+            self.reply(ServerFrame::Error(refusal)).await;
             return None;
         }
         self.strikes = 0;
@@ -313,9 +339,8 @@ impl Reader {
             self.reply(refusal.frame(reference)).await;
             return None;
         }
-        let request = self.send_request(frame);
-        let bus = self.state.bus.clone();
-        let span = tracing::info_span!("send", guild = request.guild_id.as_deref().unwrap_or(""));
+        let fields = SendFields::from_frame(frame, None);
+        let (state, caller) = (self.state.clone(), self.caller.clone());
         let (done, this_done) = oneshot::channel::<()>();
         let previous = self.last_send_done.replace(this_done);
         Some(
@@ -323,99 +348,100 @@ impl Reader {
                 if let Some(previous) = previous {
                     let _ = previous.await;
                 }
-                let outcome = bus.submit(request).await;
+                let outcome = send(&state, &caller, fields).await;
                 let _ = done.send(());
                 match outcome {
-                    Ok(Ok(ack)) => ServerFrame::Ack(Ack {
+                    Ok(ack) => ServerFrame::Ack(Ack {
                         reference,
                         message_id: ack.message_id,
                         seq: ack.seq,
                     }),
-                    Ok(Err(code)) => ServerFrame::Error(ErrorFrame::new(code, reference)),
-                    Err(error) => {
-                        tracing::warn!(%error, "send failed on the bus");
-                        ServerFrame::Error(ErrorFrame::new(ErrorCode::ServerError, reference))
-                    }
+                    Err(code) => ServerFrame::Error(ErrorFrame::new(code, reference)),
                 }
             }
-            .instrument(span)
             .boxed(),
         )
     }
 
-    fn send_request(&self, frame: SendFrame) -> SendRequest {
-        let member_verified = frame
-            .guild_id
-            .as_deref()
-            .is_some_and(|g| self.caller.guilds.iter().any(|mine| mine == g));
-        SendRequest {
-            v: INTERNAL_VERSION,
-            sender: self.caller.user.clone(),
-            guild_id: frame.guild_id,
-            text: frame.text,
-            admin_only: frame.admin_only.unwrap_or(false),
-            request_bot: frame.request_bot.unwrap_or(false),
-            message_id: frame.message_id,
-            member_verified,
+    /// A `resume` frame: within its rate, each guild's replay begins (ordered by the
+    /// sequencer) or is refused.
+    async fn on_resume(&mut self, frame: ResumeFrame) {
+        let per_minute = self.state.config.outbound.resume_frames_per_min;
+        if !self.resumes.frame_allowed(per_minute) {
+            let refusal = ErrorFrame::new(ErrorCode::RateLimited, None);
+            return self.reply(ServerFrame::Error(refusal)).await;
+        }
+        self.start_resumes(frame.positions.into_iter().collect(), true)
+            .await;
+    }
+
+    /// Starts a replay for each guild the caller may read (telling the sequencer first when
+    /// `begin`, i.e. it was not told at the handshake); refuses the others.
+    async fn start_resumes(&mut self, positions: Vec<(String, u64)>, begin: bool) {
+        for (guild, after) in positions {
+            let code = if self.caller.may_read(&guild) {
+                let guild: Arc<str> = Arc::from(guild);
+                match self.resumes.admit(&self.state, &guild) {
+                    Ok(()) => {
+                        let start = ResumeBegin {
+                            guild: guild.clone(),
+                            after,
+                        };
+                        if begin
+                            && !self
+                                .handle
+                                .send(Outbound::ResumeBegin(Box::new(start)))
+                                .await
+                        {
+                            return;
+                        }
+                        self.resumes.push(&self.state, &self.handle, guild, after);
+                        continue;
+                    }
+                    Err(code) => (code, guild.to_string()),
+                }
+            } else {
+                (ErrorCode::ForbiddenGuild, guild)
+            };
+            let refusal = ErrorFrame {
+                guild_id: Some(code.1),
+                ..ErrorFrame::new(code.0, None)
+            };
+            self.reply(ServerFrame::Error(refusal)).await;
         }
     }
 
-    /// Starts a replay for each guild the caller may read; refuses the others.
-    async fn on_resume(&mut self, frame: ResumeFrame) -> Vec<BoxFuture<'static, ()>> {
-        let mut replays = Vec::new();
-        for (guild, after) in frame.positions {
-            if !self.caller.may_read(&guild) {
-                let refusal = ErrorFrame {
-                    guild_id: Some(guild),
-                    ..ErrorFrame::new(ErrorCode::ForbiddenGuild, None)
-                };
-                self.reply(ServerFrame::Error(refusal)).await;
-                continue;
-            }
-            let guild: Arc<str> = Arc::from(guild);
-            if !self
-                .handle
-                .send(Outbound::ResumeBegin(Box::new(ResumeBegin {
-                    guild: guild.clone(),
-                    after,
-                })))
-                .await
-            {
-                break;
-            }
-            let visibility = Visibility::for_admin(self.caller.is_admin());
-            replays.push(
-                replay(
-                    self.state.clone(),
-                    self.handle.clone(),
-                    guild,
-                    after,
-                    visibility,
-                )
-                .boxed(),
-            );
-        }
-        replays
-    }
-
-    /// Re-reads the guild list after a membership change and follows it in the hub.
+    /// Re-reads the guild list after a membership change and follows it in the hub (the
+    /// sequencer learns of a new guild before its feed can deliver).
     async fn reload_guilds(&mut self) {
         let Ok(fresh) = load_guilds(&self.state, &self.caller.user.id).await else {
             return;
         };
-        let gone: Vec<String> = self
-            .caller
-            .guilds
+        let mine = &self.caller.guilds;
+        let gone: Vec<String> = mine
             .iter()
             .filter(|g| !fresh.contains(g))
             .cloned()
             .collect();
         let added: Vec<String> = fresh
             .iter()
-            .filter(|g| !self.caller.guilds.contains(g))
+            .filter(|g| !mine.contains(g))
             .cloned()
             .collect();
         self.state.hub.leave(&self.handle, &gone, false);
+        for (guild, joined) in gone
+            .iter()
+            .map(|g| (g, false))
+            .chain(added.iter().map(|g| (g, true)))
+        {
+            let change = Membership {
+                guild: guild.clone(),
+                joined,
+            };
+            self.handle
+                .send(Outbound::Membership(Box::new(change)))
+                .await;
+        }
         if let Err(error) = self.state.hub.join(&self.handle, &added).await {
             tracing::warn!(%error, "could not follow new guilds");
         }

@@ -1,62 +1,35 @@
 //! A connection as the rest of the gateway sees it: where to queue frames for it, who it is,
-//! and how to close it with a contract close code from anywhere (hub, events, drain).
+//! and how to close it with a contract close code from anywhere (hub, events, drain). The
+//! queue is bounded twice: in items (`OUTBOUND_QUEUE`) and in bytes (`OUTBOUND_QUEUE_BYTES`,
+//! what the queued items pin in memory); a live entry that does not fit closes the connection
+//! with 4009, a frame of the connection's own (a replay page) waits for room.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chat_shared::bus::LogEntry;
 use chat_shared::protocol::codec::Encoding;
+
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{ControlFrame, Delivery};
+use crate::delivery::Delivery;
 
-/// What the connection's writer task is asked to do, in order. Kept to two words (rare,
-/// larger items are boxed): every connection's queue preallocates a block of these.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A live entry, shared by every recipient.
-    Deliver(Arc<Delivery>),
-    /// A frame for this connection only (ack, error, pong, …).
-    Frame(Box<ControlFrame>),
-    /// A resume of this guild starts: hold its live entries until the replay is written.
-    ResumeBegin(Box<ResumeBegin>),
-    /// The client's first frame was handled (any `resume` in it has begun): live messages
-    /// held since the connection opened may go out.
-    ReleaseLive,
-    /// A page of the replay.
-    ResumeData(Box<ResumePage>),
-}
-
-impl Outbound {
-    pub fn frame(frame: ControlFrame) -> Self {
-        Outbound::Frame(Box::new(frame))
-    }
-}
-
-/// A resume of `guild` from seq `after`.
-#[derive(Debug)]
-pub struct ResumeBegin {
-    pub guild: Arc<str>,
-    pub after: u64,
-}
-
-/// A page of a replay; `done` on the last one.
-#[derive(Debug)]
-pub struct ResumePage {
-    pub guild: Arc<str>,
-    pub entries: Vec<LogEntry>,
-    pub gap: bool,
-    pub done: bool,
-}
+pub use crate::outbound::{Membership, Outbound, ResumeBegin, ResumePage};
 
 /// Why and how a connection is being closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReason {
     pub code: u16,
     pub reason: &'static str,
+}
+
+/// How much one connection's outbound queue holds at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    pub items: usize,
+    pub bytes: usize,
 }
 
 /// Shared handle to one connection.
@@ -70,6 +43,11 @@ struct Inner {
     admin: bool,
     encoding: Encoding,
     tx: mpsc::Sender<Outbound>,
+    /// Bytes the queued items account for, and the most allowed.
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+    /// Signalled when the writer takes items out.
+    room: Notify,
     closed: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
     guilds_changed: Notify,
@@ -95,16 +73,19 @@ impl ConnHandle {
         user_id: &str,
         admin: bool,
         encoding: Encoding,
-        queue: usize,
+        queue: QueueBounds,
         token_exp: u64,
     ) -> (ConnHandle, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue);
+        let (tx, rx) = mpsc::channel(queue.items.max(1));
         let inner = Inner {
             id,
             user_id: Arc::from(user_id),
             admin,
             encoding,
             tx,
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes: queue.bytes.max(1),
+            room: Notify::new(),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
             guilds_changed: Notify::new(),
@@ -131,32 +112,82 @@ impl ConnHandle {
         self.0.encoding
     }
 
-    /// Queues a live entry without waiting; a full queue closes the connection with 4009.
+    /// Queues a live entry without waiting; a full queue (items or bytes) closes the
+    /// connection with 4009.
     pub fn deliver(&self, delivery: &Arc<Delivery>) -> Queued {
-        match self.0.tx.try_send(Outbound::Deliver(delivery.clone())) {
-            Ok(()) => Queued::Yes,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.close_first(chat_shared::protocol::close_code::TOO_SLOW, "too slow") {
-                    Queued::TooSlow
-                } else {
-                    Queued::Dropped
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Gone,
+        if self.is_closed() {
+            return Queued::Gone;
+        }
+        if self.try_send(Outbound::Live(delivery.clone())) {
+            return Queued::Yes;
+        }
+        if self.close_first(chat_shared::protocol::close_code::TOO_SLOW, "too slow") {
+            Queued::TooSlow
+        } else {
+            Queued::Dropped
         }
     }
 
-    /// Queues a frame for this connection, waiting for room.
+    /// Queues an item for this connection, waiting for room (items and bytes); `false` once
+    /// the connection is closed.
     pub async fn send(&self, item: Outbound) -> bool {
-        tokio::select! {
+        let cost = item.cost();
+        loop {
+            let room = self.0.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.reserve(cost) {
+                break;
+            }
+            tokio::select! {
+                _ = room => {}
+                _ = self.0.closed.cancelled() => return false,
+            }
+        }
+        let sent = tokio::select! {
             sent = self.0.tx.send(item) => sent.is_ok(),
             _ = self.0.closed.cancelled() => false,
+        };
+        if !sent {
+            self.release(cost);
         }
+        sent
     }
 
-    /// Queues a frame without waiting (dropped when the queue is full).
+    /// Queues an item without waiting (`false`, and dropped, when there is no room).
     pub fn try_send(&self, item: Outbound) -> bool {
-        self.0.tx.try_send(item).is_ok()
+        let cost = item.cost();
+        if !self.reserve(cost) {
+            return false;
+        }
+        if self.0.tx.try_send(item).is_ok() {
+            return true;
+        }
+        self.release(cost);
+        false
+    }
+
+    /// Accounts for `cost` more queued bytes when they fit (an item larger than the bound
+    /// fits an empty queue, so every item can be sent eventually).
+    fn reserve(&self, cost: usize) -> bool {
+        self.0
+            .queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued == 0 || queued.saturating_add(cost) <= self.0.max_bytes)
+                    .then_some(queued.saturating_add(cost))
+            })
+            .is_ok()
+    }
+
+    /// The writer took an item of `cost` bytes out of the queue.
+    pub fn release(&self, cost: usize) {
+        self.0.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        self.0.room.notify_waiters();
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.0.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Asks the connection to close with `code`; the first reason wins.
@@ -165,7 +196,7 @@ impl ConnHandle {
     }
 
     /// [`ConnHandle::close`], telling whether this call's reason won.
-    fn close_first(&self, code: u16, reason: &'static str) -> bool {
+    pub fn close_first(&self, code: u16, reason: &'static str) -> bool {
         let mut slot = self.0.close_reason.lock();
         let first = slot.is_none();
         if first {
@@ -220,5 +251,56 @@ impl ConnHandle {
             .started
             .elapsed()
             .saturating_sub(Duration::from_millis(last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_shared::protocol::{Pong, ServerFrame};
+
+    use super::*;
+
+    fn pong() -> Outbound {
+        Outbound::frame(ServerFrame::Pong(Pong { reference: None }))
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_as_well_as_items() {
+        let cost = pong().cost();
+        let bounds = QueueBounds {
+            items: 100,
+            bytes: cost * 3,
+        };
+        let (handle, mut rx) = ConnHandle::new(1, "u1", false, Encoding::Json, bounds, 0);
+        for _ in 0..3 {
+            assert!(handle.try_send(pong()));
+        }
+        assert!(
+            !handle.try_send(pong()),
+            "a fourth does not fit in the bytes"
+        );
+        assert_eq!(handle.queued_bytes(), cost * 3);
+        // A waiting send goes in once the writer takes one out.
+        let waiting = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.send(pong()).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let taken = rx.recv().await.expect("queued");
+        handle.release(taken.cost());
+        assert!(waiting.await.expect("task"));
+        assert_eq!(handle.queued_bytes(), cost * 3);
+    }
+
+    #[tokio::test]
+    async fn an_item_larger_than_the_bound_fits_an_empty_queue() {
+        let bounds = QueueBounds {
+            items: 10,
+            bytes: 1,
+        };
+        let (handle, _rx) = ConnHandle::new(1, "u1", false, Encoding::Json, bounds, 0);
+        assert!(handle.try_send(pong()));
+        assert!(!handle.try_send(pong()));
     }
 }

@@ -1,10 +1,15 @@
-//! The `/ws` endpoint: the handshake ([`upgrade`]), the per-connection reader ([`connection`])
-//! and writer ([`writer`]) tasks, resume replays ([`replay`]), and the handle the rest of the
-//! gateway holds ([`handle`]).
+//! The `/ws` endpoint: the handshake ([`upgrade`], with its `resume` positions in
+//! [`resume_param`]), the per-connection reader ([`connection`]) and WebSocket writer
+//! ([`writer`]) tasks, resume replays and their bounds, the connection's limits ([`limits`]),
+//! and the handle the rest of the gateway holds ([`handle`]). The ordering of what a connection
+//! receives is the transport-neutral [`crate::outbound`] / [`crate::sequencer`].
 
 pub mod connection;
 pub mod handle;
 pub mod registration;
+pub mod limits;
 mod replay;
+pub mod resume_param;
+mod resumes;
 pub mod upgrade;
 pub mod writer;

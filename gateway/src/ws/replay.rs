@@ -1,12 +1,13 @@
 //! A resume's replay: the guild log after the client's position, read page by page and handed
-//! to the connection's writer, which holds the guild's live messages until the last page.
+//! to the connection's queue; its sequencer holds the guild's live messages until the last
+//! page.
 
 use std::sync::Arc;
 
 use chat_shared::bus::Visibility;
 use chat_shared::protocol::{ErrorCode, ErrorFrame, ServerFrame};
 
-use crate::delivery::control_frame;
+use crate::delivery::Delivery;
 use crate::state::AppState;
 use crate::ws::handle::{ConnHandle, Outbound, ResumePage};
 
@@ -36,13 +37,10 @@ pub async fn replay(
                     ..ErrorFrame::new(ErrorCode::ServerError, None)
                 };
                 handle
-                    .send(Outbound::frame(control_frame(
-                        &ServerFrame::Error(failure),
-                        handle.encoding(),
-                    )))
+                    .send(Outbound::frame(ServerFrame::Error(failure)))
                     .await;
                 handle
-                    .send(Outbound::ResumeData(Box::new(ResumePage {
+                    .send(Outbound::ResumePage(Box::new(ResumePage {
                         guild,
                         entries: Vec::new(),
                         gap,
@@ -58,9 +56,9 @@ pub async fn replay(
         }
         let done = !page.more;
         if !handle
-            .send(Outbound::ResumeData(Box::new(ResumePage {
+            .send(Outbound::ResumePage(Box::new(ResumePage {
                 guild: guild.clone(),
-                entries: page.entries,
+                entries: page.entries.into_iter().map(Delivery::new).collect(),
                 gap,
                 done,
             })))

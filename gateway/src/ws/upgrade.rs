@@ -19,13 +19,13 @@ use futures::FutureExt;
 
 use crate::admission::Refusal;
 use crate::client_ip::client_ip;
-use crate::delivery::control_frame;
 use crate::http::auth::{ApiError, Caller, load_guilds, verify_token};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::connection;
-use crate::ws::handle::{ConnHandle, Outbound};
+use crate::ws::handle::{ConnHandle, Outbound, QueueBounds};
 use crate::ws::registration::Registration;
+use crate::ws::resume_param;
 
 /// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
 /// small, because client frames are small and every idle connection keeps it; a larger frame
@@ -54,6 +54,10 @@ pub async fn ws_handler(
         Ok(ok) => ok,
         Err(refusal) => return refused_with(&state, refusal),
     };
+    let positions = match resume_param::parse(query.get("resume").map(String::as_str)) {
+        Ok(positions) => positions,
+        Err(_) => return refused_with(&state, ApiError::bad_request()),
+    };
     let ip = client_ip(
         peer.ip(),
         &headers,
@@ -80,16 +84,21 @@ pub async fn ws_handler(
         Err(refusal) => return refused(&state, refusal),
     };
     let id = state.next_connection_id();
+    let bounds = QueueBounds {
+        items: state.config.outbound_queue as usize,
+        bytes: usize::try_from(state.config.outbound.outbound_queue_bytes).unwrap_or(usize::MAX),
+    };
     let (handle, outbound) = ConnHandle::new(
         id,
         &caller.user.id,
         caller.is_admin(),
         encoding,
-        state.config.outbound_queue as usize,
+        bounds,
         caller.exp,
     );
     let hello = connection::hello_frame(&state, &caller, &handle);
-    handle.try_send(Outbound::frame(control_frame(&hello, encoding)));
+    handle.try_send(Outbound::frame(hello));
+    let opening = connection::open(&state, &caller, &handle, positions);
     let registration = Registration::new(state.hub.clone(), handle.clone(), caller.guilds.clone());
     if let Err(error) = state.hub.join(&handle, &caller.guilds).await {
         tracing::warn!(%error, "could not subscribe for a new connection");
@@ -111,7 +120,7 @@ pub async fn ws_handler(
             registration.hand_over();
             // `map` keeps the connection's future inline (an async block would also keep the
             // socket it moved): the slots are released when the connection ends.
-            connection::run(socket, state, caller, handle, outbound)
+            connection::run(socket, state, caller, handle, outbound, opening)
                 .map(move |()| drop((node_slot, user_slot)))
         })
 }

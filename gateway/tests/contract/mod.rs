@@ -58,6 +58,8 @@ macro_rules! contract_suite {
             resume::resume_replays_exactly_the_missed,
             resume::resume_refuses_foreign_guilds,
             resume::resume_after_live_has_no_duplicates,
+            resume::handshake_resume_replays_before_live,
+            resume::handshake_resume_refusals,
             history::history_paging_and_visibility,
             history::me_and_http_post,
         );

@@ -39,6 +39,8 @@ pub struct Connect<'a> {
     pub cookie: bool,
     pub origin: Option<&'a str>,
     pub msgpack: bool,
+    /// The handshake's `resume` query value (`g1:42,g2:17`).
+    pub resume: Option<&'a str>,
 }
 
 impl Client {
@@ -49,7 +51,18 @@ impl Client {
         } else {
             Encoding::Json
         };
-        let query = if how.msgpack { "?encoding=msgpack" } else { "" };
+        let mut query: Vec<String> = Vec::new();
+        if how.msgpack {
+            query.push("encoding=msgpack".into());
+        }
+        if let Some(resume) = how.resume {
+            query.push(format!("resume={resume}"));
+        }
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
         let url = format!("{}/ws{query}", base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().expect("request");
         let headers = request.headers_mut();

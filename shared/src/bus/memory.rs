@@ -386,7 +386,7 @@ impl Bus for MemoryBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Role, UserInfo};
+    use crate::protocol::identity::{Role, UserInfo};
 
     fn message(id: &str, from: &str) -> ChatMessage {
         ChatMessage {
