@@ -150,6 +150,7 @@ impl IngressReply for OneshotReply {
 struct MemorySettle {
     job: Option<BotJob>,
     attempt: u32,
+    max_attempts: u32,
     trace: TraceContext,
     jobs_tx: mpsc::Sender<QueuedJob>,
 }
@@ -160,7 +161,12 @@ impl JobSettle for MemorySettle {
         Ok(())
     }
 
+    /// Delivers again, unless this was the last attempt: then the job is given up, as the
+    /// NATS queue does after `max_deliver`.
     async fn retry(mut self: Box<Self>, delay: Duration) -> Result<(), BusError> {
+        if self.attempt >= self.max_attempts {
+            return Ok(());
+        }
         if let Some(job) = self.job.take() {
             let tx = self.jobs_tx.clone();
             let next = self.attempt + 1;
@@ -358,6 +364,7 @@ impl Bus for MemoryBus {
             settle: Box::new(MemorySettle {
                 job: Some(job),
                 attempt,
+                max_attempts,
                 trace: trace.clone(),
                 jobs_tx: jobs_tx.clone(),
             }),

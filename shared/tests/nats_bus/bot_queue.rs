@@ -1,9 +1,8 @@
-//! The bot work queue: retries, sharing between workers, bounded deliveries, and the
-//! redelivery of a job whose worker vanished.
+//! The bot work queue, NATS side: one delivery for a job queued twice, sharing between workers,
+//! and the redelivery of a job whose worker vanished.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat_shared::bus::nats::NatsConfig;
 use chat_shared::bus::{BotDelivery, BotJob, Bus, INTERNAL_VERSION};
@@ -22,26 +21,6 @@ fn job(id: &str) -> BotJob {
 
 fn job_id(delivery: &BotDelivery) -> &str {
     &delivery.job.request.message_id
-}
-
-#[tokio::test]
-async fn a_retried_job_comes_back_as_attempt_two() {
-    let nats = NatsServer::start();
-    let bus = bus(&nats).await;
-    let mut jobs = bus.bot_jobs().await.unwrap();
-    bus.enqueue_bot_job(job("m1")).await.unwrap();
-
-    let first = next(&mut jobs).await;
-    assert_eq!(
-        (job_id(&first), first.attempt, first.max_attempts),
-        ("m1", 1, 3)
-    );
-    first.settle.in_progress().await.unwrap();
-    first.settle.retry(Duration::from_millis(50)).await.unwrap();
-
-    let second = next(&mut jobs).await;
-    assert_eq!((job_id(&second), second.attempt), ("m1", 2));
-    second.settle.ack().await.unwrap();
 }
 
 #[tokio::test]
@@ -90,29 +69,6 @@ async fn two_workers_share_the_queue_and_each_job_runs_once() {
         done.push((worker, id));
     }
     assert_eq!(done.len(), 10, "no job ran twice: {done:?}");
-}
-
-#[tokio::test]
-async fn a_job_is_not_delivered_more_than_max_deliver_times() {
-    let nats = NatsServer::start();
-    let config = NatsConfig {
-        bot_max_deliver: 2,
-        ..NatsConfig::default()
-    };
-    let bus = bus_with(&nats, config).await;
-    let mut jobs = bus.bot_jobs().await.unwrap();
-    bus.enqueue_bot_job(job("doomed")).await.unwrap();
-
-    for attempt in 1..=2 {
-        let delivery = next(&mut jobs).await;
-        assert_eq!((job_id(&delivery), delivery.attempt), ("doomed", attempt));
-        assert_eq!(delivery.max_attempts, 2);
-        delivery.settle.retry(Duration::ZERO).await.unwrap();
-    }
-    bus.enqueue_bot_job(job("marker")).await.unwrap();
-
-    let after = next(&mut jobs).await;
-    assert_eq!((job_id(&after), after.attempt), ("marker", 1));
 }
 
 #[tokio::test]

@@ -38,14 +38,6 @@ pub fn message(guild: &str, id: &str, from: &str) -> ChatMessage {
     }
 }
 
-pub fn admin_message(guild: &str, id: &str) -> ChatMessage {
-    ChatMessage {
-        admin_only: true,
-        from: UserInfo::new("root", "root", Role::Admin),
-        ..message(guild, id, "root")
-    }
-}
-
 /// Appends a message that must be new, returning its entry.
 pub async fn append_new(bus: &NatsBus, message: ChatMessage) -> LogEntry {
     match bus.append(message).await.expect("append works") {
@@ -60,10 +52,6 @@ pub async fn next<T>(stream: &mut (impl Stream<Item = T> + Unpin)) -> T {
         .await
         .expect("an item arrives")
         .expect("the stream goes on")
-}
-
-pub fn seqs(entries: &[LogEntry]) -> Vec<u64> {
-    entries.iter().map(|e| e.seq).collect()
 }
 
 pub fn ids(entries: &[LogEntry]) -> Vec<&str> {

@@ -29,8 +29,10 @@ static EVENTS: LazyLock<NatsEvents> = LazyLock::new(|| {
     }
 });
 
-/// Registers the `chat_nats_*` counters in `registry`.
+/// Registers the `chat_nats_*` counters in `registry`, and the bus's dropped-payload counter
+/// ([`super::dropped_metric`]), so every binary exports both with this one call.
 pub fn register(registry: &mut Registry) {
+    super::dropped_metric::register(registry);
     let sub = registry.sub_registry_with_prefix("chat_nats");
     sub.register(
         "connection_events",

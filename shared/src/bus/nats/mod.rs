@@ -12,6 +12,7 @@ mod connection;
 pub mod connection_events;
 mod decoded;
 mod delivery;
+pub mod dropped_metric;
 mod errors;
 mod events;
 mod heads;

@@ -152,6 +152,7 @@ impl DropCounters {
     pub fn record(&self, kind: DropKind, subject: &str, error: &BusError) {
         tracing::warn!(?kind, subject, %error, "dropping an undecodable bus payload");
         self.counter(kind).fetch_add(1, Ordering::Relaxed);
+        super::dropped_metric::record(kind);
     }
 
     pub fn snapshot(&self) -> DroppedPayloads {

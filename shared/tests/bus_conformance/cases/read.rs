@@ -1,13 +1,11 @@
 //! Reading a guild log back: forward with visibility, limit and gap; backward in pages.
 
-use chat_shared::bus::nats::NatsConfig;
 use chat_shared::bus::{Bus, LogEntry, Visibility};
-use testkit::NatsServer;
 
 use crate::support::*;
 
 /// g1: p1 a2 p3 p4 a5 p6 (a = admin-only), with g2 entries interleaved.
-async fn mixed_log(bus: &chat_shared::bus::nats::NatsBus) -> Vec<LogEntry> {
+async fn mixed_log(bus: &dyn Bus) -> Vec<LogEntry> {
     let mut g1 = Vec::new();
     for (i, admin) in [false, true, false, false, true, false]
         .into_iter()
@@ -29,11 +27,9 @@ fn message_in_g2(i: usize) -> chat_shared::protocol::ChatMessage {
     message("g2", &format!("other{i}"), "u9")
 }
 
-#[tokio::test]
-async fn read_after_filters_by_visibility_and_cuts_at_the_limit() {
-    let nats = NatsServer::start();
-    let bus = bus(&nats).await;
-    let g1 = mixed_log(&bus).await;
+pub async fn read_after_filters_by_visibility_and_cuts_at_the_limit(d: &impl Deployment) {
+    let bus = d.bus().await;
+    let g1 = mixed_log(&*bus).await;
 
     let all = bus.read_after("g1", 0, 100, Visibility::All).await.unwrap();
     assert_eq!(ids(&all.entries), ["p1", "a2", "p3", "p4", "a5", "p6"]);
@@ -71,11 +67,9 @@ async fn read_after_filters_by_visibility_and_cuts_at_the_limit() {
     assert!(unknown.entries.is_empty());
 }
 
-#[tokio::test]
-async fn read_after_one_new_entry_follows_the_same_rules() {
-    let nats = NatsServer::start();
-    let bus = bus(&nats).await;
-    let g1 = mixed_log(&bus).await;
+pub async fn read_after_one_new_entry_follows_the_same_rules(d: &impl Deployment) {
+    let bus = d.bus().await;
+    let g1 = mixed_log(&*bus).await;
     let (p4, a5) = (g1[3].seq, g1[4].seq);
 
     let one = bus
@@ -90,8 +84,8 @@ async fn read_after_one_new_entry_follows_the_same_rules() {
         .unwrap();
     assert!(cut.entries.is_empty() && cut.more);
 
-    let p1 = append_new(&bus, message("g3", "q1", "u1")).await;
-    append_new(&bus, admin_message("g3", "b2")).await;
+    let p1 = append_new(&*bus, message("g3", "q1", "u1")).await;
+    append_new(&*bus, admin_message("g3", "b2")).await;
     let hidden = bus
         .read_after("g3", p1.seq, 10, Visibility::Public)
         .await
@@ -110,15 +104,13 @@ async fn read_after_one_new_entry_follows_the_same_rules() {
     assert_eq!(ids(&two.entries), ["p6"]);
 }
 
-#[tokio::test]
-async fn read_after_reports_a_gap_when_retention_dropped_entries() {
-    let nats = NatsServer::start();
-    let config = NatsConfig {
-        log_retain_per_guild: 3,
-        ..NatsConfig::default()
+pub async fn read_after_reports_a_gap_when_retention_dropped_entries(d: &impl Deployment) {
+    let limits = Limits {
+        retain_per_guild: Some(3),
+        ..Limits::default()
     };
-    let bus = bus_with(&nats, config).await;
-    let g1 = mixed_log(&bus).await;
+    let bus = d.bus_with(limits).await;
+    let g1 = mixed_log(&*bus).await;
 
     let from_start = bus.read_after("g1", 0, 100, Visibility::All).await.unwrap();
     assert_eq!(ids(&from_start.entries), ["p4", "a5", "p6"]);
@@ -139,11 +131,9 @@ async fn read_after_reports_a_gap_when_retention_dropped_entries() {
     assert!(from_a2.gap, "p3 was dropped");
 }
 
-#[tokio::test]
-async fn read_before_pages_newest_first_with_visibility() {
-    let nats = NatsServer::start();
-    let bus = bus(&nats).await;
-    let g1 = mixed_log(&bus).await;
+pub async fn read_before_pages_newest_first_with_visibility(d: &impl Deployment) {
+    let bus = d.bus().await;
+    let g1 = mixed_log(&*bus).await;
 
     let (newest, more) = bus
         .read_before("g1", None, 2, Visibility::Public)
@@ -175,11 +165,9 @@ async fn read_before_pages_newest_first_with_visibility() {
     assert_eq!(seqs(&all), seqs(&g1).into_iter().rev().collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn read_before_a_seq_of_another_guild_starts_below_it() {
-    let nats = NatsServer::start();
-    let bus = bus(&nats).await;
-    let g1 = mixed_log(&bus).await;
+pub async fn read_before_a_seq_of_another_guild_starts_below_it(d: &impl Deployment) {
+    let bus = d.bus().await;
+    let g1 = mixed_log(&*bus).await;
     let g2_between_p3_and_p4 = g1[2].seq + 1;
 
     let (page, more) = bus
@@ -201,15 +189,13 @@ async fn read_before_a_seq_of_another_guild_starts_below_it() {
     assert!(nothing.is_empty() && !more);
 }
 
-#[tokio::test]
-async fn read_before_stops_at_entries_no_longer_retained() {
-    let nats = NatsServer::start();
-    let config = NatsConfig {
-        log_retain_per_guild: 3,
-        ..NatsConfig::default()
+pub async fn read_before_stops_at_entries_no_longer_retained(d: &impl Deployment) {
+    let limits = Limits {
+        retain_per_guild: Some(3),
+        ..Limits::default()
     };
-    let bus = bus_with(&nats, config).await;
-    mixed_log(&bus).await;
+    let bus = d.bus_with(limits).await;
+    mixed_log(&*bus).await;
 
     let (page, more) = bus
         .read_before("g1", None, 10, Visibility::All)

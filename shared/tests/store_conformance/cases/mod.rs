@@ -1,0 +1,5 @@
+//! The conformance cases, one file per part of the `SessionStore` trait; each case takes any
+//! store.
+
+pub mod leases;
+pub mod sessions;
