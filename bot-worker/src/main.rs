@@ -61,9 +61,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .as_deref()
         .context("NATS_URL is required")?;
     let limiter = rate_limiter(args.common.redis_url.as_deref()).await?;
-    let bus: Arc<dyn chat_shared::bus::Bus> = NatsBus::connect(url, &args.nats)
-        .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let bus: Arc<dyn chat_shared::bus::Bus> =
+        NatsBus::connect_as(url, &args.nats, chat_shared::bus::nats::StreamRole::Verify)
+            .await
+            .with_context(|| format!("cannot connect to NATS at {url}"))?;
     let mut registry = prometheus_client::registry::Registry::default();
     let bus = InstrumentedBus::wrap(bus, &mut registry);
     connection_events::register(&mut registry);

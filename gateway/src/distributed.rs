@@ -34,7 +34,7 @@ pub async fn deps(
     redis_url: &str,
 ) -> Result<Deps, DistributedError> {
     let verifier = config.auth.verifier(None)?;
-    let bus = NatsBus::connect(nats_url, nats)
+    let bus = NatsBus::connect_as(nats_url, nats, chat_shared::bus::nats::StreamRole::Verify)
         .await
         .map_err(|source| DistributedError::Nats {
             url: nats_url.to_owned(),

@@ -35,6 +35,33 @@ impl RedisServer {
         }
     }
 
+    /// Starts a fresh server whose users are the ACL file text `acl` (`user … on >pass …`).
+    pub fn start_with_acl(acl: &str) -> Self {
+        let binary = system_binary::find("redis-server", "redis-server");
+        let dir = TempDir::with_prefix("testkit-redis-")
+            .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let path = dir.path().join("users.acl");
+        std::fs::write(&path, acl).unwrap_or_else(|e| panic!("cannot write {path:?}: {e}"));
+        let port = free_port();
+        let args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+            "--dir".to_owned(),
+            dir.path().display().to_string(),
+            "--aclfile".to_owned(),
+            path.display().to_string(),
+        ];
+        RedisServer {
+            process: ServerProcess::start("redis-server", binary, args, port, dir),
+        }
+    }
+
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.process.port())

@@ -27,6 +27,10 @@ pub async fn distributed_node_with(
     config.common.redis_url = Some(redis.url());
     config.auth.jwt_secret = Some(crate::support::SECRET.to_owned());
     tweak(&mut config);
+    // The router owns the streams; the gateway only verifies them.
+    chat_shared::bus::nats::NatsBus::connect(&nats.url(), &config.nats)
+        .await
+        .expect("the streams are set up");
     let deps = gateway::distributed::deps(&config, &config.nats, &nats.url(), &redis.url())
         .await
         .expect("connects to NATS and Redis");

@@ -39,6 +39,9 @@ pub struct NatsConfig {
     #[arg(long, env = "BOT_MAX_DELIVER", default_value_t = DEFAULT_BOT_MAX_DELIVER,
           value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub bot_max_deliver: i64,
+    /// How this process authenticates to NATS (and its TLS settings).
+    #[command(flatten)]
+    pub auth: super::auth::NatsAuth,
 }
 
 impl Default for NatsConfig {
@@ -50,6 +53,7 @@ impl Default for NatsConfig {
             ingress_timeout_ms: DEFAULT_INGRESS_TIMEOUT_MS,
             bot_ack_wait_secs: DEFAULT_BOT_ACK_WAIT_SECS,
             bot_max_deliver: DEFAULT_BOT_MAX_DELIVER,
+            auth: Default::default(),
         }
     }
 }

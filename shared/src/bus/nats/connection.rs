@@ -9,6 +9,7 @@ use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 
 use super::connection_events;
+use super::auth::NatsAuth;
 use super::errors::{from_request, unavailable};
 use crate::bus::BusError;
 
@@ -21,11 +22,16 @@ const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the client checks that the server still answers.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Opens the connection; async-nats then reconnects on its own, forever, and restores every
-/// subscription. Its events are logged and counted ([`nats_events`]).
-pub async fn open(url: &str, name: &str) -> Result<Client, BusError> {
+/// Opens the connection with `auth`'s credentials and TLS settings; async-nats then
+/// reconnects on its own, forever, and restores every subscription. Its events are logged and
+/// counted ([`connection_events`]).
+pub async fn open(url: &str, name: &str, auth: &NatsAuth) -> Result<Client, BusError> {
     let connected_before = Arc::new(AtomicBool::new(false));
-    ConnectOptions::new()
+    let options = auth
+        .apply(ConnectOptions::new())
+        .await
+        .map_err(|e| BusError::Unavailable(format!("NATS credentials: {e}")))?;
+    options
         .name(name)
         .connection_timeout(CONNECT_TIMEOUT)
         .ping_interval(PING_INTERVAL)

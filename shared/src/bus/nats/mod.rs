@@ -5,6 +5,7 @@
 //! [`events`] (user events). Names are in [`subjects`], payloads in [`payload`]; the whole
 //! layout is described in `docs/architecture.md`.
 
+pub mod auth;
 mod bot_queue;
 mod claims;
 pub mod config;
@@ -30,8 +31,10 @@ use async_nats::Client;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, kv};
 
+pub use auth::NatsAuth;
 pub use config::NatsConfig;
 pub use payload::DroppedPayloads;
+pub use setup::StreamRole;
 
 use crate::bus::*;
 use crate::protocol::ChatMessage;
@@ -57,12 +60,21 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
-    /// Connects, and creates or updates the streams, consumer and bucket.
+    /// Connects, and creates or updates the streams, consumer and bucket (as their owner).
     pub async fn connect(url: &str, config: &NatsConfig) -> Result<Arc<NatsBus>, BusError> {
-        let client = connection::open(url, "chat").await?;
+        Self::connect_as(url, config, StreamRole::Owner).await
+    }
+
+    /// Connects; the owner creates or updates the streams, the others verify them.
+    pub async fn connect_as(
+        url: &str,
+        config: &NatsConfig,
+        role: StreamRole,
+    ) -> Result<Arc<NatsBus>, BusError> {
+        let client = connection::open(url, "chat", &config.auth).await?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(JETSTREAM_TIMEOUT);
-        let setup = setup::ensure(&js, config).await?;
+        let setup = setup::ensure(&js, config, role).await?;
         Ok(Arc::new(NatsBus {
             client,
             js,

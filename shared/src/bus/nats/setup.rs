@@ -1,6 +1,10 @@
-//! Creates or updates, idempotently, everything the bus needs on the server: the guild log
-//! stream, the bot work queue and its shared consumer, and the messageId claims bucket.
-//! Every process runs this at start; the last one to start sets the limits.
+//! Everything the bus needs on the server: the guild log stream, the bot work queue and its
+//! shared consumer, and the messageId claims bucket. One component owns their configuration
+//! ([`StreamRole::Owner`]: the router, or an explicit migrate step) and creates or updates it;
+//! the others ([`StreamRole::Verify`]: gateways, bot workers) only read it and refuse to start
+//! when it is missing or would keep less than they are configured for (fewer messages, a
+//! shorter age, fewer replicas): a process started with defaults can no longer purge the log.
+//! The rule is generic over [`stream_configs`], the list of every stream.
 
 use std::time::Duration;
 
@@ -26,15 +30,54 @@ pub struct Setup {
     pub bot_consumer: PullConsumer,
 }
 
-/// Creates or updates the streams, the consumer and the bucket.
-pub async fn ensure(js: &Context, config: &NatsConfig) -> Result<Setup, BusError> {
-    let log = ensure_stream(js, log_stream_config(config)).await?;
-    let bot = ensure_stream(js, bot_stream_config(config)).await?;
-    let bot_consumer = bot
-        .create_consumer(bot_consumer_config(config))
+/// Who may write the stream configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRole {
+    /// Creates or updates every stream, consumer and bucket (router, migrate).
+    Owner,
+    /// Reads them and refuses a configuration that would lose data (gateway, bot worker).
+    Verify,
+}
+
+/// Every stream the bus needs, as this process is configured to want it.
+pub fn stream_configs(config: &NatsConfig) -> Vec<stream::Config> {
+    vec![
+        log_stream_config(config),
+        bot_stream_config(config),
+        claims_stream_config(config),
+    ]
+}
+
+/// Sets up (owner) or verifies (others) the streams, the consumer and the bucket.
+pub async fn ensure(
+    js: &Context,
+    config: &NatsConfig,
+    role: StreamRole,
+) -> Result<Setup, BusError> {
+    for wanted in stream_configs(config) {
+        match role {
+            StreamRole::Owner => ensure_stream(js, wanted).await?,
+            StreamRole::Verify => verify_stream(js, wanted).await?,
+        };
+    }
+    let log = js
+        .get_stream(LOG_STREAM)
         .await
-        .map_err(|e| unavailable("creating the bot consumer", e))?;
-    ensure_stream(js, claims_stream_config(config)).await?;
+        .map_err(|e| unavailable("opening the log stream", e))?;
+    let bot = js
+        .get_stream(BOT_STREAM)
+        .await
+        .map_err(|e| unavailable("opening the bot stream", e))?;
+    let bot_consumer = match role {
+        StreamRole::Owner => bot
+            .create_consumer(bot_consumer_config(config))
+            .await
+            .map_err(|e| unavailable("creating the bot consumer", e))?,
+        StreamRole::Verify => bot
+            .get_consumer(BOT_CONSUMER)
+            .await
+            .map_err(|e| unavailable("opening the bot consumer", e))?,
+    };
     let claims = js
         .get_key_value(CLAIMS_BUCKET)
         .await
@@ -57,6 +100,69 @@ async fn ensure_stream(
     js.get_stream(&name)
         .await
         .map_err(|e| unavailable(&format!("opening stream {name}"), e))
+}
+
+/// Reads a stream and checks it keeps at least what `wanted` asks for.
+async fn verify_stream(
+    js: &Context,
+    wanted: stream::Config,
+) -> Result<jetstream::stream::Stream, BusError> {
+    let mut stream = js.get_stream(&wanted.name).await.map_err(|e| {
+        unavailable(
+            &format!(
+                "opening stream {} (it is created by the router; start a router or run its \
+                 migrate step first)",
+                wanted.name
+            ),
+            e,
+        )
+    })?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| unavailable(&format!("reading stream {}", wanted.name), e))?;
+    if let Some(problem) = data_loss(&info.config, &wanted) {
+        return Err(BusError::Unavailable(format!(
+            "stream {} is configured to keep less than this process expects ({problem}); \
+             align LOG_RETAIN_PER_GUILD / LOG_MAX_AGE_SECS / NATS_REPLICAS with the router's",
+            wanted.name
+        )));
+    }
+    Ok(stream)
+}
+
+/// What an existing configuration would lose against the wanted one, if anything. Zero or
+/// negative limits mean unlimited in JetStream.
+pub fn data_loss(existing: &stream::Config, wanted: &stream::Config) -> Option<String> {
+    fn keeps_less_i64(existing: i64, wanted: i64) -> bool {
+        existing > 0 && (wanted <= 0 || existing < wanted)
+    }
+    let age = |d: Duration| d.as_secs();
+    if keeps_less_i64(
+        existing.max_messages_per_subject,
+        wanted.max_messages_per_subject,
+    ) {
+        return Some(format!(
+            "{} messages per subject, {} wanted",
+            existing.max_messages_per_subject, wanted.max_messages_per_subject
+        ));
+    }
+    if keeps_less_i64(existing.max_messages, wanted.max_messages)
+        || keeps_less_i64(existing.max_bytes, wanted.max_bytes)
+    {
+        return Some("a lower message or byte limit".to_owned());
+    }
+    let (have, want) = (age(existing.max_age), age(wanted.max_age));
+    if have > 0 && (want == 0 || have < want) {
+        return Some(format!("max age {have} s, {want} s wanted"));
+    }
+    if existing.num_replicas.max(1) < wanted.num_replicas.max(1) {
+        return Some(format!(
+            "{} replicas, {} wanted",
+            existing.num_replicas, wanted.num_replicas
+        ));
+    }
+    None
 }
 
 fn log_stream_config(config: &NatsConfig) -> stream::Config {
@@ -119,5 +225,49 @@ fn claims_stream_config(config: &NatsConfig) -> stream::Config {
         allow_direct: true,
         discard: DiscardPolicy::New,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_keeping_less_is_a_data_loss() {
+        let wanted = log_stream_config(&NatsConfig {
+            nats_replicas: 3,
+            ..Default::default()
+        });
+        let with = |f: &dyn Fn(&mut stream::Config)| {
+            let mut c = wanted.clone();
+            f(&mut c);
+            c
+        };
+        let table: Vec<(stream::Config, bool)> = vec![
+            (wanted.clone(), false),
+            (with(&|c| c.max_messages_per_subject = 10), true),
+            (with(&|c| c.max_messages_per_subject = 20_000), false),
+            (with(&|c| c.max_messages_per_subject = -1), false),
+            (with(&|c| c.max_age = Duration::from_secs(60)), true),
+            (with(&|c| c.max_age = Duration::ZERO), false),
+            (with(&|c| c.num_replicas = 1), true),
+            (with(&|c| c.num_replicas = 5), false),
+            (with(&|c| c.max_bytes = 1024), true),
+        ];
+        for (i, (existing, loss)) in table.into_iter().enumerate() {
+            assert_eq!(data_loss(&existing, &wanted).is_some(), loss, "row {i}");
+        }
+    }
+
+    #[test]
+    fn every_stream_is_in_the_list() {
+        let names: Vec<String> = stream_configs(&NatsConfig::default())
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            names,
+            [LOG_STREAM, BOT_STREAM, &format!("KV_{CLAIMS_BUCKET}")]
+        );
     }
 }
