@@ -13,6 +13,7 @@ pub mod hub;
 pub mod metrics;
 pub mod node;
 pub mod send_limit;
+pub mod server;
 pub mod state;
 pub mod ws;
 
@@ -54,5 +55,6 @@ pub fn app(state: AppState) -> Router {
                 chat_shared::protocol::ErrorCode::NotFound,
             )
         })
+        .layer(axum::middleware::map_response(http::security_headers::add))
         .with_state(state)
 }
