@@ -39,6 +39,10 @@ pub struct GatewayConfig {
     /// Largest inbound WebSocket message in bytes (after decompression); larger closes with 1009.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub max_frame_bytes: u32,
+    /// Time a client has to send a request's headers, in milliseconds; a slower one (a
+    /// slowloris) is disconnected.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
     /// Server ping interval in milliseconds; a connection silent for two intervals is closed.
     #[arg(long, env = "HEARTBEAT_MS", default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub heartbeat_ms: u64,

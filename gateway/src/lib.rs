@@ -18,6 +18,7 @@ pub mod send_limit;
 pub mod outbound;
 pub mod send;
 pub mod sequencer;
+pub mod server;
 pub mod state;
 pub mod ws;
 
@@ -59,5 +60,6 @@ pub fn app(state: AppState) -> Router {
                 chat_shared::protocol::ErrorCode::NotFound,
             )
         })
+        .layer(axum::middleware::map_response(http::security_headers::add))
         .with_state(state)
 }

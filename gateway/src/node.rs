@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::Bus;
 use chat_shared::protocol::close_code;
@@ -75,20 +74,14 @@ impl Node {
             .map_err(std::io::Error::other)?;
             background.extend(workers);
         }
-        let app = crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        // Frames go out as soon as they are flushed: with Nagle's algorithm a second small
-        // write waits for the client's delayed ACK (40 ms on Linux).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "TCP_NODELAY not set");
-            }
-        });
-        let server_stop = stop.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { server_stop.cancelled().await })
-                .await
-        });
+        let app = crate::app(state.clone());
+        let header_read_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
+        let server = tokio::spawn(crate::server::serve(
+            listener,
+            app,
+            header_read_timeout,
+            stop.clone(),
+        ));
         Ok(Node {
             state,
             addr,

@@ -7,3 +7,4 @@ pub mod auth;
 pub mod dev_login;
 pub mod dev_sessions;
 pub mod ops;
+pub mod security_headers;
