@@ -15,7 +15,9 @@ mod errors;
 mod events;
 mod heads;
 mod ingress;
+mod leases;
 mod log;
+pub mod partitions;
 pub mod payload;
 mod replay;
 mod setup;
@@ -29,6 +31,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, kv};
 
 pub use config::NatsConfig;
+pub use leases::TAKEOVER_BOUND;
 pub use payload::DroppedPayloads;
 
 use crate::bus::*;
