@@ -20,6 +20,7 @@
 #   STORM_RATE=100              messages/s kept flowing during the reconnect storm
 #   OUT=bench-results/<UTC timestamp>
 #   PROFILE=release             (debug: only to check the script itself, numbers meaningless)
+#   BENCH_BIN=dir               use the binaries in dir without building (a baseline copy)
 # Needs: cargo, curl, python3; nats-server and redis-server for the distributed run.
 set -euo pipefail
 
@@ -49,7 +50,7 @@ SCENARIOS=("$@")
 
 mkdir -p "$OUT"
 PROFILE="${PROFILE:-release}"
-BIN="$ROOT/target/$PROFILE"
+BIN="${BENCH_BIN:-$ROOT/target/$PROFILE}"
 STARTED=()
 WORK="$(mktemp -d)"
 
@@ -168,13 +169,37 @@ start_distributed() {
   done
 }
 
+# cpu_ticks PID...: "pid utime+stime" per process (clock ticks), for a per-process breakdown.
+cpu_ticks() {
+  for pid in "$@"; do
+    awk -v p="$pid" '{print p, $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true
+  done
+}
+
+# cpu_split NAME BEFORE AFTER: CPU seconds per process over the run, by its log name.
+cpu_split() {
+  local name="$1" before="$2" after="$3"
+  python3 - "$before" "$after" "$OUT" "$(getconf CLK_TCK)" <<'PY' | tee "$OUT/$name.cpu.txt"
+import sys, os
+before = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
+after = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
+tck = int(sys.argv[4])
+for pid, t in after.items():
+    comm = open(f"/proc/{pid}/comm").read().strip() if os.path.exists(f"/proc/{pid}/comm") else "?"
+    print(f"cpu pid {pid} {comm}: {(int(t) - int(before.get(pid, 0))) / tck:.2f} s")
+PY
+}
+
 run_distributed() {
   for d in $RATES; do
     start_distributed
     local watch=()
     for pid in "${DIST_PIDS[@]}"; do watch+=(--watch-pid "$pid"); done
+    local before
+    before="$(cpu_ticks "${DIST_PIDS[@]}")"
     fanout "distributed-$d" "$d" "${DIST_TARGETS[@]}" "${watch[@]}" \
       --redis-url "$REDIS_URL" --jwt-secret "$SECRET"
+    cpu_split "distributed-$d" "$before" "$(cpu_ticks "${DIST_PIDS[@]}")"
     cleanup
   done
 }
@@ -285,7 +310,8 @@ PY
 
 profile_flag=()
 [[ "$PROFILE" == release ]] && profile_flag=(--release)
-cargo build "${profile_flag[@]}" -p loadtest -p gateway -p router-worker -p bot-worker --bins
+# BENCH_BIN=dir: run the binaries in dir as they are (e.g. a copy of a baseline build).
+[[ -n "${BENCH_BIN:-}" ]] || cargo build "${profile_flag[@]}" -p loadtest -p gateway -p router-worker -p bot-worker --bins
 for scenario in "${SCENARIOS[@]}"; do
   case "$scenario" in
     ceiling) run_ceiling ;;

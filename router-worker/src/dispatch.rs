@@ -1,12 +1,15 @@
 //! Ordering: every guild gets its own queue and task, so the sends of one guild are appended in
 //! the order they arrived while different guilds proceed in parallel. A guild's task ends after
-//! a quiet spell and is made again on the next send.
+//! a quiet spell and is made again on the next send. A full guild queue refuses its own sends
+//! (`rate_limited`) instead of holding up the ingress, and a send whose submitter has stopped
+//! waiting (it answered `server_error`) is dropped before it is stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_shared::bus::{Bus, BusError, IngressItem};
+use chat_shared::protocol::ErrorCode;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -16,7 +19,7 @@ use tracing::Instrument;
 use crate::metrics::RouterMetrics;
 use crate::route::{RouterConfig, route};
 
-/// Sends waiting per guild before the ingress loop waits for that guild.
+/// Sends waiting per guild; beyond that the guild's new sends are refused `rate_limited`.
 const GUILD_QUEUE: usize = 256;
 /// A guild's task ends after this long without sends.
 const GUILD_IDLE: Duration = Duration::from_secs(30);
@@ -42,9 +45,13 @@ pub async fn run(
         };
         let key = item.request.guild_id.clone().unwrap_or_default();
         let item = match guilds.get(&key) {
-            Some(queue) => match queue.send(item).await {
+            Some(queue) => match queue.try_send(item) {
                 Ok(()) => continue,
-                Err(mpsc::error::SendError(back)) => back,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    refuse_busy(&metrics, back);
+                    continue;
+                }
+                Err(mpsc::error::TrySendError::Closed(back)) => back,
             },
             None => item,
         };
@@ -62,6 +69,16 @@ pub async fn run(
     tracing::info!(guilds = tasks.len(), "router worker draining");
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A guild whose queue is full answers its own sender `rate_limited` at once, so the ingress
+/// loop never waits for one guild while the others' sends pile up behind it.
+fn refuse_busy(metrics: &Arc<RouterMetrics>, item: IngressItem) {
+    let metrics = metrics.clone();
+    tokio::spawn(async move {
+        item.reply.reply(Err(ErrorCode::RateLimited)).await;
+        metrics.record("guild_busy", 0.0);
+    });
 }
 
 /// Decides a guild's sends one after another until it has been quiet for [`GUILD_IDLE`].
@@ -89,6 +106,12 @@ async fn guild_task(
 
 async fn handle(bus: &dyn Bus, config: &RouterConfig, metrics: &RouterMetrics, item: IngressItem) {
     let started = std::time::Instant::now();
+    if item.expired() {
+        tracing::debug!(user = %item.request.sender.id, "dropping a send its submitter gave up on");
+        item.reply.reply(Err(ErrorCode::ServerError)).await;
+        metrics.record("expired", 0.0);
+        return;
+    }
     let span = tracing::info_span!(
         "router.route",
         user = %item.request.sender.id,

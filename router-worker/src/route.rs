@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use chat_shared::bus::{
-    AppendOutcome, BotJob, Bus, INTERNAL_VERSION, SendAck, SendOutcome, SendRequest,
+    AppendOutcome, BotJob, Bus, INTERNAL_VERSION, SendAck, SendOutcome, SendRequest, UserEvent,
 };
 use chat_shared::clock::iso_now;
 use chat_shared::protocol::identity::Role;
 use chat_shared::protocol::validate::{
     BOT_REPLY_SUFFIX, check_text, is_valid_client_message_id, is_valid_guild_id, mentions_bot,
 };
-use chat_shared::protocol::{ChatMessage, ErrorCode};
+use chat_shared::protocol::{ChatMessage, ErrorCode, ErrorFrame};
 use tracing::Instrument;
 
 /// What the router needs to know.
@@ -111,10 +111,27 @@ async fn queue_bot_job(bus: &dyn Bus, seq: u64, request: Arc<ChatMessage>) {
     let job = BotJob {
         v: INTERNAL_VERSION,
         seq,
-        request,
+        request: request.clone(),
     };
     if let Err(error) = bus.enqueue_bot_job(job).await {
-        tracing::warn!(%error, "bot job could not be queued");
+        tracing::warn!(%error, "bot job could not be queued; telling the requester");
+        tell_bot_unavailable(bus, &request).await;
+    }
+}
+
+/// The requester's sockets get `bot_unavailable` for its message (as the bot worker sends
+/// when it gives up): a request that never reached the queue is never answered otherwise.
+async fn tell_bot_unavailable(bus: &dyn Bus, request: &ChatMessage) {
+    let frame = ErrorFrame {
+        message_id: Some(request.message_id.clone()),
+        guild_id: Some(request.guild_id.clone()),
+        ..ErrorFrame::new(ErrorCode::BotUnavailable, None)
+    };
+    if let Err(error) = bus
+        .publish_user_event(&request.from.id, UserEvent::Notice { frame })
+        .await
+    {
+        tracing::warn!(%error, "could not tell the requester the bot is unavailable");
     }
 }
 

@@ -209,6 +209,7 @@ impl Bus for MemoryBus {
             request,
             reply: Box::new(OneshotReply(tx)),
             trace: TraceContext::current(),
+            deadline: std::time::Instant::now().checked_add(self.config.submit_timeout),
         };
         self.ingress_tx
             .send(item)

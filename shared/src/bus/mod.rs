@@ -191,6 +191,17 @@ pub struct IngressItem {
     pub reply: Box<dyn IngressReply>,
     /// The span that submitted the send (empty while tracing export is off).
     pub trace: TraceContext,
+    /// When the submitter stops waiting (it has answered `server_error` by then): a router
+    /// drops a send taken after this instead of storing a message nobody is told about.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl IngressItem {
+    /// Whether the submitter has given up on this send.
+    pub fn expired(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| std::time::Instant::now() >= deadline)
+    }
 }
 
 /// The way back from the router to a waiting sender.

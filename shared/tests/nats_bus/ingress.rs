@@ -1,5 +1,5 @@
-//! Sends from gateways to routers, NATS side: the `routers` queue group shares sends between
-//! routers, no router or a silent one gives an error, garbage on an ingress subject is dropped.
+//! Sends from gateways to routers: request/reply on the partition subjects, each partition
+//! served by the router holding its lease.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -104,8 +104,9 @@ async fn garbage_on_an_ingress_subject_is_dropped_and_routing_goes_on() {
     router(router_bus.clone(), "r1", seen_tx).await;
     let raw = raw_client(&nats).await;
 
-    let mut echo = raw.subscribe("chat.ingress.g").await.unwrap();
-    raw.publish_with_reply("chat.ingress.g", "nowhere", vec![0xc1, 0x00].into())
+    let subject = chat_shared::bus::nats::subjects::ingress_subject(Some("g"));
+    let mut echo = raw.subscribe(subject.clone()).await.unwrap();
+    raw.publish_with_reply(subject, "nowhere", vec![0xc1, 0x00].into())
         .await
         .unwrap();
     next(&mut echo).await;

@@ -1,19 +1,19 @@
 //! messageId ownership in the `CHAT_MSGIDS` bucket: the first sender of an id owns it, and the
 //! claim remembers where the message was stored, so a resend is answered with the first seq
-//! long after JetStream's duplicate window has passed.
+//! long after JetStream's duplicate window has passed. On the hot path an append costs one
+//! direct get here (no write is awaited): within the duplicate window `Nats-Msg-Id` is the
+//! authority, and the claim is written in the background once the entry is stored.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::{self, kv};
 
 use super::errors::unavailable;
 use super::payload::{Claim, decode, encode};
+use super::subjects::CLAIMS_BUCKET;
 use crate::bus::{BusError, INTERNAL_VERSION};
 use crate::protocol::ChatMessage;
 
 /// Longest messageId the bus accepts as a key (client ids are ≤ 64, bot replies add `-bot`).
 const MAX_ID_LEN: usize = 256;
-/// Reads of a claim after losing a creation race (a lost race is followed by a read that finds
-/// the winner, so more than two means the bucket misbehaves).
-const CLAIM_ATTEMPTS: usize = 3;
 
 /// What the claim of a messageId says about an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,51 +36,53 @@ pub fn is_valid_message_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Reads the claim of the message's id, creating it for its sender when absent.
-pub async fn claim(store: &kv::Store, message: &ChatMessage) -> Result<ClaimState, BusError> {
-    let owner = &message.from.id;
-    for _ in 0..CLAIM_ATTEMPTS {
-        if let Some(existing) = read(store, &message.message_id).await? {
-            return Ok(judge(&existing, owner));
-        }
-        let fresh = Claim {
-            v: INTERNAL_VERSION,
-            owner: owner.clone(),
-            guild: message.guild_id.clone(),
-            seq: 0,
-        };
-        match store.create(&message.message_id, encode(&fresh)?).await {
-            Ok(_) => return Ok(ClaimState::Pending),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(unavailable("claiming a messageId", e)),
-        }
-    }
-    Err(BusError::Unavailable(
-        "the messageId claim could not be read after it was taken".into(),
-    ))
+/// What the durable claim of the message's id says, read with one direct get and without
+/// writing anything: an absent claim is [`ClaimState::Pending`] (a fresh id, or one stored so
+/// recently that its claim is still being written — `Nats-Msg-Id` catches that copy, and the
+/// owner of the first copy is checked then, see `log.rs`).
+pub async fn check(store: &kv::Store, message: &ChatMessage) -> Result<ClaimState, BusError> {
+    Ok(match read(store, &message.message_id).await? {
+        Some(existing) => judge(&existing, &message.from.id),
+        None => ClaimState::Pending,
+    })
 }
 
-/// Records where the message was stored. A failure is logged, not returned: the entry is in
-/// the log, and a resend within the duplicate window is still caught by `Nats-Msg-Id`.
-pub async fn record_seq(store: &kv::Store, message: &ChatMessage, seq: u64) {
+/// Records, in the background, who owns the message's id and where it was stored: the durable
+/// record that answers a resend (or refuses another sender) after JetStream's duplicate window
+/// has passed. Nobody waits for it: within the window `Nats-Msg-Id` already answers both. A
+/// failure is logged (the entry is in the log either way).
+pub fn record_seq(js: &jetstream::Context, message: &ChatMessage, seq: u64) {
     let claim = Claim {
         v: INTERNAL_VERSION,
         owner: message.from.id.clone(),
         guild: message.guild_id.clone(),
         seq,
     };
-    let result = match encode(&claim) {
-        Ok(bytes) => store
-            .put(&message.message_id, bytes)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let bytes = match encode(&claim) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::warn!(message_id = %message.message_id, %error, "could not encode a claim");
+            return;
+        }
     };
-    if let Err(error) = result {
-        tracing::warn!(message_id = %message.message_id, seq, %error,
-            "could not record the seq of a messageId claim");
-    }
+    let js = js.clone();
+    let subject = claim_subject(&message.message_id);
+    let message_id = message.message_id.clone();
+    tokio::spawn(async move {
+        let result = match js.publish(subject, bytes).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%message_id, seq, %error,
+                "could not record the seq of a messageId claim");
+        }
+    });
+}
+
+/// The subject a bucket key is stored under.
+fn claim_subject(message_id: &str) -> String {
+    format!("$KV.{CLAIMS_BUCKET}.{message_id}")
 }
 
 async fn read(store: &kv::Store, message_id: &str) -> Result<Option<Claim>, BusError> {

@@ -1,6 +1,7 @@
-//! Appending to a guild log: the claim decides whether to append at all, then the entry is
-//! published to `chat.log.{guild}` with its `prev` link enforced by
-//! `Nats-Expected-Last-Subject-Sequence`, and deduplicated by `Nats-Msg-Id`.
+//! Appending to a guild log: the claim (one direct get) decides whether to append at all, then
+//! the entry is published to `chat.log.{guild}` with its `prev` link enforced by
+//! `Nats-Expected-Last-Subject-Sequence`, and deduplicated by `Nats-Msg-Id`; a duplicate is
+//! checked against the sender of the first copy; the claim is written afterwards, unawaited.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::NatsBus;
 use super::claims::{self, ClaimState, is_valid_message_id};
 use super::connection::ensure_connected;
 use super::errors::{from_publish, unavailable};
-use super::payload::{LogRecord, encode};
+use super::payload::{LogRecord, decode, encode};
 use super::subjects::log_subject;
 use super::trace_headers;
 use crate::bus::{AppendOutcome, BusError, INTERNAL_VERSION, LogEntry};
@@ -41,7 +42,7 @@ impl NatsBus {
     ) -> Result<AppendOutcome, BusError> {
         ensure_connected(&self.client)?;
         check_addressable(&message)?;
-        match claims::claim(&self.claims, &message).await? {
+        match claims::check(&self.claims, &message).await? {
             ClaimState::Foreign => Ok(AppendOutcome::ForeignId),
             ClaimState::Stored(seq) => Ok(AppendOutcome::Duplicate { seq }),
             ClaimState::Pending => self.append_claimed(Arc::new(message)).await,
@@ -60,7 +61,7 @@ impl NatsBus {
             match published {
                 Ok(Published::Fresh(ack)) => {
                     *head = Some(ack.sequence);
-                    claims::record_seq(&self.claims, &message, ack.sequence).await;
+                    claims::record_seq(&self.js, &message, ack.sequence);
                     return Ok(AppendOutcome::Appended(LogEntry {
                         seq: ack.sequence,
                         prev,
@@ -69,8 +70,8 @@ impl NatsBus {
                     }));
                 }
                 Ok(Published::Duplicate(seq)) => {
-                    claims::record_seq(&self.claims, &message, seq).await;
-                    return Ok(AppendOutcome::Duplicate { seq });
+                    drop(head);
+                    return self.settle_duplicate(&message, seq).await;
                 }
                 Ok(Published::StaleHead) => *head = None,
                 Err(error) => {
@@ -117,6 +118,27 @@ impl NatsBus {
             }
             Err(e) => Err(from_publish("appending to the log", &e)),
         }
+    }
+
+    /// A publish JetStream dropped as a duplicate of the entry at `seq` (same `Nats-Msg-Id`
+    /// within the window, the claim not written yet): the id's owner is the sender of that
+    /// entry, so another sender is refused.
+    async fn settle_duplicate(
+        &self,
+        message: &ChatMessage,
+        seq: u64,
+    ) -> Result<AppendOutcome, BusError> {
+        let stored = self
+            .log
+            .direct_get(seq)
+            .await
+            .map_err(|e| unavailable("reading the first copy of a messageId", e))?;
+        let first = decode::<LogRecord>(&stored.payload)?;
+        if first.message.from.id != message.from.id {
+            return Ok(AppendOutcome::ForeignId);
+        }
+        claims::record_seq(&self.js, &first.message, seq);
+        Ok(AppendOutcome::Duplicate { seq })
     }
 
     /// The seq of the guild's newest stored entry (0 when it has none).

@@ -18,7 +18,9 @@ mod errors;
 mod events;
 mod heads;
 mod ingress;
+mod leases;
 mod log;
+pub mod partitions;
 pub mod payload;
 mod replay;
 mod setup;
@@ -33,6 +35,7 @@ use async_nats::jetstream::{self, kv};
 
 pub use auth::NatsAuth;
 pub use config::NatsConfig;
+pub use leases::TAKEOVER_BOUND;
 pub use payload::DroppedPayloads;
 pub use setup::StreamRole;
 

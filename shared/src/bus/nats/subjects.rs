@@ -1,12 +1,13 @@
 //! Every NATS name the bus uses: subjects, streams, the consumer and the key-value bucket.
 //! `docs/architecture.md` describes them; change both together.
 
+use super::partitions::partition_of;
 use crate::protocol::validate::is_valid_guild_id;
 
-/// Queue group shared by every router on the ingress subjects.
+/// Queue group of the routers on an ingress partition (normally one; two during a handover).
 pub const ROUTERS_QUEUE_GROUP: &str = "routers";
-/// Every ingress subject (what routers subscribe to).
-pub const INGRESS_ALL: &str = "chat.ingress.>";
+/// In-memory bucket of router heartbeats and partition leases.
+pub const ROUTERS_BUCKET: &str = "CHAT_ROUTERS";
 
 /// The stream holding every guild log.
 pub const LOG_STREAM: &str = "CHAT_LOG";
@@ -29,16 +30,15 @@ pub const CLAIMS_BUCKET: &str = "CHAT_MSGIDS";
 /// Every user event subject.
 pub const USER_EVENTS_ALL: &str = "session.events.*";
 
-/// The subject token standing for a guild id that cannot be one (absent or invalid).
-const NO_GUILD_TOKEN: &str = "_";
-
-/// Where a send for this guild goes; an absent or invalid guild goes to `chat.ingress._`
-/// (the router answers it with the right error).
+/// Where a send for this guild goes: its partition's subject (an absent or invalid guild has
+/// a partition too; the router answers it with the right error).
 pub fn ingress_subject(guild_id: Option<&str>) -> String {
-    let token = guild_id
-        .filter(|g| is_valid_guild_id(g))
-        .unwrap_or(NO_GUILD_TOKEN);
-    format!("chat.ingress.{token}")
+    partition_subject(partition_of(guild_id))
+}
+
+/// The ingress subject of a partition.
+pub fn partition_subject(partition: u32) -> String {
+    format!("chat.ingress.{partition}")
 }
 
 /// The log subject of a (valid) guild.
@@ -72,11 +72,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ingress_falls_back_for_missing_or_invalid_guilds() {
-        assert_eq!(ingress_subject(Some("g1")), "chat.ingress.g1");
-        assert_eq!(ingress_subject(None), "chat.ingress._");
-        assert_eq!(ingress_subject(Some("")), "chat.ingress._");
-        assert_eq!(ingress_subject(Some("a.b")), "chat.ingress._");
+    fn ingress_goes_to_the_guilds_partition() {
+        let p = partition_of(Some("g1"));
+        assert_eq!(ingress_subject(Some("g1")), format!("chat.ingress.{p}"));
+        assert_eq!(ingress_subject(None), ingress_subject(Some("a.b")));
+        assert_eq!(ingress_subject(Some("")), ingress_subject(None));
     }
 
     #[test]
