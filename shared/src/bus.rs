@@ -236,4 +236,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether the bus answers now.
     async fn ping(&self) -> Result<(), BusError>;
+
+    // --- Presence (issue #13), additive: see `crate::presence_bus`. ---
+    /// The presence channel of this bus; `None` where presence is not carried.
+    fn presence(&self) -> Option<crate::presence_bus::SharedPresenceBus> {
+        None
+    }
 }

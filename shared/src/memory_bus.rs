@@ -70,6 +70,8 @@ pub struct MemoryBus {
     jobs_tx: mpsc::UnboundedSender<QueuedJob>,
     jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedJob>>>,
     events: broadcast::Sender<(String, UserEvent)>,
+    /// Presence (issue #13).
+    presence: Arc<crate::memory_presence::MemoryPresence>,
 }
 
 impl MemoryBus {
@@ -88,6 +90,7 @@ impl MemoryBus {
             jobs_tx,
             jobs_rx: Mutex::new(Some(jobs_rx)),
             events: broadcast::channel(1024).0,
+            presence: Arc::default(),
         })
     }
 
@@ -331,5 +334,10 @@ impl Bus for MemoryBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    // Presence (issue #13).
+    fn presence(&self) -> Option<crate::presence_bus::SharedPresenceBus> {
+        Some(self.presence.clone())
     }
 }

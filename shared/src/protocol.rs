@@ -45,6 +45,8 @@ pub enum ClientFrame {
     Ping(PingFrame),
     /// A fresh token for a live connection (an addition to the design; see docs/protocol.md).
     Refresh(RefreshFrame),
+    /// Presence (issue #13): the client is writing in a guild; see [`crate::presence_frames`].
+    Typing(crate::presence_frames::TypingFrame),
 }
 
 impl ClientFrame {
@@ -55,6 +57,7 @@ impl ClientFrame {
             ClientFrame::Resume(_) => None,
             ClientFrame::Ping(f) => f.reference.as_deref(),
             ClientFrame::Refresh(f) => f.reference.as_deref(),
+            ClientFrame::Typing(_) => None,
         }
     }
 }
@@ -111,6 +114,11 @@ pub enum ServerFrame {
     Resumed(Resumed),
     Pong(Pong),
     Refreshed(Refreshed),
+    // Presence (issue #13): the frames are in [`crate::presence_frames`].
+    Presence(crate::presence_frames::PresenceSnapshot),
+    #[serde(rename = "presence_diff")]
+    PresenceDiff(crate::presence_frames::PresenceDiff),
+    Typing(crate::presence_frames::TypingNotice),
 }
 
 /// The answer to an accepted `refresh`: the new expiry (seconds since the Unix epoch).

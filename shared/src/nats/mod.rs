@@ -17,6 +17,7 @@ mod heads;
 mod ingress;
 mod log;
 pub mod payload;
+mod presence;
 mod replay;
 mod setup;
 pub mod subjects;
@@ -148,5 +149,12 @@ impl Bus for NatsBus {
             )),
             Err(_) => Err(BusError::Timeout),
         }
+    }
+
+    // Presence (issue #13): see `presence.rs`.
+    fn presence(&self) -> Option<crate::presence_bus::SharedPresenceBus> {
+        Some(std::sync::Arc::new(presence::NatsPresence::new(
+            self.client.clone(),
+        )))
     }
 }
