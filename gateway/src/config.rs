@@ -47,6 +47,9 @@ pub struct GatewayConfig {
     pub limits: LimitsConfig,
     #[command(flatten)]
     pub connection_limits: ConnectionLimits,
+    /// Presence (issue #13).
+    #[command(flatten)]
+    pub presence: crate::presence::PresenceConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]

@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod presence;
 pub mod state;
 pub mod ws;
 
@@ -37,6 +38,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/guilds/{guild_id}/messages",
             get(http::api::list_messages).post(http::api::post_message),
+        )
+        // Presence (issue #13).
+        .route(
+            "/api/guilds/{guild_id}/presence",
+            get(http::presence::guild_presence),
         )
         .route(
             "/api/chat/{guild_id}/history",

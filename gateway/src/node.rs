@@ -49,6 +49,8 @@ impl Node {
             tokio::spawn(state.clone().run_health_probe(stop.clone())),
             tokio::spawn(state.hub.clone().run_user_events(stop.clone())),
             tokio::spawn(state.admission.clone().run_lease_renewal(stop.clone())),
+            // Presence (issue #13).
+            tokio::spawn(state.presence.clone().run(stop.clone())),
         ];
         if deps.in_process_workers {
             let workers = spawn_workers(

@@ -15,6 +15,7 @@ use crate::admission::Admission;
 use crate::config::GatewayConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::presence::PresenceService;
 
 /// How often the bus and the store are probed for `/readyz` and handshakes.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -30,6 +31,8 @@ pub struct Inner {
     pub store: Arc<dyn SessionStore>,
     pub hub: Arc<Hub>,
     pub admission: Arc<Admission>,
+    /// Presence (issue #13).
+    pub presence: Arc<PresenceService>,
     pub metrics: Arc<Metrics>,
     pub health: Health,
     next_conn_id: AtomicU64,
@@ -55,6 +58,7 @@ impl AppState {
         metrics.register_with(nats_events::register);
         let hub = Hub::new(bus.clone(), metrics.clone());
         let admission = Admission::new(&config.connection_limits, store.clone());
+        let presence = PresenceService::new(&config.presence, bus.presence(), &metrics);
         AppState(Arc::new(Inner {
             config,
             verifier,
@@ -62,6 +66,7 @@ impl AppState {
             store,
             hub,
             admission,
+            presence,
             metrics,
             health: Health::default(),
             next_conn_id: AtomicU64::new(1),

@@ -6,3 +6,4 @@ pub mod assets;
 pub mod auth;
 pub mod dev_login;
 pub mod ops;
+pub mod presence;
