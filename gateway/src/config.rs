@@ -65,6 +65,9 @@ pub struct GatewayConfig {
     pub limits: LimitsConfig,
     #[command(flatten)]
     pub connection_limits: ConnectionLimits,
+    /// Presence (issue #13).
+    #[command(flatten)]
+    pub presence: crate::presence::PresenceConfig,
     #[command(flatten)]
     pub send_limits: crate::send_limit::SendLimitArgs,
     #[command(flatten)]

@@ -19,6 +19,7 @@ pub mod outbound;
 pub mod send;
 pub mod sequencer;
 pub mod server;
+pub mod presence;
 pub mod state;
 pub mod ws;
 
@@ -45,6 +46,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/guilds/{guild_id}/messages",
             get(http::api::list_messages).post(http::api::post_message),
+        )
+        // Presence (issue #13).
+        .route(
+            "/api/guilds/{guild_id}/presence",
+            get(http::presence::guild_presence),
         )
         .route(
             "/api/chat/{guild_id}/history",

@@ -27,10 +27,14 @@ pub enum FrameType {
     Resumed,
     Pong,
     Refreshed,
+    // Presence (issue #13).
+    Presence,
+    PresenceDiff,
+    Typing,
 }
 
 impl FrameType {
-    const ALL: [FrameType; 7] = [
+    const ALL: [FrameType; 10] = [
         FrameType::Hello,
         FrameType::Message,
         FrameType::Ack,
@@ -38,6 +42,9 @@ impl FrameType {
         FrameType::Resumed,
         FrameType::Pong,
         FrameType::Refreshed,
+        FrameType::Presence,
+        FrameType::PresenceDiff,
+        FrameType::Typing,
     ];
 
     pub fn of(frame: &ServerFrame) -> Self {
@@ -49,6 +56,9 @@ impl FrameType {
             ServerFrame::Resumed(_) => FrameType::Resumed,
             ServerFrame::Pong(_) => FrameType::Pong,
             ServerFrame::Refreshed(_) => FrameType::Refreshed,
+            ServerFrame::Presence(_) => FrameType::Presence,
+            ServerFrame::PresenceDiff(_) => FrameType::PresenceDiff,
+            ServerFrame::Typing(_) => FrameType::Typing,
         }
     }
 
@@ -61,6 +71,9 @@ impl FrameType {
             FrameType::Resumed => "resumed",
             FrameType::Pong => "pong",
             FrameType::Refreshed => "refreshed",
+            FrameType::Presence => "presence",
+            FrameType::PresenceDiff => "presence_diff",
+            FrameType::Typing => "typing",
         }
     }
 }

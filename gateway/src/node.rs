@@ -62,6 +62,8 @@ impl Node {
                 Duration::from_millis(state.config.session_recheck_ms),
                 stop.clone(),
             )),
+            // Presence (issue #13).
+            tokio::spawn(state.presence.clone().run(stop.clone())),
         ];
         if deps.in_process_workers {
             let workers = spawn_workers(

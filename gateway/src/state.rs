@@ -22,6 +22,7 @@ use crate::http::dev_sessions::DevSessions;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::send_limit::SendLimits;
+use crate::presence::PresenceService;
 
 /// How often the bus and the store are probed for `/readyz` and handshakes.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -39,6 +40,8 @@ pub struct Inner {
     pub admission: Arc<Admission>,
     /// The per-user send limits every send path checks.
     pub send_limits: SendLimits,
+    /// Presence (issue #13).
+    pub presence: Arc<PresenceService>,
     pub metrics: Arc<Metrics>,
     /// The sessions dev login made, bounded.
     pub dev_sessions: DevSessions,
@@ -75,6 +78,7 @@ impl AppState {
             config.dev_login_max_sessions as usize,
             crate::http::dev_login::TOKEN_TTL,
         );
+        let presence = PresenceService::new(&config.presence, bus.presence(), &metrics);
         AppState(Arc::new(Inner {
             config,
             verifier,
@@ -83,6 +87,7 @@ impl AppState {
             hub,
             admission,
             send_limits,
+            presence,
             metrics,
             dev_sessions,
             health: Health::default(),

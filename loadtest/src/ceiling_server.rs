@@ -250,6 +250,8 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>, guilds: Vec<String>, encod
                 ErrorCode::NotAuthorized,
                 refresh.reference,
             ))),
+            // Presence (issue #13): the ceiling server keeps no presence; typing is dropped.
+            Ok(ClientFrame::Typing(_)) => {}
             Err(e) => reply(ServerFrame::Error(ErrorFrame::new(
                 ErrorCode::BadFrame,
                 e.reference,

@@ -307,6 +307,10 @@ pub fn frame_type(frame: &ServerFrame) -> &'static str {
         ServerFrame::Resumed(_) => "resumed",
         ServerFrame::Pong(_) => "pong",
         ServerFrame::Refreshed(_) => "refreshed",
+        // Presence (issue #13).
+        ServerFrame::Presence(_) => "presence",
+        ServerFrame::PresenceDiff(_) => "presence_diff",
+        ServerFrame::Typing(_) => "typing",
     }
 }
 

@@ -8,3 +8,4 @@ pub mod dev_login;
 pub mod dev_sessions;
 pub mod ops;
 pub mod security_headers;
+pub mod presence;

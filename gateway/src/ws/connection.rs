@@ -128,6 +128,7 @@ fn frame_kind(decoded: &Result<ClientFrame, FrameError>) -> &'static str {
         Ok(ClientFrame::Resume(_)) => "resume",
         Ok(ClientFrame::Refresh(_)) => "refresh",
         Ok(ClientFrame::Ping(_)) => "ping",
+        Ok(ClientFrame::Typing(_)) => "typing",
         Err(_) => "bad",
     }
 }
@@ -170,6 +171,9 @@ impl Reader {
         writer: JoinHandle<()>,
         positions: Vec<(String, u64)>,
     ) {
+        // Presence (issue #13): online in the session guilds while the socket is open.
+        let presence = self.state.presence.clone();
+        presence.join(&self.handle, &self.caller.user, &self.caller.guilds);
         if !positions.is_empty() {
             Box::pin(self.start_resumes(positions, false)).await;
         }
@@ -181,6 +185,7 @@ impl Reader {
             ..
         } = self;
         state.hub.leave(&handle, &caller.guilds, true);
+        presence.leave(&handle, &caller.guilds, false);
         handle.close(close_code::NORMAL, "");
         let _ = writer.await;
         let code = handle
@@ -252,6 +257,21 @@ impl Reader {
                     reference: frame.reference,
                 };
                 self.reply(ServerFrame::Pong(pong)).await;
+            }
+            // Presence hook (issue #13): the logic is in `crate::presence`.
+            Ok(ClientFrame::Typing(frame)) => {
+                Metrics::count(&self.state.metrics.frames_in, "type", "typing");
+                let presence = &self.state.presence;
+                if let Some(refusal) =
+                    presence.typing(&self.caller.user, &self.caller.guilds, frame)
+                {
+                    // Refusals are rate limited like sends.
+                    let answer = match self.limiter.check() {
+                        Ok(_) => refusal,
+                        Err(_) => ErrorFrame::new(ErrorCode::RateLimited, None),
+                    };
+                    self.reply(ServerFrame::Error(answer)).await;
+                }
             }
             Err(error) => {
                 Metrics::count(frames_in, "type", "bad");
@@ -445,6 +465,10 @@ impl Reader {
         if let Err(error) = self.state.hub.join(&self.handle, &added).await {
             tracing::warn!(%error, "could not follow new guilds");
         }
+        // Presence hook (issue #13): a removed membership is gone at once, no linger.
+        let presence = &self.state.presence;
+        presence.leave(&self.handle, &gone, true);
+        presence.join(&self.handle, &self.caller.user, &added);
         if fresh.is_empty() && !self.caller.is_admin() {
             self.handle
                 .close(close_code::SESSION_REVOKED, "no guilds left");

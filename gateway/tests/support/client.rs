@@ -29,6 +29,8 @@ pub struct Client {
     encoding: Encoding,
     pub hello: Hello,
     stash: VecDeque<ServerFrame>,
+    /// Presence frames (issue #13), kept apart so the other tests never see them.
+    presence: VecDeque<ServerFrame>,
     next_ref: u64,
 }
 
@@ -93,6 +95,7 @@ impl Client {
             encoding,
             hello: placeholder_hello(),
             stash: VecDeque::new(),
+            presence: VecDeque::new(),
             next_ref: 0,
         };
         match client.recv().await {
@@ -190,7 +193,39 @@ impl Client {
         }
     }
 
+    /// The next frame that is not a presence frame (those are kept for
+    /// [`Client::presence_frame`]).
     async fn read(&mut self) -> ServerFrame {
+        loop {
+            let frame = self.read_any().await;
+            if is_presence(&frame) {
+                self.presence.push_back(frame);
+                continue;
+            }
+            return frame;
+        }
+    }
+
+    /// The next `presence`, `presence_diff` or `typing` frame; other frames are kept.
+    pub async fn presence_frame(&mut self) -> ServerFrame {
+        loop {
+            if let Some(frame) = self.presence.pop_front() {
+                return frame;
+            }
+            let frame = self.read_any().await;
+            if is_presence(&frame) {
+                return frame;
+            }
+            self.stash.push_back(frame);
+        }
+    }
+
+    /// The next presence frame if one arrives within `wait`.
+    pub async fn presence_within(&mut self, wait: Duration) -> Option<ServerFrame> {
+        tokio::time::timeout(wait, self.presence_frame()).await.ok()
+    }
+
+    async fn read_any(&mut self) -> ServerFrame {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next()).await;
             let message = match next {
@@ -285,4 +320,12 @@ fn placeholder_hello() -> Hello {
         heartbeat_ms: 0,
         max_text_chars: 0,
     }
+}
+
+/// Whether a frame belongs to presence and typing (issue #13).
+fn is_presence(frame: &ServerFrame) -> bool {
+    matches!(
+        frame,
+        ServerFrame::Presence(_) | ServerFrame::PresenceDiff(_) | ServerFrame::Typing(_)
+    )
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod distributed;
+pub mod presence;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -157,6 +157,11 @@ impl Bus for InstrumentedBus {
     async fn ping(&self) -> Result<(), BusError> {
         self.time(Op::Ping, self.inner.ping()).await
     }
+
+    // Presence (issue #13): not timed, the channel is handed out once.
+    fn presence(&self) -> Option<crate::bus::presence::SharedPresenceBus> {
+        self.inner.presence()
+    }
 }
 
 /// A bot job's settle calls, timed.

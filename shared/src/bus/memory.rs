@@ -84,6 +84,8 @@ pub struct MemoryBus {
     jobs_tx: mpsc::Sender<QueuedJob>,
     jobs_rx: Mutex<Option<mpsc::Receiver<QueuedJob>>>,
     events: broadcast::Sender<(String, UserEvent)>,
+    /// Presence (issue #13).
+    presence: Arc<crate::bus::memory_presence::MemoryPresence>,
 }
 
 impl MemoryBus {
@@ -103,6 +105,7 @@ impl MemoryBus {
             jobs_tx,
             jobs_rx: Mutex::new(Some(jobs_rx)),
             events: broadcast::channel(1024).0,
+            presence: Arc::default(),
         })
     }
 
@@ -388,6 +391,11 @@ impl Bus for MemoryBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    // Presence (issue #13).
+    fn presence(&self) -> Option<crate::bus::presence::SharedPresenceBus> {
+        Some(self.presence.clone())
     }
 }
 

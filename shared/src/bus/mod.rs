@@ -12,7 +12,9 @@
 
 mod instrumented;
 mod memory;
+pub mod memory_presence;
 pub mod nats;
+pub mod presence;
 
 pub use instrumented::InstrumentedBus;
 pub use memory::{MemoryBus, MemoryBusConfig};
@@ -254,4 +256,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether the bus answers now.
     async fn ping(&self) -> Result<(), BusError>;
+
+    // --- Presence (issue #13), additive: see `crate::bus::presence`. ---
+    /// The presence channel of this bus; `None` where presence is not carried.
+    fn presence(&self) -> Option<crate::bus::presence::SharedPresenceBus> {
+        None
+    }
 }

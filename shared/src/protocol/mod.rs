@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod identity;
+pub mod presence;
 pub mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,8 @@ pub enum ClientFrame {
     Ping(PingFrame),
     /// A fresh token for a live connection (an addition to the design; see docs/protocol.md).
     Refresh(RefreshFrame),
+    /// Presence (issue #13): the client is writing in a guild; see [`crate::protocol::presence`].
+    Typing(crate::protocol::presence::TypingFrame),
 }
 
 impl ClientFrame {
@@ -59,6 +62,7 @@ impl ClientFrame {
             ClientFrame::Resume(_) => None,
             ClientFrame::Ping(f) => f.reference.as_deref(),
             ClientFrame::Refresh(f) => f.reference.as_deref(),
+            ClientFrame::Typing(_) => None,
         }
     }
 }
@@ -115,6 +119,11 @@ pub enum ServerFrame {
     Resumed(Resumed),
     Pong(Pong),
     Refreshed(Refreshed),
+    // Presence (issue #13): the frames are in [`crate::protocol::presence`].
+    Presence(crate::protocol::presence::PresenceSnapshot),
+    #[serde(rename = "presence_diff")]
+    PresenceDiff(crate::protocol::presence::PresenceDiff),
+    Typing(crate::protocol::presence::TypingNotice),
 }
 
 /// The answer to an accepted `refresh`: the new expiry (seconds since the Unix epoch).

@@ -22,6 +22,7 @@ mod leases;
 mod log;
 pub mod partitions;
 pub mod payload;
+mod presence;
 mod replay;
 mod setup;
 pub mod subjects;
@@ -165,5 +166,12 @@ impl Bus for NatsBus {
             )),
             Err(_) => Err(BusError::Timeout),
         }
+    }
+
+    // Presence (issue #13): see `presence.rs`.
+    fn presence(&self) -> Option<crate::bus::presence::SharedPresenceBus> {
+        Some(std::sync::Arc::new(presence::NatsPresence::new(
+            self.client.clone(),
+        )))
     }
 }

@@ -1,0 +1,23 @@
+//! Presence and typing (issue #13; DESIGN.md "Presence and typing"), a subsystem of its own.
+//! The pure parts: [`local`] (this gateway's users, with the linger), [`cluster`] (the merged
+//! view of every gateway, with the TTL), [`coalesce`] (netted, rate-limited diffs) and
+//! [`typing`] (the throttle). The I/O: [`service`] (the state behind one lock, fan-out to local
+//! connections, heartbeats), [`feed`] (one bus subscription per followed guild) and [`outbox`]
+//! (frames encoded once per encoding). `docs/architecture.md` "Presence" describes the costs.
+//!
+//! The connection core calls it from a few marked hooks: `PresenceService::join` / `leave`
+//! when a connection opens, closes or its guilds change, and `PresenceService::typing` for a
+//! client `typing` frame.
+
+pub mod cluster;
+pub mod coalesce;
+pub mod config;
+mod feed;
+pub mod local;
+mod metrics;
+mod outbox;
+pub mod service;
+pub mod typing;
+
+pub use config::PresenceConfig;
+pub use service::PresenceService;
