@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod socketio;
 pub mod state;
 pub mod ws;
 
@@ -52,5 +53,6 @@ pub fn app(state: AppState) -> Router {
                 chat_shared::protocol::ErrorCode::NotFound,
             )
         })
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(socketio::router(state))
 }
