@@ -208,15 +208,15 @@ fn namespace_prefix(namespace: &str) -> String {
     }
 }
 
-/// CONNECT answer (inside an Engine.IO message): the socket id and the recovery session id.
+/// CONNECT answer (every `encode_*` of Socket.IO is the payload of an Engine.IO message): the socket id and the recovery session id.
 pub fn encode_connect(sid: &str, pid: &str) -> String {
-    format!("40{}", serde_json::json!({ "sid": sid, "pid": pid }))
+    format!("0{}", serde_json::json!({ "sid": sid, "pid": pid }))
 }
 
 /// CONNECT_ERROR with `message` (socket.io-client: `connect_error`, `err.message`).
 pub fn encode_connect_error(namespace: &str, message: &str) -> String {
     format!(
-        "44{}{}",
+        "4{}{}",
         namespace_prefix(namespace),
         serde_json::json!({ "message": message })
     )
@@ -224,7 +224,7 @@ pub fn encode_connect_error(namespace: &str, message: &str) -> String {
 
 /// A server-side DISCONNECT of the default namespace (the client does not reconnect).
 pub fn encode_disconnect() -> String {
-    "41".to_owned()
+    "1".to_owned()
 }
 
 /// An EVENT: `name` then `args`.
@@ -232,12 +232,12 @@ pub fn encode_event(name: &str, args: &[&Value]) -> String {
     let mut array = Vec::with_capacity(args.len() + 1);
     array.push(Value::String(name.to_owned()));
     array.extend(args.iter().map(|v| (*v).clone()));
-    format!("42{}", Value::Array(array))
+    format!("2{}", Value::Array(array))
 }
 
 /// The ACK of client event `id`, with one argument.
 pub fn encode_ack(id: u64, arg: &Value) -> String {
-    format!("43{id}[{arg}]")
+    format!("3{id}[{arg}]")
 }
 
 /// Joins packets into one long-polling payload.
@@ -369,20 +369,20 @@ mod tests {
 
     #[test]
     fn server_packets_encode() {
-        assert_eq!(encode_connect("s", "p"), r#"40{"pid":"p","sid":"s"}"#);
+        assert_eq!(encode_connect("s", "p"), r#"0{"pid":"p","sid":"s"}"#);
         assert_eq!(
             encode_connect_error("/", "not_authorized"),
-            r#"44{"message":"not_authorized"}"#
+            r#"4{"message":"not_authorized"}"#
         );
         assert_eq!(
             encode_connect_error("/admin", "Invalid namespace"),
-            r#"44/admin,{"message":"Invalid namespace"}"#
+            r#"4/admin,{"message":"Invalid namespace"}"#
         );
         assert_eq!(
             encode_event("e", &[&json!({"a":1}), &json!("o")]),
-            r#"42["e",{"a":1},"o"]"#
+            r#"2["e",{"a":1},"o"]"#
         );
-        assert_eq!(encode_ack(3, &json!({"ok":true})), r#"433[{"ok":true}]"#);
+        assert_eq!(encode_ack(3, &json!({"ok":true})), r#"33[{"ok":true}]"#);
         let open = encode_open("abc", &["websocket"], 25_000, 20_000, 1000);
         let parsed: Value = serde_json::from_str(&open[1..]).expect("json");
         assert_eq!(parsed["sid"], "abc");
