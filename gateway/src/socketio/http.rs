@@ -128,10 +128,13 @@ fn text(body: String) -> Response {
 }
 
 /// Too many sessions without a socket yet would be a cheap way to hold memory: bounded by the
-/// node's connection cap.
+/// node's connection cap plus its handshakes in flight (the CONNECT then answers admission's
+/// own refusal, `unavailable`, as a CONNECT_ERROR).
 fn engine_full(io: &SocketIo) -> bool {
-    let cap = io.state.config.connection_limits.max_connections as usize;
-    cap != 0 && io.engine.len() >= cap
+    let limits = &io.state.config.connection_limits;
+    let cap = limits.max_connections as usize;
+    let slack = (limits.max_handshakes_in_flight as usize).max(16);
+    cap != 0 && io.engine.len() >= cap + slack
 }
 
 /// A new session (and its socket task); the answer is the `open` packet.
