@@ -61,11 +61,13 @@ pub async fn open(state: &AppState, caller: &Caller) -> Result<Link, ErrorCode> 
     })
 }
 
-/// What a recovery read found: the missed entries in log order per guild, and the positions
-/// after them.
+/// What a recovery read found: the missed entries in log order per guild, the positions after
+/// them (the heads of guilds the offset did not name), and, for the guilds it read, the last
+/// seq the replay covers (live entries up to it are already in the replay).
 pub struct Recovered {
     pub entries: Vec<LogEntry>,
     pub positions: Positions,
+    pub covered: Positions,
 }
 
 impl Link {
@@ -95,6 +97,7 @@ impl Link {
     pub async fn recover(&self, offset: &Positions, window: Duration) -> Option<Recovered> {
         let mut positions = self.heads().await;
         let mut entries = Vec::new();
+        let mut covered = Positions::new();
         let mut oldest: Option<SystemTime> = None;
         for (guild, &after) in offset {
             if !self.caller.may_read(guild) {
@@ -115,20 +118,25 @@ impl Link {
                 oldest = Some(oldest.map_or(at, |o| o.min(at)));
             }
             positions.insert(guild.clone(), last);
+            covered.insert(guild.clone(), last);
             entries.extend(page.entries);
         }
-        within_window(oldest, SystemTime::now(), window).then_some(Recovered { entries, positions })
+        within_window(oldest, SystemTime::now(), window).then_some(Recovered {
+            entries,
+            positions,
+            covered,
+        })
     }
 
     /// Starts emitting: first `replay` (already read), then what the hub queues, each
-    /// `chat:message` carrying the offset after it. Entries at or before a guild's position in
-    /// `skip` are not emitted again.
+    /// `chat:message` carrying the offset after it. Live entries at or before a guild's seq in
+    /// `covered` are in the replay and not emitted again.
     pub fn start(
         &mut self,
         session: Arc<Session>,
         positions: Positions,
         replay: Vec<LogEntry>,
-        skip: bool,
+        covered: Positions,
     ) {
         let Some(outbound) = self.outbound.take() else {
             return;
@@ -137,15 +145,12 @@ impl Link {
             session,
             handle: self.handle.clone(),
             admin: self.caller.is_admin(),
-            skip_upto: if skip {
-                positions.clone()
-            } else {
-                Positions::new()
-            },
+            skip_upto: Positions::new(),
             positions,
         };
         let span = tracing::info_span!("socketio.pump", id = self.handle.id());
-        self.pump = Some(tokio::spawn(pump.run(outbound, replay).instrument(span)));
+        let run = pump.run(outbound, replay, covered);
+        self.pump = Some(tokio::spawn(run.instrument(span)));
     }
 
     /// Hands a send to the router and waits for its answer.
@@ -216,11 +221,20 @@ struct Pump {
 }
 
 impl Pump {
-    async fn run(mut self, mut outbound: mpsc::Receiver<Outbound>, replay: Vec<LogEntry>) {
+    async fn run(
+        mut self,
+        mut outbound: mpsc::Receiver<Outbound>,
+        replay: Vec<LogEntry>,
+        covered: Positions,
+    ) {
         for entry in replay {
             if !self.emit_message(&entry.message, entry.seq).await {
                 return;
             }
+        }
+        for (guild, seq) in covered {
+            let upto = self.skip_upto.entry(guild).or_default();
+            *upto = (*upto).max(seq);
         }
         loop {
             let item = tokio::select! {

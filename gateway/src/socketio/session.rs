@@ -220,12 +220,12 @@ impl Socket {
                     self.session.clone(),
                     recovered.positions,
                     recovered.entries,
-                    true,
+                    recovered.covered,
                 );
             }
             None => {
                 let heads = link.heads().await;
-                link.start(self.session.clone(), heads, Vec::new(), false);
+                link.start(self.session.clone(), heads, Vec::new(), Default::default());
             }
         }
         let rate = NonZeroU32::new(state.config.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);

@@ -100,3 +100,24 @@ export async function withOutput(gateways, fn) {
     throw err;
   }
 }
+
+/**
+ * Two gateways sharing one deployment when distributed (the second without workers); in
+ * embedded mode both names are the same gateway.
+ */
+export async function startPair(env = {}) {
+  const first = await startGateway(env);
+  if (!distributedEnv()) return [first, first];
+  const second = await new GatewayProcess({ secret: first.secret, distributed: distributedEnv(), withWorkers: false, env }).start();
+  return [first, second];
+}
+
+/** Posts a message over the HTTP API. */
+export async function post(gateway, token, guild, body) {
+  const res = await fetch(`${gateway.baseUrl}/api/guilds/${guild}/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
