@@ -29,6 +29,8 @@ use crate::socketio::session::{self, Handshake};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The response header of a polling handshake that names the new session.
+const SID_HEADER: &str = "x-socketio-sid";
 /// Bytes of packets one poll answers at most; the rest waits for the next poll.
 const MAX_POLL_BYTES: usize = 1 << 20;
 
@@ -167,7 +169,12 @@ fn open_polling(io: &Arc<SocketIo>, headers: &HeaderMap) -> Response {
         return crate::http::auth::ApiError::unavailable().into_response();
     }
     let session = start_session(io, headers, Transport::Polling);
-    text(open_packet(io, session.id(), &["websocket"]))
+    let mut response = text(open_packet(io, session.id(), &["websocket"]));
+    // What a load balancer learns the session's gateway from (deploy/haproxy.cfg sticks on it).
+    if let Ok(sid) = HeaderValue::from_str(session.id()) {
+        response.headers_mut().insert(SID_HEADER, sid);
+    }
+    response
 }
 
 /// A long-poll: waits for server packets and answers all that are queued (a noop when an
