@@ -367,6 +367,37 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text decodes to a packet or an error, never a panic (the fuzz target
+        /// `socketio_packet` does the same with coverage guidance).
+        #[test]
+        fn any_text_decodes_without_panicking(text in "\\PC{0,64}", raw in proptest::collection::vec(proptest::prelude::any::<char>(), 0..32)) {
+            let raw: String = raw.into_iter().collect();
+            for input in [text.as_str(), raw.as_str()] {
+                let _ = decode_engine(input);
+                let _ = decode_sio(input);
+                let _ = split_payload(input).count();
+            }
+        }
+
+        /// What the server encodes, a client-side decoder of the same rules reads back.
+        #[test]
+        fn events_and_acks_round_trip(name in "[a-z:]{1,12}", text in "\\PC{0,40}", id in 0u64..1_000_000) {
+            let arg = serde_json::json!({ "text": text });
+            let event = encode_event(&name, &[&arg]);
+            let decoded = decode_sio(&event);
+            proptest::prop_assert_eq!(
+                decoded,
+                Ok(SioPacket::Event { namespace: "/".into(), name: name.clone(), args: vec![arg.clone()], ack: None })
+            );
+            let ack = encode_ack(id, &arg);
+            proptest::prop_assert_eq!(
+                decode_sio(&ack),
+                Ok(SioPacket::Ack { namespace: "/".into(), id, args: vec![arg] })
+            );
+        }
+    }
+
     #[test]
     fn server_packets_encode() {
         assert_eq!(encode_connect("s", "p"), r#"0{"pid":"p","sid":"s"}"#);
