@@ -91,14 +91,17 @@ check_compose_haproxy_rules() {
     for rule in 'timeout tunnel 1h' 'timeout client-fin' 'option httpchk GET /readyz' 'balance (roundrobin|leastconn)'; do
       grep -Eq "^\s*${rule}" "${file}" || missing+=" '${rule}'"
     done
-    if grep -Eq '^\s*(cookie|stick|stick-table|balance source|hash-type)\b' "${file}"; then
-      missing+=" (stickiness found)"
+    # Stickiness only where a session lives in one gateway: the Socket.IO backend, by sid.
+    if awk '/^[a-z]/ { in_sio = ($1 == "backend" && $2 == "gateways_socketio") } !in_sio' "${file}" \
+      | grep -Eq '^\s*(cookie|stick|stick-table|balance source|hash-type)\b'; then
+      missing+=" (stickiness found outside backend gateways_socketio)"
     fi
+    grep -Eq '^\s*stick match url_param\(sid\)' "${file}" || missing+=" 'stick match url_param(sid)' (Socket.IO polling)"
     if grep -Eq 'on-marked-down\s+shutdown-sessions' "${file}"; then
       missing+=" (shutdown-sessions would cut tunnels instead of the 1012 drain)"
     fi
     if [[ -z "${missing}" ]]; then
-      echo "ok - haproxy rules: tunnel/client-fin timeouts, /readyz checks, no stickiness: ${file#"${ROOT}"/}"
+      echo "ok - haproxy rules: tunnel/client-fin timeouts, /readyz checks, stickiness only for Socket.IO: ${file#"${ROOT}"/}"
     else
       echo "not ok - haproxy rules: ${file#"${ROOT}"/}: missing${missing}"
     fi

@@ -38,6 +38,7 @@ step "rust tests" cargo test --workspace --locked --no-fail-fast
 step "deployment checks" scripts/check-deploy.sh
 export GATEWAY_BIN="$ROOT/target/debug/gateway" BROWSER_TESTS_DISTRIBUTED=1
 step "browser tests" scripts/browser-tests.sh
+step "socket.io tests" scripts/socketio-tests.sh
 
 if ((${#failed[@]})); then
   echo "test-all: FAILED: ${failed[*]}"

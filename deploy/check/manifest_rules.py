@@ -160,7 +160,9 @@ def rule_ingress(docs, values) -> None:
         value = notes.get(f"nginx.ingress.kubernetes.io/{key}")
         assert value and int(value) >= 3600, f"{key} = {value}: WebSockets would be cut"
     sticky = [k for k in notes if any(h in k for h in STICKY_ANNOTATION_HINTS)]
-    assert not sticky, f"sticky-session annotations: {sticky}"
+    # Cookie affinity is allowed only scoped to Socket.IO long-polling (docs/socketio.md).
+    scoped = notes.get("nginx.ingress.kubernetes.io/session-cookie-path") == "/socket.io"
+    assert not sticky or scoped, f"sticky-session annotations not scoped to /socket.io: {sticky}"
     gateway_service = next(s for s in by_kind(docs, "Service").values() if component_of(s) == "gateway")
     for rule in ing["spec"]["rules"]:
         for path in rule["http"]["paths"]:

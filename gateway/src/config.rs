@@ -78,6 +78,9 @@ pub struct GatewayConfig {
     pub common: CommonConfig,
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// The Socket.IO endpoint (`/socket.io/`).
+    #[command(flatten)]
+    pub socketio: crate::socketio::SocketIoArgs,
     /// The in-process bot of embedded mode.
     #[command(flatten)]
     pub bot: bot_worker::BotArgs,

@@ -20,6 +20,7 @@ pub mod send;
 pub mod sequencer;
 pub mod server;
 pub mod presence;
+pub mod socketio;
 pub mod state;
 pub mod ws;
 
@@ -66,6 +67,7 @@ pub fn app(state: AppState) -> Router {
                 chat_shared::protocol::ErrorCode::NotFound,
             )
         })
+        .with_state(state.clone())
+        .merge(socketio::router(state))
         .layer(axum::middleware::map_response(http::security_headers::add))
-        .with_state(state)
 }

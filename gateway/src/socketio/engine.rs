@@ -1,0 +1,290 @@
+//! Engine.IO sessions, transport-neutral: the registry by `sid`, each session's queue of server
+//! packets (taken by whichever transport is active: a long-poll GET or the WebSocket), its
+//! queue of Socket.IO payloads from the client, the polling → WebSocket upgrade state, and the
+//! heartbeat (the server pings every interval; no pong within interval + timeout closes it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::socketio::packet::{ENGINE_PING, EnginePacket, PacketError, decode_engine};
+
+/// Server packets queued per session before the producer waits (then the connection's own
+/// outbound queue fills and the slow-consumer rule closes it).
+const OUT_QUEUE: usize = 256;
+/// Socket.IO payloads from a client queued before its transport stops reading.
+const IN_QUEUE: usize = 64;
+
+/// The transport a session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Polling = 0,
+    /// A WebSocket probe succeeded; the poll in flight is being ended with a noop.
+    Upgrading = 1,
+    WebSocket = 2,
+}
+
+impl Transport {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Transport::Polling,
+            1 => Transport::Upgrading,
+            _ => Transport::WebSocket,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Polling | Transport::Upgrading => "polling",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Heartbeat and size settings announced in the `open` packet.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Largest payload a client may send at once (a polling body or a WebSocket message).
+    pub max_payload: usize,
+}
+
+/// One Engine.IO session.
+pub struct Session {
+    pub sid: Arc<str>,
+    out_tx: mpsc::Sender<String>,
+    /// Server packets; held by the active transport while it writes.
+    pub out_rx: tokio::sync::Mutex<mpsc::Receiver<String>>,
+    in_tx: mpsc::Sender<String>,
+    transport: AtomicU8,
+    /// Cancelled when a WebSocket probe succeeded: the poll in flight answers a noop.
+    pub upgrade_started: CancellationToken,
+    closed: CancellationToken,
+    started: Instant,
+    last_pong_ms: AtomicU64,
+}
+
+/// What a session's client packet asked for, for the transport to act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    Ok,
+    /// Not a packet the protocol allows here: ignored (the caller counts it).
+    Ignored(&'static str),
+    Closed,
+}
+
+impl Session {
+    pub fn id(&self) -> &str {
+        &self.sid
+    }
+
+    pub fn transport(&self) -> Transport {
+        Transport::from_u8(self.transport.load(Ordering::Acquire))
+    }
+
+    pub fn set_transport(&self, transport: Transport) {
+        self.transport.store(transport as u8, Ordering::Release);
+    }
+
+    /// Queues a server packet, waiting for room; false once the session is closed.
+    pub async fn send(&self, packet: String) -> bool {
+        tokio::select! {
+            sent = self.out_tx.send(packet) => sent.is_ok(),
+            _ = self.closed.cancelled() => false,
+        }
+    }
+
+    /// Queues a server packet if there is room.
+    pub fn try_send(&self, packet: String) -> bool {
+        self.out_tx.try_send(packet).is_ok()
+    }
+
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_pong_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_pong_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// Applies one Engine.IO text packet from the client.
+    pub async fn on_packet(&self, text: &str) -> Handled {
+        match decode_engine(text) {
+            Ok(EnginePacket::Pong(_)) => {
+                self.touch();
+                Handled::Ok
+            }
+            Ok(EnginePacket::Message(payload)) => {
+                self.touch();
+                let sent = tokio::select! {
+                    sent = self.in_tx.send(payload.to_owned()) => sent.is_ok(),
+                    _ = self.closed.cancelled() => false,
+                };
+                if sent { Handled::Ok } else { Handled::Closed }
+            }
+            Ok(EnginePacket::Close) => {
+                self.close();
+                Handled::Closed
+            }
+            Ok(EnginePacket::Noop) => Handled::Ok,
+            Ok(EnginePacket::Ping(_) | EnginePacket::Upgrade) => Handled::Ignored("misplaced"),
+            Err(PacketError::Binary) => Handled::Ignored("binary"),
+            Err(_) => Handled::Ignored("malformed"),
+        }
+    }
+}
+
+/// The registry of one gateway's Engine.IO sessions.
+pub struct Engine {
+    pub settings: EngineSettings,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+}
+
+impl Engine {
+    pub fn new(settings: EngineSettings) -> Arc<Self> {
+        Arc::new(Engine {
+            settings,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A new session and the receiving end of its client payloads; its heartbeat runs until
+    /// it closes, and it leaves the registry then.
+    pub fn open(self: &Arc<Self>, transport: Transport) -> (Arc<Session>, mpsc::Receiver<String>) {
+        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let (in_tx, in_rx) = mpsc::channel(IN_QUEUE);
+        let sid: Arc<str> = Arc::from(new_sid());
+        let session = Arc::new(Session {
+            sid: sid.clone(),
+            out_tx,
+            out_rx: tokio::sync::Mutex::new(out_rx),
+            in_tx,
+            transport: AtomicU8::new(transport as u8),
+            upgrade_started: CancellationToken::new(),
+            closed: CancellationToken::new(),
+            started: Instant::now(),
+            last_pong_ms: AtomicU64::new(0),
+        });
+        self.sessions.lock().insert(sid, session.clone());
+        tokio::spawn(heartbeat(self.clone(), session.clone()));
+        (session, in_rx)
+    }
+
+    pub fn get(&self, sid: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().get(sid).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn remove(&self, sid: &str) {
+        self.sessions.lock().remove(sid);
+    }
+}
+
+/// Pings every interval; closes the session when no pong (or any packet) came for interval +
+/// timeout; removes it from the registry once closed.
+async fn heartbeat(engine: Arc<Engine>, session: Arc<Session>) {
+    let EngineSettings {
+        ping_interval,
+        ping_timeout,
+        ..
+    } = engine.settings;
+    loop {
+        tokio::select! {
+            _ = session.closed() => break,
+            _ = tokio::time::sleep(ping_interval) => {}
+        }
+        if session.silent_for() > ping_interval + ping_timeout {
+            tracing::debug!(sid = %session.sid, "ping timeout");
+            session.close();
+            break;
+        }
+        session.try_send(ENGINE_PING.to_owned());
+    }
+    engine.remove(&session.sid);
+}
+
+/// A session id: unguessable, URL-safe.
+fn new_sid() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> EngineSettings {
+        EngineSettings {
+            ping_interval: Duration::from_millis(50),
+            ping_timeout: Duration::from_millis(50),
+            max_payload: 1000,
+        }
+    }
+
+    #[tokio::test]
+    async fn packets_are_routed_and_bad_ones_ignored() {
+        let engine = Engine::new(settings());
+        let (session, mut inbound) = engine.open(Transport::Polling);
+        assert_eq!(session.on_packet("40").await, Handled::Ok);
+        assert_eq!(inbound.recv().await.as_deref(), Some("0"));
+        assert_eq!(session.on_packet("3").await, Handled::Ok);
+        assert_eq!(session.on_packet("x").await, Handled::Ignored("malformed"));
+        assert_eq!(session.on_packet("bAA==").await, Handled::Ignored("binary"));
+        assert_eq!(session.on_packet("5").await, Handled::Ignored("misplaced"));
+        assert_eq!(session.on_packet("1").await, Handled::Closed);
+        assert!(session.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_silent_session_times_out_and_leaves_the_registry() {
+        let engine = Engine::new(settings());
+        let (session, _inbound) = engine.open(Transport::WebSocket);
+        assert!(engine.get(session.id()).is_some());
+        tokio::time::timeout(Duration::from_secs(5), session.closed())
+            .await
+            .expect("closed by the heartbeat");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(engine.get(session.id()).is_none());
+    }
+
+    #[tokio::test]
+    async fn pings_are_queued_and_pongs_keep_it_open() {
+        let engine = Engine::new(settings());
+        let (session, _inbound) = engine.open(Transport::Polling);
+        for _ in 0..4 {
+            let ping = {
+                let mut out = session.out_rx.lock().await;
+                tokio::time::timeout(Duration::from_secs(5), out.recv()).await
+            };
+            assert_eq!(ping.ok().flatten().as_deref(), Some("2"));
+            session.on_packet("3").await;
+        }
+        assert!(!session.is_closed());
+    }
+}

@@ -1,0 +1,384 @@
+//! The `/socket.io/` requests: the Engine.IO handshake, HTTP long-polling (GET waits for
+//! server packets, POST carries client packets), the WebSocket transport, and the upgrade from
+//! polling to WebSocket (`2probe` / `3probe`, a noop to end the poll in flight, then `5`).
+//! Protocol errors answer 400 with Engine.IO's `{code, message}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+
+use crate::socketio::SocketIo;
+use crate::socketio::engine::{Handled, Session, Transport};
+use crate::socketio::packet::{
+    ENGINE_CLOSE, ENGINE_NOOP, PROBE_PONG, SEPARATOR, encode_open, join_payload, split_payload,
+};
+use crate::socketio::session::{self, Handshake};
+
+/// Longest wait for a WebSocket write (a client that stops reading is closed).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for each step of an upgrade (`2probe`, then `5`).
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The response header of a polling handshake that names the new session.
+const SID_HEADER: &str = "x-socketio-sid";
+/// Bytes of packets one poll answers at most; the rest waits for the next poll.
+const MAX_POLL_BYTES: usize = 1 << 20;
+
+/// Engine.IO's error answers.
+#[derive(Debug, Clone, Copy)]
+enum EngineError {
+    UnknownTransport = 0,
+    UnknownSid = 1,
+    BadHandshakeMethod = 2,
+    BadRequest = 3,
+    UnsupportedProtocol = 5,
+}
+
+impl EngineError {
+    fn message(self) -> &'static str {
+        match self {
+            EngineError::UnknownTransport => "Transport unknown",
+            EngineError::UnknownSid => "Session ID unknown",
+            EngineError::BadHandshakeMethod => "Bad handshake method",
+            EngineError::BadRequest => "Bad request",
+            EngineError::UnsupportedProtocol => "Unsupported protocol version",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            EngineError::UnknownTransport => "unknown_transport",
+            EngineError::UnknownSid => "unknown_sid",
+            EngineError::BadHandshakeMethod => "bad_handshake_method",
+            EngineError::BadRequest => "bad_request",
+            EngineError::UnsupportedProtocol => "unsupported_protocol",
+        }
+    }
+}
+
+/// Every request to `/socket.io/`.
+pub async fn handle(
+    State(io): State<Arc<SocketIo>>,
+    Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    body: Body,
+) -> Response {
+    let mut response = route(&io, &query, &method, &headers, upgrade, body).await;
+    io.add_cors(&headers, response.headers_mut());
+    response
+}
+
+async fn route(
+    io: &Arc<SocketIo>,
+    query: &HashMap<String, String>,
+    method: &Method,
+    headers: &HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    body: Body,
+) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if query.get("EIO").map(String::as_str) != Some("4") {
+        return refuse(io, EngineError::UnsupportedProtocol);
+    }
+    let sid = query.get("sid").map(String::as_str);
+    match (query.get("transport").map(String::as_str), sid) {
+        (Some("polling"), None) if method == Method::GET => open_polling(io, headers),
+        (Some("polling"), None) => refuse(io, EngineError::BadHandshakeMethod),
+        (Some("polling"), Some(sid)) => match io.engine.get(sid) {
+            None => refuse(io, EngineError::UnknownSid),
+            Some(session) if method == Method::GET => poll(io, session).await,
+            Some(session) if method == Method::POST => post(io, session, body).await,
+            Some(_) => refuse(io, EngineError::BadHandshakeMethod),
+        },
+        (Some("websocket"), sid) => {
+            let Ok(upgrade) = upgrade else {
+                return refuse(io, EngineError::BadRequest);
+            };
+            websocket(io, headers, sid, upgrade)
+        }
+        _ => refuse(io, EngineError::UnknownTransport),
+    }
+}
+
+fn refuse(io: &SocketIo, error: EngineError) -> Response {
+    io.metrics.ignored(error.reason());
+    let body = json!({ "code": error as u8, "message": error.message() });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+fn text(body: String) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    response
+}
+
+/// Too many sessions without a socket yet would be a cheap way to hold memory: bounded by the
+/// node's connection cap plus its handshakes in flight (the CONNECT then answers admission's
+/// own refusal, `unavailable`, as a CONNECT_ERROR).
+fn engine_full(io: &SocketIo) -> bool {
+    let limits = &io.state.config.connection_limits;
+    let cap = limits.max_connections as usize;
+    let slack = (limits.max_handshakes_in_flight as usize).max(16);
+    cap != 0 && io.engine.len() >= cap + slack
+}
+
+/// A new session (and its socket task); the answer is the `open` packet.
+fn start_session(io: &Arc<SocketIo>, headers: &HeaderMap, transport: Transport) -> Arc<Session> {
+    let handshake = Handshake::from_headers(io, headers);
+    let (session, inbound) = io.engine.open(transport);
+    io.metrics.opened(transport);
+    tokio::spawn(session::run(
+        io.clone(),
+        session.clone(),
+        inbound,
+        handshake,
+    ));
+    session
+}
+
+fn open_packet(io: &SocketIo, sid: &str, upgrades: &[&str]) -> String {
+    let settings = io.engine.settings;
+    encode_open(
+        sid,
+        upgrades,
+        settings.ping_interval.as_millis() as u64,
+        settings.ping_timeout.as_millis() as u64,
+        settings.max_payload,
+    )
+}
+
+fn open_polling(io: &Arc<SocketIo>, headers: &HeaderMap) -> Response {
+    if engine_full(io) {
+        return crate::http::auth::ApiError::unavailable().into_response();
+    }
+    let session = start_session(io, headers, Transport::Polling);
+    let mut response = text(open_packet(io, session.id(), &["websocket"]));
+    // What a load balancer learns the session's gateway from (deploy/haproxy.cfg sticks on it).
+    if let Ok(sid) = HeaderValue::from_str(session.id()) {
+        response.headers_mut().insert(SID_HEADER, sid);
+    }
+    response
+}
+
+/// A long-poll: waits for server packets and answers all that are queued (a noop when an
+/// upgrade ends the poll, the close packet when the session ends).
+async fn poll(io: &SocketIo, session: Arc<Session>) -> Response {
+    if session.transport() == Transport::WebSocket {
+        return refuse(io, EngineError::BadRequest);
+    }
+    let Ok(mut out) = session.out_rx.try_lock() else {
+        // Two polls at once break the protocol: the session ends.
+        session.close();
+        return refuse(io, EngineError::BadRequest);
+    };
+    if session.upgrade_started.is_cancelled() {
+        return text(ENGINE_NOOP.to_owned());
+    }
+    let mut packets = Vec::new();
+    tokio::select! {
+        first = out.recv() => packets.extend(first),
+        _ = session.upgrade_started.cancelled() => return text(ENGINE_NOOP.to_owned()),
+        _ = session.closed() => {}
+    }
+    let mut bytes = packets.iter().map(String::len).sum::<usize>();
+    while bytes < MAX_POLL_BYTES {
+        let Ok(next) = out.try_recv() else { break };
+        bytes += next.len() + 1;
+        packets.push(next);
+    }
+    if session.is_closed() {
+        packets.push(ENGINE_CLOSE.to_owned());
+    }
+    text(join_payload(packets.iter().map(String::as_str)))
+}
+
+/// Client packets of a polling session.
+async fn post(io: &SocketIo, session: Arc<Session>, body: Body) -> Response {
+    if session.transport() == Transport::WebSocket {
+        return refuse(io, EngineError::BadRequest);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, io.engine.settings.max_payload).await else {
+        io.metrics.ignored("oversized_body");
+        session.close();
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let Ok(body) = std::str::from_utf8(&bytes) else {
+        return refuse(io, EngineError::BadRequest);
+    };
+    for packet in split_payload(body) {
+        match session.on_packet(packet).await {
+            Handled::Ok => io.metrics.packet_in(Transport::Polling),
+            Handled::Ignored(reason) => io.metrics.ignored(reason),
+            Handled::Closed => break,
+        }
+    }
+    text("ok".to_owned())
+}
+
+/// The WebSocket transport: a new session, or the upgrade of a polling one.
+fn websocket(
+    io: &Arc<SocketIo>,
+    headers: &HeaderMap,
+    sid: Option<&str>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let existing = match sid {
+        None if engine_full(io) => {
+            return crate::http::auth::ApiError::unavailable().into_response();
+        }
+        None => None,
+        Some(sid) => match io.engine.get(sid) {
+            None => return refuse(io, EngineError::UnknownSid),
+            Some(s) if s.transport() != Transport::Polling || s.upgrade_started.is_cancelled() => {
+                return refuse(io, EngineError::BadRequest);
+            }
+            Some(s) => Some(s),
+        },
+    };
+    let fresh = existing
+        .is_none()
+        .then(|| start_session(io, headers, Transport::WebSocket));
+    let io = io.clone();
+    let max = io.engine.settings.max_payload;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let (mut sink, mut stream) = socket.split();
+            let session = match (fresh, existing) {
+                (Some(session), _) => {
+                    let open = open_packet(&io, session.id(), &[]);
+                    if sink.send(Message::Text(open.into())).await.is_err() {
+                        session.close();
+                        return;
+                    }
+                    session
+                }
+                (None, Some(session)) => {
+                    if !probe(&mut sink, &mut stream, &session).await {
+                        return;
+                    }
+                    io.metrics.upgraded();
+                    session
+                }
+                (None, None) => return,
+            };
+            run_websocket(&io, session, sink, stream).await;
+        })
+}
+
+/// The upgrade handshake on the new WebSocket; false when it did not complete (a session
+/// whose poll was already ended with a noop is closed then).
+async fn probe(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+    session: &Session,
+) -> bool {
+    let first = tokio::time::timeout(UPGRADE_TIMEOUT, stream.next()).await;
+    if !matches!(first, Ok(Some(Ok(Message::Text(ref t)))) if t.as_str() == "2probe") {
+        return false;
+    }
+    if sink.send(Message::Text(PROBE_PONG.into())).await.is_err() {
+        return false;
+    }
+    session.upgrade_started.cancel();
+    let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Text(t) = message {
+                if t.as_str() == "5" {
+                    return true;
+                }
+                if t.as_str() != "2probe" {
+                    return false;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    if upgraded != Ok(true) {
+        session.close();
+        return false;
+    }
+    session.set_transport(Transport::WebSocket);
+    true
+}
+
+/// Reads client packets while a writer task sends the session's packets, until either ends.
+async fn run_websocket(
+    io: &SocketIo,
+    session: Arc<Session>,
+    sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+) {
+    let writer = tokio::spawn(write_websocket(session.clone(), sink));
+    loop {
+        let message = tokio::select! {
+            _ = session.closed() => break,
+            message = stream.next() => message,
+        };
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                // One message is one packet; a stray separator means a client bug, not a batch.
+                if text.as_str().contains(SEPARATOR) {
+                    io.metrics.ignored("malformed");
+                    continue;
+                }
+                match session.on_packet(text.as_str()).await {
+                    Handled::Ok => io.metrics.packet_in(Transport::WebSocket),
+                    Handled::Ignored(reason) => io.metrics.ignored(reason),
+                    Handled::Closed => break,
+                }
+            }
+            Some(Ok(Message::Binary(_))) => io.metrics.ignored("binary"),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+        }
+    }
+    session.close();
+    let _ = writer.await;
+}
+
+/// Writes the session's packets to the WebSocket; after the session ends, what is still
+/// queued, then the close frame.
+async fn write_websocket(session: Arc<Session>, mut sink: SplitSink<WebSocket, Message>) {
+    let mut out = session.out_rx.lock().await;
+    loop {
+        let packet = tokio::select! {
+            packet = out.recv() => packet,
+            _ = session.closed() => break,
+        };
+        let Some(packet) = packet else { break };
+        let sent =
+            tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(packet.into()))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            session.close();
+            return;
+        }
+    }
+    while let Ok(packet) = out.try_recv() {
+        let sent =
+            tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(packet.into()))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(None))).await;
+}
