@@ -15,6 +15,7 @@ async fn slow_reader_is_closed_with_4009_and_resumes() {
         |c| {
             c.outbound_queue = 16;
             c.send_rate_per_sec = 1_000_000;
+            c.send_limits.user_send_rate_per_sec = 0;
             c.send_burst = 1_000_000;
         },
         true,

@@ -227,6 +227,7 @@ async fn an_embedded_bot_request_is_one_trace() {
     env.extend([
         ("LISTEN_ADDR".to_owned(), format!("127.0.0.1:{port}")),
         ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("DEV_LOGIN".to_owned(), "true".to_owned()),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ]);
     let service = ChildService::spawn(cargo_bin("gateway"), Vec::<String>::new(), env);

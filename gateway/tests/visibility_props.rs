@@ -560,6 +560,7 @@ fn sockets_never_show_what_the_reader_may_not_see() {
     let d = runtime.block_on(Embedded::start_with(
         |config| {
             config.send_rate_per_sec = 10_000;
+            config.send_limits.user_send_rate_per_sec = 0;
             config.send_burst = 10_000;
             // Scenarios resume many times on one connection.
             config.outbound.resume_frames_per_min = 1_000_000;

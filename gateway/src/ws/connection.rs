@@ -379,6 +379,8 @@ impl Reader {
                     Err(code) => ServerFrame::Error(ErrorFrame::new(code, reference)),
                 }
             }
+            // Under the frame's `ws.receive` span, so the router's trace hangs off it.
+            .instrument(tracing::Span::current())
             .boxed(),
         )
     }

@@ -1,8 +1,9 @@
 //! Everything the bus needs on the server: the guild log stream, the bot work queue and its
 //! shared consumer, and the messageId claims bucket. One component owns their configuration
 //! ([`StreamRole::Owner`]: the router, or an explicit migrate step) and creates or updates it;
-//! the others ([`StreamRole::Verify`]: gateways, bot workers) only read it and refuse to start
-//! when it is missing or would keep less than they are configured for (fewer messages, a
+//! the others ([`StreamRole::Verify`]: gateways, bot workers) never rewrite it: they create
+//! what is missing (nothing to lose) and refuse to start when an existing one would keep less
+//! than they are configured for (fewer messages, a
 //! shorter age, fewer replicas): a process started with defaults can no longer purge the log.
 //! The rule is generic over [`stream_configs`], the list of every stream.
 
@@ -73,10 +74,13 @@ pub async fn ensure(
             .create_consumer(bot_consumer_config(config))
             .await
             .map_err(|e| unavailable("creating the bot consumer", e))?,
-        StreamRole::Verify => bot
-            .get_consumer(BOT_CONSUMER)
-            .await
-            .map_err(|e| unavailable("opening the bot consumer", e))?,
+        StreamRole::Verify => match bot.get_consumer(BOT_CONSUMER).await {
+            Ok(consumer) => consumer,
+            Err(_) => bot
+                .create_consumer(bot_consumer_config(config))
+                .await
+                .map_err(|e| unavailable("creating the missing bot consumer", e))?,
+        },
     };
     let claims = js
         .get_key_value(CLAIMS_BUCKET)
@@ -107,16 +111,14 @@ async fn verify_stream(
     js: &Context,
     wanted: stream::Config,
 ) -> Result<jetstream::stream::Stream, BusError> {
-    let mut stream = js.get_stream(&wanted.name).await.map_err(|e| {
-        unavailable(
-            &format!(
-                "opening stream {} (it is created by the router; start a router or run its \
-                 migrate step first)",
-                wanted.name
-            ),
-            e,
-        )
-    })?;
+    let mut stream = match js.get_stream(&wanted.name).await {
+        Ok(stream) => stream,
+        // Nothing exists yet, so nothing can be lost: create it as wanted (never update an
+        // existing one); the owner aligns the settings when it starts.
+        Err(_) => js.create_stream(wanted.clone()).await.map_err(|e| {
+            unavailable(&format!("creating missing stream {}", wanted.name), e)
+        })?,
+    };
     let info = stream
         .info()
         .await
