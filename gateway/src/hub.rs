@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_shared::bus::{Bus, BusError, LogEntry, Topic, UserEvent, Visibility};
 use chat_shared::bus::nats::connection_events;
+use chat_shared::bus::{Bus, BusError, LogEntry, Topic, UserEvent, Visibility};
 use chat_shared::protocol::{ServerFrame, close_code};
 use futures::StreamExt;
 use parking_lot::RwLock;

@@ -21,8 +21,8 @@ use crate::config::GatewayConfig;
 use crate::http::dev_sessions::DevSessions;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::send_limit::SendLimits;
 use crate::presence::PresenceService;
+use crate::send_limit::SendLimits;
 
 /// How often the bus and the store are probed for `/readyz` and handshakes.
 const PROBE_EVERY: Duration = Duration::from_millis(500);

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chat_shared::protocol::identity::Role;
 use chat_shared::bus::nats::{NatsBus, NatsConfig};
+use chat_shared::protocol::identity::Role;
 use presence_cases as cases;
 use support::distributed::{Distributed, Topology};
 use support::presence::Tracker;

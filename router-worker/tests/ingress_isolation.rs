@@ -7,8 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chat_shared::bus::{Bus, Visibility};
 use chat_shared::bus::nats::partitions::partition_of;
+use chat_shared::bus::{Bus, Visibility};
 use chat_shared::protocol::ErrorCode;
 use futures::future::join_all;
 use support::*;

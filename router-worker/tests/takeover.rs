@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::bus::{Bus, Visibility};
 use chat_shared::bus::nats::{NatsBus, TAKEOVER_BOUND};
+use chat_shared::bus::{Bus, Visibility};
 use support::*;
 use testkit::NatsServer;
 

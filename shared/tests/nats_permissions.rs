@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use chat_shared::bus::{Bus, Topic};
 use chat_shared::bus::nats::{NatsAuth, NatsBus, NatsConfig, StreamRole};
+use chat_shared::bus::{Bus, Topic};
 use futures::StreamExt;
 use testkit::NatsServer;
 

@@ -7,5 +7,5 @@ pub mod auth;
 pub mod dev_login;
 pub mod dev_sessions;
 pub mod ops;
-pub mod security_headers;
 pub mod presence;
+pub mod security_headers;

@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use chat_shared::protocol::presence::PresenceBody;
 use chat_shared::protocol::ErrorCode;
+use chat_shared::protocol::presence::PresenceBody;
 
 use crate::http::auth::{ApiError, authenticate};
 use crate::state::AppState;

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::protocol::identity::UserInfo;
 use chat_shared::bus::presence::PresenceBody;
+use chat_shared::protocol::identity::UserInfo;
 
 /// Users that came and went in the merged view.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_shared::protocol::identity::UserInfo;
 use chat_shared::bus::presence::{PresenceBody, PresenceUpdate, SharedPresenceBus};
+use chat_shared::protocol::identity::UserInfo;
 use chat_shared::protocol::presence::{PresenceDiff, PresenceSnapshot, TypingFrame, TypingNotice};
 use chat_shared::protocol::{ErrorCode, ErrorFrame, ServerFrame};
 use parking_lot::Mutex;

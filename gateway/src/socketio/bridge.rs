@@ -176,9 +176,13 @@ impl Link {
         {
             return Err(ErrorCode::RateLimited);
         }
-        send(&self.state, &self.caller, SendFields::from_frame(frame, None))
-            .await
-            .map(|ack| (ack.message_id, ack.seq))
+        send(
+            &self.state,
+            &self.caller,
+            SendFields::from_frame(frame, None),
+        )
+        .await
+        .map(|ack| (ack.message_id, ack.seq))
     }
 
     /// Resolves with the close code once the core asks this socket to close (drain 1012,

@@ -6,8 +6,8 @@
 
 pub mod connection;
 pub mod handle;
-pub mod registration;
 pub mod limits;
+pub mod registration;
 mod replay;
 pub mod resume_param;
 mod resumes;

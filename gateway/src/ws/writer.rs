@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
-use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::close_code;
+use chat_shared::protocol::codec::Encoding;
 use futures::SinkExt;
 use futures::stream::SplitSink;
 use tokio::sync::mpsc;

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use chat_shared::bus::{Bus, UserEvent};
-use chat_shared::protocol::identity::Role;
 use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::identity::Role;
 use chat_shared::store::Session;
 use serde_json::json;
 

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_shared::bus::{INTERNAL_VERSION, SendRequest};
-use chat_shared::protocol::identity::{Role, UserInfo};
 use chat_shared::bus::nats::partitions::{INGRESS_PARTITIONS, partition_of};
 use chat_shared::bus::nats::{NatsBus, NatsConfig};
+use chat_shared::bus::{INTERNAL_VERSION, SendRequest};
+use chat_shared::protocol::identity::{Role, UserInfo};
 use testkit::{ChildService, NatsServer, cargo_bin, free_port};
 
 /// How long a router may take to start.

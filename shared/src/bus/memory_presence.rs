@@ -8,8 +8,8 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::bus::{BoxStream, BusError};
 use crate::bus::presence::{PresenceBus, PresenceUpdate, Received};
+use crate::bus::{BoxStream, BusError};
 
 /// Updates a slow subscriber may lag behind before it loses some (it resyncs by `seq`).
 const CHANNEL: usize = 4096;

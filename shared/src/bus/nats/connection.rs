@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, Request, RequestErrorKind};
 
-use super::connection_events;
 use super::auth::NatsAuth;
+use super::connection_events;
 use super::errors::{from_request, unavailable};
 use crate::bus::BusError;
 

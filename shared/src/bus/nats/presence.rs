@@ -9,8 +9,8 @@ use futures::StreamExt;
 use super::connection::{ensure_connected, round_trip};
 use super::errors::unavailable;
 use super::payload::encode;
-use crate::bus::{BoxStream, BusError, INTERNAL_VERSION};
 use crate::bus::presence::{PresenceBus, PresenceUpdate, Received};
+use crate::bus::{BoxStream, BusError, INTERNAL_VERSION};
 use crate::protocol::validate::is_valid_guild_id;
 
 /// The presence subject of a (valid) guild.

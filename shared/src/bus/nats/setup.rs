@@ -115,9 +115,10 @@ async fn verify_stream(
         Ok(stream) => stream,
         // Nothing exists yet, so nothing can be lost: create it as wanted (never update an
         // existing one); the owner aligns the settings when it starts.
-        Err(_) => js.create_stream(wanted.clone()).await.map_err(|e| {
-            unavailable(&format!("creating missing stream {}", wanted.name), e)
-        })?,
+        Err(_) => js
+            .create_stream(wanted.clone())
+            .await
+            .map_err(|e| unavailable(&format!("creating missing stream {}", wanted.name), e))?,
     };
     let info = stream
         .info()
