@@ -135,12 +135,22 @@ test('history pages back with "load older" in seq order', () => withGatewayOutpu
   const g = guildId('hist');
   const { token } = await gateway.devLogin({ name: 'Writer', guilds: [g] });
   for (let i = 1; i <= 60; i += 1) {
-    const res = await fetch(`${gateway.baseUrl}/api/guilds/${g}/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ guildId: g, text: `history ${i}`, messageId: `hist_${g}_${i}` }),
-    });
-    assert.equal(res.status, 201, await res.text());
+    // 60 posts exceed one user's send budget (burst 40): wait out each 429's Retry-After, as
+    // a client should; the same messageId makes the retry safe.
+    for (;;) {
+      const res = await fetch(`${gateway.baseUrl}/api/guilds/${g}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ guildId: g, text: `history ${i}`, messageId: `hist_${g}_${i}` }),
+      });
+      if (res.status === 429) {
+        const wait = Number(res.headers.get('retry-after') || '1');
+        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+        continue;
+      }
+      assert.equal(res.status, 201, await res.text());
+      break;
+    }
   }
   const reader = await signedInPage(browser, gateway, { name: 'Reader', guilds: [g] });
   await waitForMessage(reader.page, 'history 60');
