@@ -80,6 +80,15 @@ class Child {
     this.proc.kill('SIGKILL');
     await this.exited;
   }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `ms`. */
+  async terminate(ms = 5000) {
+    if (!this.alive()) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), ms);
+    await this.exited;
+    clearTimeout(timer);
+  }
 }
 
 /** A gateway (plus workers in distributed mode) on a fixed port, restartable. */
@@ -166,7 +175,9 @@ export class GatewayProcess {
   async stop() {
     this.gateway?.signal('SIGCONT');
     await this.gateway?.kill();
-    for (const w of this.workers) await w.kill();
+    // Gracefully: a router hands its ingress partitions back on SIGTERM, so the next test's
+    // router on the same NATS serves them at once instead of after the lease expires.
+    for (const w of this.workers) await w.terminate();
   }
 
   output() {
