@@ -68,4 +68,4 @@ cd tests/browser
 npm ci --no-audit --no-fund --loglevel=error
 mkdir -p artifacts
 # One test file at a time: each starts its own gateway and browser, and the machine is small.
-node --test --test-concurrency=1 --test-reporter=spec "$@"
+node --test --test-concurrency=1 --test-timeout=180000 --test-reporter=spec "$@"

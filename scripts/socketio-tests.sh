@@ -58,6 +58,6 @@ for mode in $MODES; do
   else
     unset NATS_URL REDIS_URL
   fi
-  node --test --test-concurrency=1 --test-reporter=spec "$@"
+  node --test --test-concurrency=1 --test-timeout=120000 --test-reporter=spec "$@"
   stop_services
 done
