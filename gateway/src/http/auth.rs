@@ -82,8 +82,8 @@ impl Caller {
     }
 }
 
-/// Verifies the token of a request.
-pub fn verify_token(state: &AppState, headers: &HeaderMap) -> Result<VerifiedToken, ApiError> {
+/// The token a request carries: the `JWT_COOKIE_NAME` cookie, then `Authorization: Bearer`.
+pub fn request_token<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
     let cookies = headers
         .get_all(header::COOKIE)
         .iter()
@@ -91,12 +91,12 @@ pub fn verify_token(state: &AppState, headers: &HeaderMap) -> Result<VerifiedTok
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let token = chat_shared::auth::extract_token(
-        cookies,
-        authorization,
-        &state.config.auth.jwt_cookie_name,
-    )
-    .ok_or_else(ApiError::unauthorized)?;
+    chat_shared::auth::extract_token(cookies, authorization, &state.config.auth.jwt_cookie_name)
+}
+
+/// Verifies the token of a request.
+pub fn verify_token(state: &AppState, headers: &HeaderMap) -> Result<VerifiedToken, ApiError> {
+    let token = request_token(state, headers).ok_or_else(ApiError::unauthorized)?;
     state.verifier.verify(token).map_err(|error| {
         tracing::debug!(%error, "token refused");
         ApiError::unauthorized()

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
 use chat_shared::protocol::{ErrorCode, close_code};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -41,19 +41,7 @@ pub struct Handshake {
 
 impl Handshake {
     pub fn from_headers(io: &SocketIo, headers: &HeaderMap) -> Self {
-        let cookies = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let header_token = chat_shared::auth::extract_token(
-            cookies,
-            authorization,
-            &io.state.config.auth.jwt_cookie_name,
-        )
-        .map(str::to_owned);
+        let header_token = crate::http::auth::request_token(&io.state, headers).map(str::to_owned);
         Handshake {
             header_token,
             origin_ok: io.origin_allowed(headers),
