@@ -2,7 +2,8 @@
  * chat-client.js — the browser client of the guild chat gateway (wire contract: DESIGN.md).
  *
  * One dependency-free ES module. A `ChatClient` holds one WebSocket to `/ws`, reconnects with
- * exponential backoff and full jitter, resumes every guild from the last `seq` it saw, dedups
+ * exponential backoff and full jitter, resumes every guild from the last `seq` it saw (named in
+ * the handshake, `/ws?resume=g1:42`, so replay comes before live and nothing waits), dedups
  * messages by `messageId`, sends optimistically with client-made message ids (re-sent with the
  * same id after a reconnect until acknowledged), detects dead connections with its own pings,
  * and follows the browser's online/offline and visibility events. It never reconnects after an
@@ -46,6 +47,11 @@ const DEFAULTS = Object.freeze({
   restartJitterMs: 500,
   seenLimit: 10000,
 });
+
+/** Guilds one handshake names at most (the gateway refuses more than 256). */
+export const MAX_HANDSHAKE_POSITIONS = 256;
+/** A guild id the handshake can carry: `[A-Za-z0-9_-]`, 1–64 (what the gateway accepts). */
+const GUILD_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const MESSAGE_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -210,12 +216,13 @@ export class ChatClient extends EventTarget {
     this.setState(States.CONNECTING);
     this.connectAttempts += 1;
     let ws;
+    const named = this.options.resumeInHandshake === false ? new Map() : this.handshakePositions();
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(withResume(this.url, named));
     } catch (err) {
       return this.scheduleReconnect({ reason: String(err?.message ?? err) });
     }
-    const conn = { ws, opened: false, openedAt: 0, lastRxAt: 0, lastPingAt: 0, heartbeatMs: 0 };
+    const conn = { ws, named, opened: false, openedAt: 0, lastRxAt: 0, lastPingAt: 0, heartbeatMs: 0 };
     this.ws = ws;
     this.conn = conn;
     ws.onopen = () => {
@@ -248,7 +255,7 @@ export class ChatClient extends EventTarget {
     this.hello = frame;
     conn.heartbeatMs = this.options.heartbeatMs ?? frame.heartbeatMs ?? 25000;
     this.startHeartbeat(conn);
-    this.sendResume(frame.guilds ?? []);
+    this.sendResume(frame.guilds ?? [], conn.named);
     this.setState(States.CONNECTED);
     this.emit('hello', frame);
     for (const outgoing of this.pending.values()) this.transmit(outgoing);
@@ -370,19 +377,35 @@ export class ChatClient extends EventTarget {
   // ---- frames out ------------------------------------------------------------------------
 
   /**
-   * Resumes every guild from its last seen seq. On the first connection, guilds without a
-   * position get one from their newest history entry; on a reconnect, a guild still without one
-   * (nothing seen yet) resumes from 0, so nothing sent meanwhile is missed.
+   * The positions named in the handshake (`/ws?resume=g1:42,g2:17`): every guild's last seen
+   * seq, and on a reconnect 0 for a guild of the last hello with nothing seen yet (so nothing
+   * sent meanwhile is missed). At most `MAX_HANDSHAKE_POSITIONS`, valid guild ids only; the
+   * rest go in a `resume` frame after hello.
    */
-  sendResume(guilds) {
-    const positions = {};
-    for (const [guildId, seq] of this.positions) positions[guildId] = seq;
-    for (const guildId of guilds) {
-      if (guildId in positions) continue;
-      if (this.resumedBefore) positions[guildId] = 0;
-      else this.history(guildId, { limit: 1 }).catch(() => {});
+  handshakePositions() {
+    const all = new Map(this.positions);
+    for (const guildId of this.hello?.guilds ?? []) if (!all.has(guildId)) all.set(guildId, 0);
+    const named = new Map();
+    for (const [guildId, seq] of all) {
+      if (named.size === MAX_HANDSHAKE_POSITIONS) break;
+      if (GUILD_ID.test(guildId)) named.set(guildId, seq);
     }
-    this.resumedBefore = true;
+    return named;
+  }
+
+  /**
+   * After hello: guilds already named in the handshake need nothing. A guild of this hello not
+   * named there resumes by a `resume` frame when it has a position (more guilds than the
+   * handshake takes); without one (the first connection, or a guild new to this user) its
+   * position comes from its newest history entry and it is live at once.
+   */
+  sendResume(guilds, named) {
+    const positions = {};
+    for (const [guildId, seq] of this.positions) if (!named.has(guildId)) positions[guildId] = seq;
+    for (const guildId of guilds) {
+      if (named.has(guildId) || guildId in positions) continue;
+      this.history(guildId, { limit: 1 }).catch(() => {});
+    }
     if (Object.keys(positions).length > 0) this.write({ type: 'resume', positions });
   }
 
@@ -515,6 +538,14 @@ const FRAME_HANDLERS = {
   },
   pong() {},
 };
+
+/** Adds the handshake's `resume` parameter (`g1:42,g2:17`) when `positions` names any guild. */
+export function withResume(url, positions) {
+  if (positions.size === 0) return url;
+  const u = new URL(url);
+  u.searchParams.set('resume', [...positions].map(([guildId, seq]) => `${guildId}:${seq}`).join(','));
+  return u.toString();
+}
 
 function withEncoding(url, encoding) {
   const u = new URL(url, globalThis.location?.href);

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { GatewayProcess, distributedEnv, newSecret } from './lib/gateway.js';
 import {
-  launchBrowser, messageRow, messageTexts, recordStates, screenshot, sendMessage, waitForMessage,
+  handshakePositions, launchBrowser, messageRow, messageTexts, recordStates, screenshot, sendMessage, waitForMessage,
   waitForState, waitForStateSeen,
 } from './lib/browser.js';
 import { guildId, signedInPage, withGatewayOutput } from './lib/fixtures.js';
@@ -79,8 +79,8 @@ async function crashStory({ annGateway, bobGateway, reseed, continuous, meanwhil
   assert.ok(sends.length >= 2, `the unacked send was re-sent (${sends.length} send frames)`);
   assert.ok(sends.every((f) => f.frame.messageId === messageId), 'every re-send keeps the messageId');
   assert.ok(new Set(sends.map((f) => f.socket)).size >= 2, 'the re-send went over a new connection');
-  const resumes = ann.sentFrames.filter((f) => f.frame?.type === 'resume' && f.socket > 0);
-  assert.ok(resumes.some((f) => f.frame.positions?.[g] >= 2), `resumed ${g} from its last seq`);
+  const named = ann.sockets.slice(1).map((ws) => handshakePositions(ws.url()));
+  assert.ok(named.some((positions) => positions[g] >= 2), `resumed ${g} from its last seq in the handshake`);
 
   await waitForState(bob.page, 'connected');
   if (continuous) {

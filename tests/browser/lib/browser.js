@@ -134,3 +134,14 @@ export async function screenshot(page, name) {
 function exactly(text) {
   return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 }
+
+/** The positions a WebSocket URL names in its handshake (`?resume=g1:42,g2:17`), as an object. */
+export function handshakePositions(url) {
+  const value = new URL(url).searchParams.get('resume') ?? '';
+  const positions = {};
+  for (const item of value.split(',').filter(Boolean)) {
+    const at = item.lastIndexOf(':');
+    positions[item.slice(0, at)] = Number(item.slice(at + 1));
+  }
+  return positions;
+}
