@@ -1,10 +1,12 @@
 /**
  * app.js — the chat page: shows the connection state, signs in through dev login, switches
- * guilds, renders history and live messages, and sends through the ChatClient library.
+ * guilds, renders history and live messages, who is online and who is typing in the open guild
+ * (presence-view.js), and sends (and says it is typing) through the ChatClient library.
  * Every piece of user or server text is set with textContent, never parsed as HTML.
  * `window.chatClient` exposes the live client for debugging.
  */
 import { ChatClient, States } from '/client/chat-client.js';
+import { renderPresence, renderTyping } from '/static/presence-view.js';
 
 const ROLE_COLORS = { member: '#3b82f6', club: '#f59e0b', admin: '#ef4444', bot: '#22c55e' };
 const HISTORY_PAGE = 50;
@@ -26,6 +28,8 @@ const ui = {
   list: $('message-list'), composer: $('composer'), input: $('composer-input'),
   adminOnlyLabel: $('admin-only-label'), adminOnly: $('admin-only-toggle'), counter: $('char-counter'),
   template: document.getElementById('message-template'),
+  presence: { panel: $('presence'), count: $('online-count'), list: $('online-list'), more: $('online-more') },
+  typing: $('typing-indicator'),
 };
 
 /** Page state: the client, who we are, and per guild its messages by messageId. */
@@ -129,7 +133,14 @@ function renderGuild() {
   ui.empty.hidden = entries.length > 0 || !g.historyLoaded;
   ui.loadOlder.hidden = !g.hasMore;
   renderGuildList();
+  renderPresenceAndTyping();
   scrollToBottom();
+}
+
+function renderPresenceAndTyping() {
+  const id = page.current;
+  renderPresence(ui.presence, id ? page.client.presence(id) : null, page.hello?.user?.id);
+  renderTyping(ui.typing, id ? page.client.typingUsers(id) : []);
 }
 
 function renderGuildList() {
@@ -327,6 +338,14 @@ function onResumed({ guildId, gap }) {
   if (gap) showBanner(`Some messages in #${guild(guildId).name} are no longer available.`);
 }
 
+function onPresence({ guildId }) {
+  if (guildId === page.current) renderPresence(ui.presence, page.client.presence(guildId), page.hello?.user?.id);
+}
+
+function onTyping({ guildId, users }) {
+  if (guildId === page.current) renderTyping(ui.typing, users);
+}
+
 function findEntry(messageId) {
   for (const g of page.guilds.values()) if (g.entries.has(messageId)) return { guildId: g.id };
   return null;
@@ -343,6 +362,8 @@ function startClient() {
   client.on('outgoing', onOutgoing);
   client.on('error', onError);
   client.on('resumed', onResumed);
+  client.on('presence', onPresence);
+  client.on('typing', onTyping);
   client.connect();
 }
 
@@ -410,7 +431,10 @@ ui.input.addEventListener('keydown', (event) => {
     submitMessage();
   }
 });
-ui.input.addEventListener('input', updateCounter);
+ui.input.addEventListener('input', () => {
+  updateCounter();
+  if (page.current && ui.input.value.trim()) page.client.typing(page.current);
+});
 ui.loadOlder.addEventListener('click', () => {
   const g = page.guilds.get(page.current);
   if (g) loadHistory(g, oldestSeq(g) ?? undefined);

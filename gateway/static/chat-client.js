@@ -17,7 +17,15 @@
  *   error    {code, message, ref?, guildId?, messageId?, outgoing?}
  *   resumed  {guildId, replayed, gap}
  *   outgoing {outgoing}                      an optimistic send changed (pending/sent/failed)
+ *   presence {guildId, count, truncated, available, online, joined, left, snapshot}
+ *                                            a guild's presence changed (`online` is the whole
+ *                                            current list, `joined`/`left` what changed)
+ *   typing   {guildId, users}                who is typing in a guild now (never this user)
+ * Presence and typing state: `presence(guildId)`, `typingUsers(guildId)`; own typing:
+ * `typing(guildId)` (throttled to one frame per guild per 2 s, as the gateway forwards).
  */
+
+import { PresenceTracker } from './presence.js';
 
 /** Connection states. */
 export const States = Object.freeze({
@@ -116,6 +124,12 @@ export class ChatClient extends EventTarget {
     this.refs = new Map();
     this.seen = new Set();
     this.timers = { reconnect: null, connect: null, heartbeat: null };
+    this.presenceTracker = new PresenceTracker({
+      emit: (type, detail) => this.emit(type, detail),
+      write: (frame) => this.state === States.CONNECTED && this.write(frame),
+      selfId: () => this.hello?.user?.id,
+      typingShowMs: this.options.typingShowMs,
+    });
     this.listenToBrowser();
   }
 
@@ -167,6 +181,24 @@ export class ChatClient extends EventTarget {
     this.emit('outgoing', { outgoing });
     if (this.state === States.CONNECTED) this.transmit(outgoing);
     return outgoing;
+  }
+
+  /**
+   * Tells the guild's other members that this user is typing. Call it on every keystroke: at
+   * most one frame per guild per 2 s goes out (what the gateway forwards). True when one went.
+   */
+  typing(guildId) {
+    return this.presenceTracker.typing(guildId);
+  }
+
+  /** A guild's presence: `{guildId, count, truncated, available, online:[user…]}` or null. */
+  presence(guildId) {
+    return this.presenceTracker.book.get(guildId);
+  }
+
+  /** The users typing in a guild now (never this user), oldest first. */
+  typingUsers(guildId) {
+    return this.presenceTracker.book.typing(guildId);
   }
 
   /** Sends a failed message again with its original messageId. */
@@ -257,6 +289,7 @@ export class ChatClient extends EventTarget {
     this.startHeartbeat(conn);
     this.sendResume(frame.guilds ?? [], conn.named);
     this.setState(States.CONNECTED);
+    this.presenceTracker.onHello(frame.guilds ?? []);
     this.emit('hello', frame);
     for (const outgoing of this.pending.values()) this.transmit(outgoing);
   }
@@ -268,6 +301,7 @@ export class ChatClient extends EventTarget {
     const outgoing = this.outgoing.get(message.messageId);
     if (outgoing && message.from?.id === this.hello?.user?.id) this.settle(outgoing, seq);
     if (!this.remember(message.messageId)) return;
+    this.presenceTracker.onMessage(message);
     this.emit('message', { seq, message, own: Boolean(outgoing) });
   }
 
@@ -364,6 +398,7 @@ export class ChatClient extends EventTarget {
     this.clearTimer('connect');
     this.clearTimer('heartbeat');
     if (!ws) return;
+    this.presenceTracker.onDisconnect();
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (code !== undefined && ws.readyState <= 1) {
       try {
@@ -499,6 +534,7 @@ export class ChatClient extends EventTarget {
 
   clearAllTimers() {
     for (const name of Object.keys(this.timers)) this.clearTimer(name);
+    this.presenceTracker.stop();
   }
 
   listenToBrowser() {
@@ -535,6 +571,15 @@ const FRAME_HANDLERS = {
   error: ChatClient.prototype.onError,
   resumed(frame) {
     this.emit('resumed', { guildId: frame.guildId, replayed: frame.replayed, gap: frame.gap });
+  },
+  presence(frame) {
+    this.presenceTracker.onSnapshot(frame);
+  },
+  presence_diff(frame) {
+    this.presenceTracker.onDiff(frame);
+  },
+  typing(frame) {
+    this.presenceTracker.onTyping(frame);
   },
   pong() {},
 };

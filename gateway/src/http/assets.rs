@@ -1,5 +1,6 @@
 //! The browser client, embedded in the binary: the page at `/`, its script and style under
-//! `/static/`, and the client library at `/client/chat-client.js`.
+//! `/static/`, and the client library at `/client/chat-client.js` (with its presence module
+//! `/client/presence.js`).
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -8,6 +9,8 @@ const INDEX_HTML: &str = include_str!("../../static/index.html");
 const APP_JS: &str = include_str!("../../static/app.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 const CLIENT_JS: &str = include_str!("../../static/chat-client.js");
+const PRESENCE_JS: &str = include_str!("../../static/presence.js");
+const PRESENCE_VIEW_JS: &str = include_str!("../../static/presence-view.js");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -33,4 +36,12 @@ pub async fn style_css() -> impl IntoResponse {
 
 pub async fn client_js() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", CLIENT_JS)
+}
+
+pub async fn presence_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", PRESENCE_JS)
+}
+
+pub async fn presence_view_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", PRESENCE_VIEW_JS)
 }
