@@ -1,0 +1,119 @@
+/**
+ * Presence and typing on the chat page, in two Chromium browsers against a real embedded gateway:
+ * the online list of the open guild shows both users (a member of another guild sees neither),
+ * closing one browser's page shows that user gone after the linger (not before), typing in one
+ * page shows "Ann is typing…" in the other and nothing in its own, two typists read "… and … are
+ * typing…", and a guild above PRESENCE_MAX_LISTED shows the exact count with "and N more".
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayProcess } from './lib/gateway.js';
+import { byTestId, launchBrowser, screenshot, sendMessage, waitForMessage } from './lib/browser.js';
+import { guildId, signedInPage, withGatewayOutput } from './lib/fixtures.js';
+
+const LINGER_MS = 2000;
+const MAX_LISTED = 2;
+
+let gateway;
+let browsers = [];
+
+before(async () => {
+  gateway = await new GatewayProcess({
+    env: { PRESENCE_LINGER_MS: String(LINGER_MS), PRESENCE_MAX_LISTED: String(MAX_LISTED) },
+  }).start();
+  browsers = [await launchBrowser(), await launchBrowser()];
+});
+
+after(async () => {
+  for (const b of browsers) await b?.close();
+  await gateway?.stop();
+});
+
+/** The names in the page's online list, in order. */
+function onlineNames(page) {
+  return byTestId(page, 'online-list').locator('[data-testid="online-name"]').allTextContents();
+}
+
+/** Waits until the online list shows exactly `names` (sorted) and the count says `count`. */
+async function waitForOnline(page, names, count = names.length) {
+  await page.waitForFunction(({ names: want, count: n }) => {
+    const shown = [...document.querySelectorAll('[data-testid="online-list"] [data-testid="online-name"]')]
+      .map((el) => el.textContent);
+    const header = document.querySelector('[data-testid="online-count"]')?.textContent;
+    return JSON.stringify(shown) === JSON.stringify(want) && header === `Online — ${n}`;
+  }, { names, count });
+}
+
+async function typingLine(page) {
+  return (await byTestId(page, 'typing-indicator').textContent()) ?? '';
+}
+
+test('two browsers in one guild: both listed, gone after the linger, typing shown to the other only', () => withGatewayOutput(gateway, async () => {
+  const g = guildId('presence');
+  const elsewhere = guildId('elsewhere');
+  const ann = await signedInPage(browsers[0], gateway, { name: 'Ann', guilds: [g] });
+  const bob = await signedInPage(browsers[1], gateway, { name: 'Bob', guilds: [g] });
+  const eve = await signedInPage(browsers[1], gateway, { name: 'Eve', guilds: [elsewhere] });
+
+  await waitForOnline(ann.page, ['Ann', 'Bob']);
+  await waitForOnline(bob.page, ['Ann', 'Bob']);
+  await waitForOnline(eve.page, ['Eve']);
+  assert.match(await byTestId(ann.page, 'online-list').textContent(), /\(you\)/);
+  await screenshot(ann.page, 'presence-both-online');
+
+  // Typing in Ann's page: Bob sees it, Ann does not, Eve (another guild) does not.
+  await byTestId(ann.page, 'composer-input').pressSequentially('hello the', { delay: 30 });
+  await byTestId(bob.page, 'typing-indicator').filter({ hasText: 'Ann is typing…' }).waitFor();
+  assert.equal(await typingLine(ann.page), '', 'no typing line for oneself');
+  assert.equal(await typingLine(eve.page), '');
+  const annTypingFrames = ann.sentFrames.filter((r) => r.frame?.type === 'typing');
+  assert.ok(annTypingFrames.length >= 1 && annTypingFrames.length <= 2, `throttled: ${annTypingFrames.length} typing frames for 9 keystrokes`);
+  assert.ok(annTypingFrames.every((r) => r.frame.guildId === g));
+  await screenshot(bob.page, 'presence-typing');
+
+  // Sending the message clears Ann's typing line at Bob's.
+  await byTestId(ann.page, 'composer-input').press('Enter');
+  await waitForMessage(bob.page, 'hello the');
+  await bob.page.waitForFunction(() => document.querySelector('[data-testid="typing-indicator"]').textContent === '');
+
+  // Closing Ann's page: still listed within the linger, gone after it.
+  const closedAt = Date.now();
+  await ann.context.close();
+  await bob.page.waitForTimeout(Math.min(500, LINGER_MS / 4));
+  assert.deepEqual(await onlineNames(bob.page), ['Ann', 'Bob'], 'Ann lingers after her page closed');
+  await waitForOnline(bob.page, ['Bob']);
+  const goneAfter = Date.now() - closedAt;
+  assert.ok(goneAfter >= LINGER_MS - 250, `gone after the linger (${goneAfter} ms, linger ${LINGER_MS} ms)`);
+  await screenshot(bob.page, 'presence-after-leave');
+  await waitForOnline(eve.page, ['Eve']);
+  await bob.context.close();
+  await eve.context.close();
+}));
+
+test('two typists read "Ann and Cid are typing…"; a large guild shows its count and "and N more"', () => withGatewayOutput(gateway, async () => {
+  const g = guildId('crowd');
+  const ann = await signedInPage(browsers[0], gateway, { name: 'Ann', guilds: [g] });
+  const bob = await signedInPage(browsers[1], gateway, { name: 'Bob', guilds: [g] });
+  // Both joined before Cid connects, so Cid's snapshot is the full (truncated) list, not a
+  // partial one that a diff then completes.
+  await waitForOnline(ann.page, ['Ann', 'Bob']);
+  await waitForOnline(bob.page, ['Ann', 'Bob']);
+  const cid = await signedInPage(browsers[0], gateway, { name: 'Cid', guilds: [g] });
+
+  // Cid's snapshot: three online, at most MAX_LISTED=2 listed, so the exact count and "and 1 more".
+  await cid.page.waitForFunction(() => document.querySelector('[data-testid="online-count"]').textContent === 'Online — 3');
+  await byTestId(cid.page, 'online-more').filter({ hasText: 'and 1 more' }).waitFor();
+  assert.equal((await onlineNames(cid.page)).length, MAX_LISTED);
+  // Bob's page had the full list and got Cid by a diff: everyone listed.
+  await waitForOnline(bob.page, ['Ann', 'Bob', 'Cid']);
+  await screenshot(cid.page, 'presence-large-guild');
+
+  await byTestId(ann.page, 'composer-input').pressSequentially('hi', { delay: 30 });
+  await byTestId(cid.page, 'composer-input').pressSequentially('yo', { delay: 30 });
+  await byTestId(bob.page, 'typing-indicator').filter({ hasText: /^(Ann and Cid|Cid and Ann) are typing…$/ }).waitFor();
+  await byTestId(cid.page, 'typing-indicator').filter({ hasText: 'Ann is typing…' }).waitFor();
+  await byTestId(ann.page, 'typing-indicator').filter({ hasText: 'Cid is typing…' }).waitFor();
+  await screenshot(bob.page, 'presence-two-typists');
+  await sendMessage(bob.page, 'done');
+  for (const p of [ann, bob, cid]) await p.context.close();
+}));
