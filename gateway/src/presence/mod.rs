@@ -19,5 +19,8 @@ mod outbox;
 pub mod service;
 pub mod typing;
 
+#[cfg(test)]
+mod props;
+
 pub use config::PresenceConfig;
 pub use service::PresenceService;
