@@ -197,6 +197,17 @@ impl Link {
         self.handle.close(code, reason);
     }
 
+    /// The client took no bytes for the write timeout: closed as too slow (4009), counted
+    /// like `/ws`'s slow consumers.
+    pub fn too_slow(&self) {
+        if self
+            .handle
+            .close_first(chat_shared::protocol::close_code::TOO_SLOW, "write timeout")
+        {
+            self.state.metrics.slow_closes.inc();
+        }
+    }
+
     /// Leaves the hub and stops emitting.
     pub fn end(self) {
         self.state

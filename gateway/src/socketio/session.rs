@@ -95,6 +95,9 @@ pub async fn run(
         }
     }
     if let Some(connected) = socket.connected.take() {
+        if session.is_too_slow() {
+            connected.link.too_slow();
+        }
         connected.link.end();
     }
     session.close();
