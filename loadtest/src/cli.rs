@@ -33,6 +33,10 @@ pub struct GlobalArgs {
     /// Frame encoding.
     #[arg(long, global = true, value_enum, default_value = "json")]
     pub encoding: EncodingArg,
+    /// Wire protocol: `ws` (the gateway's frames) or `socketio` (Socket.IO v5 over Engine.IO
+    /// v4 WebSocket; targets `ws://host:port/socket.io/`; JSON only).
+    #[arg(long, global = true, value_enum, default_value = "ws")]
+    pub protocol: loadtest::socketio::Protocol,
     /// Local addresses to bind client sockets to, comma-separated (default 127.0.0.1-.4
     /// for loopback targets).
     #[arg(long, global = true, value_delimiter = ',', value_name = "IP,IP")]
@@ -213,6 +217,7 @@ impl Cli {
                 EncodingArg::Json => Encoding::Json,
                 EncodingArg::Msgpack => Encoding::MsgPack,
             },
+            protocol: g.protocol,
             source_addrs: g.source_addrs.clone(),
             allow_remote: g.allow_remote,
             users,

@@ -112,6 +112,8 @@ pub struct RunConfig {
     /// `ws://host:port/path` URLs; clients are spread round-robin over them.
     pub targets: Vec<String>,
     pub encoding: Encoding,
+    /// `/ws` frames, or Socket.IO (`--protocol socketio`, see [`crate::socketio`]).
+    pub protocol: crate::socketio::Protocol,
     /// Local addresses client sockets bind to; empty means 127.0.0.1–.4 for loopback targets.
     pub source_addrs: Vec<IpAddr>,
     pub allow_remote: bool,
@@ -135,6 +137,7 @@ impl RunConfig {
         RunConfig {
             targets: Vec::new(),
             encoding: Encoding::Json,
+            protocol: crate::socketio::Protocol::Ws,
             source_addrs: Vec::new(),
             allow_remote: false,
             users: UserSource::DevLogin,

@@ -18,11 +18,12 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tracing::Instrument;
 
 use crate::error::LoadTestError;
+use crate::socketio::Protocol;
 use crate::users::{ClientAuth, VirtualUser};
 use crate::wire::{Incoming, decode_server};
 
-/// A client's WebSocket.
-pub type WsStream = WebSocketStream<TcpStream>;
+/// A client's connection: a WebSocket of `/ws` frames, or Socket.IO seen as `/ws` frames.
+pub type WsStream = crate::socketio::ClientStream;
 
 /// WebSocket buffer sizes per client connection (small: thousands of clients per process).
 const CLIENT_BUFFER_BYTES: usize = 4096;
@@ -168,6 +169,7 @@ pub struct Connector {
     sources: Vec<IpAddr>,
     encoding: Encoding,
     connect_timeout: Duration,
+    protocol: Protocol,
 }
 
 impl Connector {
@@ -205,7 +207,14 @@ impl Connector {
             sources,
             encoding,
             connect_timeout,
+            protocol: Protocol::Ws,
         })
+    }
+
+    /// Speaks `protocol` instead of `/ws` frames.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     pub fn encoding(&self) -> Encoding {
@@ -252,8 +261,11 @@ impl Connector {
             .write_buffer_size(CLIENT_BUFFER_BYTES);
         let (mut stream, _) =
             tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await?;
+        if self.protocol == Protocol::Socketio {
+            return crate::socketio::handshake(stream, user).await;
+        }
         let hello = self.await_hello(&mut stream).await?;
-        Ok((stream, hello))
+        Ok((WsStream::Ws(stream), hello))
     }
 
     fn request(
@@ -268,7 +280,10 @@ impl Connector {
         if user.auth == ClientAuth::Open {
             query.push(format!("guilds={}", user.guilds.join(",")));
         }
-        let url = with_query(&endpoint.url, &query);
+        let url = match self.protocol {
+            Protocol::Ws => with_query(&endpoint.url, &query),
+            Protocol::Socketio => crate::socketio::engine_url(&endpoint.url),
+        };
         let mut request = url.into_client_request()?;
         if let ClientAuth::Bearer(token) = &user.auth {
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -278,7 +293,10 @@ impl Connector {
         Ok(request)
     }
 
-    async fn await_hello(&self, stream: &mut WsStream) -> Result<Hello, ConnectFailure> {
+    async fn await_hello(
+        &self,
+        stream: &mut WebSocketStream<TcpStream>,
+    ) -> Result<Hello, ConnectFailure> {
         loop {
             let message = stream
                 .next()

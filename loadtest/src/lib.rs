@@ -22,6 +22,7 @@ pub mod report;
 pub mod runner;
 pub mod scenarios;
 pub mod sender;
+pub mod socketio;
 pub mod stats;
 pub mod users;
 pub mod watch;

@@ -2,13 +2,15 @@
 //! `socketio/` that uses the core (`ConnHandle`, the outbound queue and its `Outbox`, the hub, the send path). It
 //! creates a connection handle and joins the hub, reads the guild logs for a recovery, turns
 //! what the hub queues for the connection into `chat:message` emits (each with the offset as
-//! its last argument), submits sends, and reports close requests (drain, revocation, too slow).
+//! its last argument) and presence/typing events, submits sends and typing, and reports close
+//! requests (drain, revocation, too slow).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
+use chat_shared::protocol::presence::TypingFrame;
 use chat_shared::protocol::{ChatMessage, ErrorCode, SendFrame, ServerFrame};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -18,7 +20,9 @@ use crate::http::auth::Caller;
 use crate::outbound::{Outbound, Outbox, Write};
 use crate::send::{SendFields, send};
 use crate::socketio::engine::Session;
-use crate::socketio::events::{CHAT_MESSAGE, bot_unavailable_payload, message_payload};
+use crate::socketio::events::{
+    CHAT_MESSAGE, bot_unavailable_payload, message_payload, presence_event,
+};
 use crate::socketio::packet::encode_event;
 use crate::socketio::recovery::{Positions, encode_offset, within_window};
 use crate::state::AppState;
@@ -164,6 +168,20 @@ impl Link {
         let span = tracing::info_span!("socketio.pump", id = self.handle.id());
         let run = pump.run(outbound, replay, covered);
         self.pump = Some(tokio::spawn(run.instrument(span)));
+        // Online in its guilds while the socket is connected; the snapshots follow the CONNECT
+        // answer (they go through the same queue).
+        self.state
+            .presence
+            .join(&self.handle, &self.caller.user, &self.caller.guilds);
+    }
+
+    /// A client's `chat:typing`: forwarded to the guild's other members (throttled like `/ws`),
+    /// or the code of the refusal (missing guild, not a member).
+    pub fn typing(&self, frame: TypingFrame) -> Option<ErrorCode> {
+        self.state
+            .presence
+            .typing(&self.caller.user, &self.caller.guilds, frame)
+            .map(|refusal| refusal.code)
     }
 
     /// Hands a send to the router through the gateway's one send path (the per-user limit
@@ -197,11 +215,27 @@ impl Link {
         self.handle.close(code, reason);
     }
 
+    /// The client took no bytes for the write timeout: closed as too slow (4009), counted
+    /// like `/ws`'s slow consumers.
+    pub fn too_slow(&self) {
+        if self
+            .handle
+            .close_first(chat_shared::protocol::close_code::TOO_SLOW, "write timeout")
+        {
+            self.state.metrics.slow_closes.inc();
+        }
+    }
+
     /// Leaves the hub and stops emitting.
     pub fn end(self) {
         self.state
             .hub
             .leave(&self.handle, &self.caller.guilds, true);
+        if self.pump.is_some() {
+            self.state
+                .presence
+                .leave(&self.handle, &self.caller.guilds, false);
+        }
         self.handle.close(1000, "");
         if let Some(pump) = &self.pump {
             pump.abort();
@@ -287,9 +321,14 @@ impl Pump {
         self.session.send(format!("4{packet}")).await
     }
 
-    /// A frame for this connection only: the bot's `bot_unavailable` notice becomes the
-    /// original system's bot message with `error`; other frames have no Socket.IO form here.
+    /// A frame for this connection only: presence and typing become their events, the bot's
+    /// `bot_unavailable` notice the original system's bot message with `error`; other frames
+    /// have no Socket.IO form here.
     async fn emit_notice(&mut self, frame: &ServerFrame) -> bool {
+        if let Some((name, payload)) = presence_event(frame) {
+            let packet = encode_event(name, &[&payload]);
+            return self.session.send(format!("4{packet}")).await;
+        }
         let ServerFrame::Error(frame) = frame else {
             return true;
         };

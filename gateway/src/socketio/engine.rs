@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,8 @@ pub struct Session {
     /// Cancelled when a WebSocket probe succeeded: the poll in flight answers a noop.
     pub upgrade_started: CancellationToken,
     closed: CancellationToken,
+    /// Set when the WebSocket writer gave up on a client that took no bytes (write timeout).
+    too_slow: AtomicBool,
     started: Instant,
     last_pong_ms: AtomicU64,
 }
@@ -113,6 +116,16 @@ impl Session {
         self.closed.is_cancelled()
     }
 
+    /// Ends a session whose client took no bytes for the write timeout (closed like `/ws`'s 4009).
+    pub fn close_too_slow(&self) {
+        self.too_slow.store(true, Ordering::Release);
+        self.close();
+    }
+
+    pub fn is_too_slow(&self) -> bool {
+        self.too_slow.load(Ordering::Acquire)
+    }
+
     pub async fn closed(&self) {
         self.closed.cancelled().await
     }
@@ -158,13 +171,16 @@ impl Session {
 pub struct Engine {
     pub settings: EngineSettings,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    /// Sessions in the registry now (`chat_gateway_socketio_sessions`).
+    gauge: Gauge,
 }
 
 impl Engine {
-    pub fn new(settings: EngineSettings) -> Arc<Self> {
+    pub fn new(settings: EngineSettings, gauge: Gauge) -> Arc<Self> {
         Arc::new(Engine {
             settings,
             sessions: Mutex::new(HashMap::new()),
+            gauge,
         })
     }
 
@@ -182,10 +198,12 @@ impl Engine {
             transport: AtomicU8::new(transport as u8),
             upgrade_started: CancellationToken::new(),
             closed: CancellationToken::new(),
+            too_slow: AtomicBool::new(false),
             started: Instant::now(),
             last_pong_ms: AtomicU64::new(0),
         });
         self.sessions.lock().insert(sid, session.clone());
+        self.gauge.inc();
         tokio::spawn(heartbeat(self.clone(), session.clone()));
         (session, in_rx)
     }
@@ -203,7 +221,9 @@ impl Engine {
     }
 
     fn remove(&self, sid: &str) {
-        self.sessions.lock().remove(sid);
+        if self.sessions.lock().remove(sid).is_some() {
+            self.gauge.dec();
+        }
     }
 }
 
@@ -249,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn packets_are_routed_and_bad_ones_ignored() {
-        let engine = Engine::new(settings());
+        let engine = Engine::new(settings(), Gauge::default());
         let (session, mut inbound) = engine.open(Transport::Polling);
         assert_eq!(session.on_packet("40").await, Handled::Ok);
         assert_eq!(inbound.recv().await.as_deref(), Some("0"));
@@ -263,7 +283,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_session_times_out_and_leaves_the_registry() {
-        let engine = Engine::new(settings());
+        let engine = Engine::new(settings(), Gauge::default());
         let (session, _inbound) = engine.open(Transport::WebSocket);
         assert!(engine.get(session.id()).is_some());
         tokio::time::timeout(Duration::from_secs(5), session.closed())
@@ -275,7 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn pings_are_queued_and_pongs_keep_it_open() {
-        let engine = Engine::new(settings());
+        let engine = Engine::new(settings(), Gauge::default());
         let (session, _inbound) = engine.open(Transport::Polling);
         for _ in 0..4 {
             let ping = {

@@ -1,16 +1,50 @@
 //! The Socket.IO events of the contract, pure: reading a `chat:message` a client emits, the
 //! ack it gets (`{ok:true,messageId,seq}` or the original system's error text plus our code),
 //! and the `chat:message` payloads the server emits (the original shape plus `seq`, and the
-//! bot's `bot_unavailable` notice to the requester).
+//! bot's `bot_unavailable` notice to the requester); presence and typing as events with the
+//! `/ws` frames' payloads (without `type`): `presence`, `presence:diff`, `chat:typing`.
 
 use chat_shared::protocol::identity::UserInfo;
-use chat_shared::protocol::{ChatMessage, ErrorCode, ErrorFrame, SendFrame};
+use chat_shared::protocol::presence::TypingFrame;
+use chat_shared::protocol::{ChatMessage, ErrorCode, ErrorFrame, SendFrame, ServerFrame};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// The one event name of the contract, both ways.
 pub const CHAT_MESSAGE: &str = "chat:message";
+
+/// A guild's presence snapshot (server → client; `/ws`'s `presence` frame).
+pub const PRESENCE: &str = "presence";
+/// Users who came or went (server → client; `/ws`'s `presence_diff` frame).
+pub const PRESENCE_DIFF: &str = "presence:diff";
+/// A member is writing: `{guildId}` client → server, `{guildId, user}` server → client.
+pub const CHAT_TYPING: &str = "chat:typing";
+
+/// The guild a `chat:typing` names, or the code of what is wrong with it.
+pub fn read_typing(args: &[Value]) -> Result<TypingFrame, ErrorCode> {
+    let Some(payload @ Value::Object(_)) = args.first() else {
+        return Err(ErrorCode::BadFrame);
+    };
+    serde_json::from_value::<TypingFrame>(payload.clone()).map_err(|_| ErrorCode::BadFrame)
+}
+
+/// The event a presence or typing frame of the connection becomes (name, payload); `None` for
+/// frames with no Socket.IO form.
+pub fn presence_event(frame: &ServerFrame) -> Option<(&'static str, Value)> {
+    let (name, payload) = match frame {
+        ServerFrame::Presence(snapshot) => (PRESENCE, serde_json::to_value(snapshot)),
+        ServerFrame::PresenceDiff(diff) => (PRESENCE_DIFF, serde_json::to_value(diff)),
+        ServerFrame::Typing(notice) => (CHAT_TYPING, serde_json::to_value(notice)),
+        _ => return None,
+    };
+    payload.ok().map(|payload| (name, payload))
+}
+
+/// The ack of an accepted (or throttled) `chat:typing`.
+pub fn ack_typing() -> Value {
+    json!({ "ok": true })
+}
 
 /// The send a `chat:message` asks for, or the code of what is wrong with it.
 pub fn read_send(args: &[Value]) -> Result<SendFrame, ErrorCode> {
@@ -110,6 +144,59 @@ mod tests {
         for args in table {
             assert_eq!(read_send(&args), Err(ErrorCode::BadFrame), "{args:?}");
         }
+    }
+
+    #[test]
+    fn typing_is_read_from_an_object_only() {
+        let frame = read_typing(&[json!({"guildId": "g1"})]).expect("valid");
+        assert_eq!(frame.guild_id.as_deref(), Some("g1"));
+        assert_eq!(read_typing(&[json!({})]).map(|f| f.guild_id), Ok(None));
+        for args in [vec![], vec![json!("g1")], vec![json!({"guildId": 1})]] {
+            assert_eq!(read_typing(&args), Err(ErrorCode::BadFrame), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn presence_frames_become_events_without_type() {
+        use chat_shared::protocol::presence::{PresenceDiff, PresenceSnapshot, TypingNotice};
+        let ann = UserInfo::new("u1", "Ann", Role::Member);
+        let table = [
+            (
+                ServerFrame::Presence(PresenceSnapshot {
+                    guild_id: "g1".into(),
+                    count: 1,
+                    truncated: false,
+                    available: true,
+                    online: vec![ann.clone()],
+                }),
+                "presence",
+                json!({"guildId":"g1","count":1,"truncated":false,"available":true,
+                       "online":[{"id":"u1","name":"Ann","role":"member","color":"#3b82f6"}]}),
+            ),
+            (
+                ServerFrame::PresenceDiff(PresenceDiff {
+                    guild_id: "g1".into(),
+                    count: 0,
+                    joined: vec![],
+                    left: vec!["u1".into()],
+                }),
+                "presence:diff",
+                json!({"guildId":"g1","count":0,"joined":[],"left":["u1"]}),
+            ),
+            (
+                ServerFrame::Typing(TypingNotice {
+                    guild_id: "g1".into(),
+                    user: ann,
+                }),
+                "chat:typing",
+                json!({"guildId":"g1","user":{"id":"u1","name":"Ann","role":"member","color":"#3b82f6"}}),
+            ),
+        ];
+        for (frame, name, payload) in table {
+            assert_eq!(presence_event(&frame), Some((name, payload)));
+        }
+        let error = ServerFrame::Error(ErrorFrame::new(ErrorCode::BadFrame, None));
+        assert_eq!(presence_event(&error), None);
     }
 
     #[test]

@@ -25,8 +25,6 @@ use crate::socketio::packet::{
 };
 use crate::socketio::session::{self, Handshake};
 
-/// Longest wait for a WebSocket write (a client that stops reading is closed).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The response header of a polling handshake that names the new session.
@@ -328,7 +326,9 @@ async fn run_websocket(
     sink: SplitSink<WebSocket, Message>,
     mut stream: SplitStream<WebSocket>,
 ) {
-    let writer = tokio::spawn(write_websocket(session.clone(), sink));
+    // A client that takes no bytes for `WRITE_TIMEOUT_MS` is closed, as on /ws.
+    let write_timeout = io.state.config.outbound.write_timeout();
+    let writer = tokio::spawn(write_websocket(session.clone(), sink, write_timeout));
     loop {
         let message = tokio::select! {
             _ = session.closed() => break,
@@ -358,7 +358,11 @@ async fn run_websocket(
 
 /// Writes the session's packets to the WebSocket; after the session ends, what is still
 /// queued, then the close frame.
-async fn write_websocket(session: Arc<Session>, mut sink: SplitSink<WebSocket, Message>) {
+async fn write_websocket(
+    session: Arc<Session>,
+    mut sink: SplitSink<WebSocket, Message>,
+    write_timeout: Duration,
+) {
     let mut out = session.out_rx.lock().await;
     loop {
         let packet = tokio::select! {
@@ -367,18 +371,25 @@ async fn write_websocket(session: Arc<Session>, mut sink: SplitSink<WebSocket, M
         };
         let Some(packet) = packet else { break };
         let sent =
-            tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(packet.into()))).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            session.close();
-            return;
+            tokio::time::timeout(write_timeout, sink.send(Message::Text(packet.into()))).await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                session.close();
+                return;
+            }
+            Err(_) => {
+                session.close_too_slow();
+                return;
+            }
         }
     }
     while let Ok(packet) = out.try_recv() {
         let sent =
-            tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(packet.into()))).await;
+            tokio::time::timeout(write_timeout, sink.send(Message::Text(packet.into()))).await;
         if !matches!(sent, Ok(Ok(()))) {
             return;
         }
     }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(None))).await;
+    let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
 }

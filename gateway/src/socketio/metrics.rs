@@ -4,6 +4,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::socketio::engine::Transport;
@@ -11,6 +12,8 @@ use crate::socketio::engine::Transport;
 type Labels = Vec<(&'static str, &'static str)>;
 
 pub struct SioMetrics {
+    /// Engine.IO sessions held now (the engine keeps it).
+    pub sessions: Gauge,
     sessions_opened: Family<Labels, Counter>,
     upgrades: Counter,
     packets_in: Family<Labels, Counter>,
@@ -22,6 +25,7 @@ pub struct SioMetrics {
 impl SioMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = SioMetrics {
+            sessions: Gauge::default(),
             sessions_opened: Family::default(),
             upgrades: Counter::default(),
             packets_in: Family::default(),
@@ -34,6 +38,11 @@ impl SioMetrics {
             "sessions_opened",
             "Engine.IO sessions opened, by first transport",
             metrics.sessions_opened.clone(),
+        );
+        sub.register(
+            "sessions",
+            "Engine.IO sessions held now (polling and WebSocket)",
+            metrics.sessions.clone(),
         );
         sub.register(
             "upgrades",

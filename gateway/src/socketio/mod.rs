@@ -55,12 +55,16 @@ impl SocketIo {
     pub fn new(state: AppState) -> Arc<Self> {
         let config = &state.config;
         let heartbeat = config.heartbeat();
-        let engine = Engine::new(EngineSettings {
-            ping_interval: heartbeat,
-            // Silent for two intervals closes it, as on /ws.
-            ping_timeout: heartbeat,
-            max_payload: config.max_frame_bytes as usize,
-        });
+        let metrics = state.metrics.register_with(SioMetrics::register);
+        let engine = Engine::new(
+            EngineSettings {
+                ping_interval: heartbeat,
+                // Silent for two intervals closes it, as on /ws.
+                ping_timeout: heartbeat,
+                max_payload: config.max_frame_bytes as usize,
+            },
+            metrics.sessions.clone(),
+        );
         let secret = config
             .socketio
             .socketio_pid_secret
@@ -68,7 +72,6 @@ impl SocketIo {
             .or(config.auth.jwt_secret.as_deref());
         let pid_key = secret.map_or_else(PidKey::random, |s| PidKey::from_secret(s.as_bytes()));
         let recovery_window = Duration::from_secs(config.socketio.socketio_recovery_secs);
-        let metrics = state.metrics.register_with(SioMetrics::register);
         Arc::new(SocketIo {
             state,
             engine,

@@ -19,7 +19,9 @@ use crate::http::auth::{Caller, load_guilds};
 use crate::socketio::SocketIo;
 use crate::socketio::bridge::{self, Link};
 use crate::socketio::engine::Session;
-use crate::socketio::events::{CHAT_MESSAGE, ack_error, ack_ok, read_send};
+use crate::socketio::events::{
+    CHAT_MESSAGE, CHAT_TYPING, ack_error, ack_ok, ack_typing, read_send, read_typing,
+};
 use crate::socketio::packet::{
     DEFAULT_NAMESPACE, SioPacket, decode_sio, encode_ack, encode_connect, encode_connect_error,
     encode_disconnect,
@@ -95,6 +97,9 @@ pub async fn run(
         }
     }
     if let Some(connected) = socket.connected.take() {
+        if session.is_too_slow() {
+            connected.link.too_slow();
+        }
         connected.link.end();
     }
     session.close();
@@ -266,6 +271,9 @@ impl Socket {
         let answer = if name == CHAT_MESSAGE {
             self.io.metrics.event_in(CHAT_MESSAGE);
             self.on_chat_message(args).await
+        } else if name == CHAT_TYPING {
+            self.io.metrics.event_in(CHAT_TYPING);
+            self.on_typing(args)
         } else {
             self.io.metrics.ignored("unknown_event");
             ack_error(ErrorCode::BadFrame)
@@ -274,6 +282,26 @@ impl Socket {
             self.session
                 .send(format!("4{}", encode_ack(id, &answer)))
                 .await;
+        }
+    }
+
+    /// Forwarded to the guild's other members (throttled silently, as on `/ws`); a refusal
+    /// (missing guild, `forbidden_guild`) is the ack's value, rate limited like sends.
+    fn on_typing(&mut self, args: &[Value]) -> Value {
+        let Some(connected) = self.connected.as_mut() else {
+            return ack_error(ErrorCode::ServerError);
+        };
+        let refusal = match read_typing(args) {
+            Ok(frame) => connected.link.typing(frame),
+            Err(code) => Some(code),
+        };
+        match refusal {
+            None => ack_typing(),
+            Some(_) if connected.limiter.check().is_err() => ack_error(ErrorCode::RateLimited),
+            Some(code) => {
+                self.io.metrics.ignored("typing_refused");
+                ack_error(code)
+            }
         }
     }
 

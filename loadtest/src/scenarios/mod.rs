@@ -45,7 +45,8 @@ impl Setup {
             config.encoding,
             config.connect_timeout,
         )
-        .await?;
+        .await?
+        .with_protocol(config.protocol);
         Ok(Setup {
             targets,
             connector: Arc::new(connector),
