@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/app.js", get(http::assets::app_js))
         .route("/static/style.css", get(http::assets::style_css))
         .route("/client/chat-client.js", get(http::assets::client_js))
+        .route("/client/wire.js", get(http::assets::wire_js))
         .route("/client/presence.js", get(http::assets::presence_js))
         .route(
             "/static/presence-view.js",

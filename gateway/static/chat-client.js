@@ -1,7 +1,7 @@
 /**
  * chat-client.js — the browser client of the guild chat gateway (wire contract: DESIGN.md).
  *
- * One dependency-free ES module. A `ChatClient` holds one WebSocket to `/ws`, reconnects with
+ * A dependency-free ES module (with `./wire.js`, its pure wire helpers, and `./presence.js`). A `ChatClient` holds one WebSocket to `/ws`, reconnects with
  * exponential backoff and full jitter, resumes every guild from the last `seq` it saw (named in
  * the handshake, `/ws?resume=g1:42`, so replay comes before live and nothing waits), dedups
  * messages by `messageId`, sends optimistically with client-made message ids (re-sent with the
@@ -26,26 +26,14 @@
  */
 
 import { PresenceTracker } from './presence.js';
+import {
+  CloseCodes, States, backoffDelay, defaultWsUrl, httpError, isValidMessageId, newMessageId,
+  pickHandshakePositions, refusalHint, withEncoding, withResume,
+} from './wire.js';
 
-/** Connection states. */
-export const States = Object.freeze({
-  IDLE: 'idle',
-  CONNECTING: 'connecting',
-  CONNECTED: 'connected',
-  RECONNECTING: 'reconnecting',
-  OFFLINE: 'offline',
-  SIGNED_OUT: 'signed_out',
-  CLOSED: 'closed',
-});
-
-/** Close codes of the contract that change what the client does. */
-export const CloseCodes = Object.freeze({
-  SERVER_RESTARTING: 1012,
-  SESSION_EXPIRED: 4001,
-  POLICY_VIOLATION: 4008,
-  TOO_SLOW: 4009,
-  CLIENT_DEAD_CONNECTION: 4000,
-});
+export {
+  CloseCodes, MAX_HANDSHAKE_POSITIONS, States, backoffDelay, isValidMessageId, newMessageId, withResume,
+} from './wire.js';
 
 const DEFAULTS = Object.freeze({
   encoding: 'json',
@@ -55,42 +43,6 @@ const DEFAULTS = Object.freeze({
   restartJitterMs: 500,
   seenLimit: 10000,
 });
-
-/** Guilds one handshake names at most (the gateway refuses more than 256). */
-export const MAX_HANDSHAKE_POSITIONS = 256;
-/** A guild id the handshake can carry: `[A-Za-z0-9_-]`, 1–64 (what the gateway accepts). */
-const GUILD_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
-const MESSAGE_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/**
- * Delay before reconnect attempt `attempt` (0-based): full jitter,
- * `random(0, min(maxMs, minMs * factor^attempt))`.
- */
-export function backoffDelay(attempt, { minMs, maxMs, factor }, random = Math.random) {
-  const ceiling = Math.min(maxMs, minMs * Math.pow(factor, Math.max(0, attempt)));
-  return Math.floor(random() * ceiling);
-}
-
-/** A fresh client messageId: `[A-Za-z0-9_]`, 26 characters, never ending in `-bot`. */
-export function newMessageId() {
-  const bytes = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(bytes);
-  let tail = '';
-  for (const b of bytes) tail += MESSAGE_ID_ALPHABET[b % MESSAGE_ID_ALPHABET.length];
-  return `c${Date.now().toString(36)}_${tail}`;
-}
-
-/** Whether `id` is a valid client messageId (1–64 of `[A-Za-z0-9_-]`, not ending in `-bot`). */
-export function isValidMessageId(id) {
-  return typeof id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(id) && !id.endsWith('-bot');
-}
-
-function defaultWsUrl() {
-  const loc = globalThis.location;
-  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}/ws`;
-}
 
 /** A reconnecting, resuming chat connection. */
 export class ChatClient extends EventTarget {
@@ -418,14 +370,7 @@ export class ChatClient extends EventTarget {
    * rest go in a `resume` frame after hello.
    */
   handshakePositions() {
-    const all = new Map(this.positions);
-    for (const guildId of this.hello?.guilds ?? []) if (!all.has(guildId)) all.set(guildId, 0);
-    const named = new Map();
-    for (const [guildId, seq] of all) {
-      if (named.size === MAX_HANDSHAKE_POSITIONS) break;
-      if (GUILD_ID.test(guildId)) named.set(guildId, seq);
-    }
-    return named;
+    return pickHandshakePositions(this.positions, this.hello?.guilds ?? []);
   }
 
   /**
@@ -583,42 +528,3 @@ const FRAME_HANDLERS = {
   },
   pong() {},
 };
-
-/** Adds the handshake's `resume` parameter (`g1:42,g2:17`) when `positions` names any guild. */
-export function withResume(url, positions) {
-  if (positions.size === 0) return url;
-  const u = new URL(url);
-  u.searchParams.set('resume', [...positions].map(([guildId, seq]) => `${guildId}:${seq}`).join(','));
-  return u.toString();
-}
-
-function withEncoding(url, encoding) {
-  const u = new URL(url, globalThis.location?.href);
-  if (!u.searchParams.has('encoding')) u.searchParams.set('encoding', encoding);
-  return u.toString();
-}
-
-async function httpError(res) {
-  let code = `http_${res.status}`;
-  try {
-    code = (await res.json()).error ?? code;
-  } catch {
-    // not JSON: keep the status
-  }
-  const err = new Error(code);
-  err.code = code;
-  err.status = res.status;
-  return err;
-}
-
-/** Why a signed-in user's upgrade may have been refused, from the `/api/me` body. */
-async function refusalHint(res, fallback) {
-  try {
-    const me = await res.json();
-    const guilds = me?.guilds ?? [];
-    if (!me?.admin && guilds.length === 0) return 'no_guild_context';
-  } catch {
-    // keep the fallback
-  }
-  return fallback;
-}

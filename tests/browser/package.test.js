@@ -18,7 +18,7 @@ const run = promisify(execFile);
 const PACKAGE_DIR = path.join(REPO_ROOT, 'gateway/static');
 const TSC = path.join(REPO_ROOT, 'tests/browser/node_modules/.bin/tsc');
 const EXPECTED_FILES = [
-  'README.md', 'chat-client.d.ts', 'chat-client.js', 'package.json', 'presence.d.ts', 'presence.js',
+  'README.md', 'chat-client.d.ts', 'chat-client.js', 'package.json', 'presence.d.ts', 'presence.js', 'wire.js',
 ];
 
 /** Packs the client into a temp dir and installs it into a fresh project there. */
@@ -65,7 +65,7 @@ test('npm pack: the modules, their types, README and package.json, nothing else'
     assert.equal(seen.state, 'idle');
     assert.equal(seen.line, 'Ann and Bob are typing…');
     assert.ok(seen.same, 'resolved from the installed package');
-    await assert.rejects(run('node', ['--input-type=module', '-e', "await import('@guild-chat/chat-client/app.js')"], { cwd: app }),
+    await assert.rejects(run('node', ['--input-type=module', '-e', "await import('@guild-chat/chat-client/wire.js')"], { cwd: app }),
       'files outside `exports` are not importable');
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -4,29 +4,33 @@
  * closing one browser's page shows that user gone after the linger (not before), typing in one
  * page shows "Ann is typing…" in the other and nothing in its own, two typists read "… and … are
  * typing…", and a guild above PRESENCE_MAX_LISTED shows the exact count with "and N more".
+ * With NATS_URL and REDIS_URL, the first story runs again over two distributed gateways (Ann's
+ * page on one, Bob's on the other).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GatewayProcess } from './lib/gateway.js';
+import { GatewayProcess, distributedEnv, newSecret } from './lib/gateway.js';
 import { byTestId, launchBrowser, screenshot, sendMessage, waitForMessage } from './lib/browser.js';
 import { guildId, signedInPage, withGatewayOutput } from './lib/fixtures.js';
 
 const LINGER_MS = 2000;
 const MAX_LISTED = 2;
 
+const PRESENCE_ENV = { PRESENCE_LINGER_MS: String(LINGER_MS), PRESENCE_MAX_LISTED: String(MAX_LISTED) };
+
 let gateway;
 let browsers = [];
+const extraGateways = [];
 
 before(async () => {
-  gateway = await new GatewayProcess({
-    env: { PRESENCE_LINGER_MS: String(LINGER_MS), PRESENCE_MAX_LISTED: String(MAX_LISTED) },
-  }).start();
+  gateway = await new GatewayProcess({ env: PRESENCE_ENV }).start();
   browsers = [await launchBrowser(), await launchBrowser()];
 });
 
 after(async () => {
   for (const b of browsers) await b?.close();
   await gateway?.stop();
+  for (const g of extraGateways) await g.stop();
 });
 
 /** The names in the page's online list, in order. */
@@ -48,12 +52,24 @@ async function typingLine(page) {
   return (await byTestId(page, 'typing-indicator').textContent()) ?? '';
 }
 
-test('two browsers in one guild: both listed, gone after the linger, typing shown to the other only', () => withGatewayOutput(gateway, async () => {
+test('two browsers in one guild: both listed, gone after the linger, typing shown to the other only', () => withGatewayOutput(gateway, () => twoBrowsers(gateway, gateway)));
+
+test('distributed: Ann on one gateway, Bob and Eve on another, the same story', { skip: !distributedEnv() && 'set NATS_URL and REDIS_URL' }, async () => {
+  const secret = newSecret();
+  const gw1 = await new GatewayProcess({ secret, distributed: distributedEnv(), env: PRESENCE_ENV }).start();
+  extraGateways.push(gw1);
+  const gw2 = await new GatewayProcess({ secret, distributed: distributedEnv(), withWorkers: false, env: PRESENCE_ENV }).start();
+  extraGateways.push(gw2);
+  await withGatewayOutput(gw1, () => withGatewayOutput(gw2, () => twoBrowsers(gw1, gw2)));
+});
+
+/** Ann's page on `gwAnn`, Bob's and Eve's (another guild) on `gwBob`. */
+async function twoBrowsers(gwAnn, gwBob) {
   const g = guildId('presence');
   const elsewhere = guildId('elsewhere');
-  const ann = await signedInPage(browsers[0], gateway, { name: 'Ann', guilds: [g] });
-  const bob = await signedInPage(browsers[1], gateway, { name: 'Bob', guilds: [g] });
-  const eve = await signedInPage(browsers[1], gateway, { name: 'Eve', guilds: [elsewhere] });
+  const ann = await signedInPage(browsers[0], gwAnn, { name: 'Ann', guilds: [g] });
+  const bob = await signedInPage(browsers[1], gwBob, { name: 'Bob', guilds: [g] });
+  const eve = await signedInPage(browsers[1], gwBob, { name: 'Eve', guilds: [elsewhere] });
 
   await waitForOnline(ann.page, ['Ann', 'Bob']);
   await waitForOnline(bob.page, ['Ann', 'Bob']);
@@ -88,7 +104,7 @@ test('two browsers in one guild: both listed, gone after the linger, typing show
   await waitForOnline(eve.page, ['Eve']);
   await bob.context.close();
   await eve.context.close();
-}));
+}
 
 test('two typists read "Ann and Cid are typing…"; a large guild shows its count and "and N more"', () => withGatewayOutput(gateway, async () => {
   const g = guildId('crowd');

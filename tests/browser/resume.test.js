@@ -2,11 +2,12 @@
  * Resume in the handshake, in the browser against a real embedded gateway: a page that missed
  * messages while offline reconnects with its positions in `/ws?resume=…` (and sends no `resume`
  * frame), and gets the missed messages once each, in seq order, before the live ones that another
- * user keeps sending while it reconnects.
+ * user keeps sending while it reconnects. With NATS_URL and REDIS_URL, again with the two users
+ * on two distributed gateways.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GatewayProcess } from './lib/gateway.js';
+import { GatewayProcess, distributedEnv, newSecret } from './lib/gateway.js';
 import { launchBrowser, screenshot, sendMessage, waitForMessage, waitForState } from './lib/browser.js';
 import { guildId, signedInPage, withGatewayOutput } from './lib/fixtures.js';
 
@@ -15,6 +16,7 @@ const LIVE = 10;
 
 let gateway;
 let browser;
+const extraGateways = [];
 
 before(async () => {
   gateway = await new GatewayProcess().start();
@@ -24,6 +26,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await gateway?.stop();
+  for (const g of extraGateways) await g.stop();
 });
 
 /** Records every `message` event of the page's client: `{seq, text, guildId}` in arrival order. */
@@ -36,10 +39,21 @@ async function recordMessages(page) {
   });
 }
 
-test('a reconnect names its positions in the handshake: missed messages once, in order, before live', () => withGatewayOutput(gateway, async () => {
+test('a reconnect names its positions in the handshake: missed messages once, in order, before live', () => withGatewayOutput(gateway, () => resumeStory(gateway, gateway)));
+
+test('distributed: the same with Ann and Bob on different gateways', { skip: !distributedEnv() && 'set NATS_URL and REDIS_URL' }, async () => {
+  const secret = newSecret();
+  const gw1 = await new GatewayProcess({ secret, distributed: distributedEnv() }).start();
+  extraGateways.push(gw1);
+  const gw2 = await new GatewayProcess({ secret, distributed: distributedEnv(), withWorkers: false }).start();
+  extraGateways.push(gw2);
+  await withGatewayOutput(gw1, () => withGatewayOutput(gw2, () => resumeStory(gw1, gw2)));
+});
+
+async function resumeStory(gwAnn, gwBob) {
   const g = guildId('resume');
-  const ann = await signedInPage(browser, gateway, { name: 'Ann', guilds: [g] });
-  const bob = await signedInPage(browser, gateway, { name: 'Bob', guilds: [g] });
+  const ann = await signedInPage(browser, gwAnn, { name: 'Ann', guilds: [g] });
+  const bob = await signedInPage(browser, gwBob, { name: 'Bob', guilds: [g] });
   await recordMessages(ann.page);
 
   await sendMessage(bob.page, 'before offline');
@@ -87,4 +101,4 @@ test('a reconnect names its positions in the handshake: missed messages once, in
   assert.ok(log.every((m) => m.guildId === g));
   await ann.context.close();
   await bob.context.close();
-}));
+}
