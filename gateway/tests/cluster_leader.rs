@@ -4,7 +4,8 @@
 //! live are counted and printed), none stored or shown twice, live frames in strictly
 //! increasing seq, the log's seq strictly increasing along `prev` links. The time the cluster
 //! takes to elect a new stream leader, and the longest pause between two acks, are printed
-//! (run with `--nocapture` to see them).
+//! (run with `--nocapture` to see them); then the killed node is started again and must become
+//! a current replica of the log (the time is printed too).
 
 mod support;
 
@@ -247,11 +248,49 @@ async fn killing_the_stream_leader_loses_and_repeats_nothing() {
     let chain = log_by_prev_links(&bus, &g).await;
     let chain_seqs: Vec<u64> = chain.iter().map(|e| e.seq).collect();
     let resumed_seqs: Vec<u64> = from_zero.iter().map(|(seq, _)| *seq).collect();
-    assert_eq!(chain_seqs, resumed_seqs, "the prev links reach every entry resume replays");
+    assert_eq!(
+        chain_seqs, resumed_seqs,
+        "the prev links reach every entry resume replays"
+    );
     assert_eq!(chain[0].prev, 0, "the first entry links to nothing");
     for pair in chain.windows(2) {
         assert!(pair[0].seq < pair[1].seq, "seq strictly increases");
         assert_eq!(pair[1].prev, pair[0].seq, "prev links the previous entry");
+    }
+
+    let restarted_at = Instant::now();
+    cluster.start_node(victim);
+    cluster.ready().await;
+    let caught_up = replica_caught_up(&js, &leader, restarted_at).await;
+    println!(
+        "cluster leader election: {leader} restarted; a current {LOG_STREAM} replica again after {} ms",
+        caught_up.as_millis()
+    );
+}
+
+/// Waits until `node` is a current replica (or the leader) of the log again; the time it took.
+async fn replica_caught_up(js: &jetstream::Context, node: &str, since: Instant) -> Duration {
+    loop {
+        let mut stream = js.get_stream(LOG_STREAM).await.ok();
+        let info = match stream.as_mut() {
+            Some(stream) => stream.info().await.ok().and_then(|i| i.cluster.clone()),
+            None => None,
+        };
+        if let Some(cluster) = info {
+            let current = cluster.leader.as_deref() == Some(node)
+                || cluster
+                    .replicas
+                    .iter()
+                    .any(|p| p.name == node && p.current && !p.offline);
+            if current {
+                return since.elapsed();
+            }
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "{node} did not catch up with {LOG_STREAM} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
