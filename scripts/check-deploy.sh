@@ -150,6 +150,8 @@ main() {
     step "haproxy rules" check_compose_haproxy_rules
     step "local LB smoke" "${VENV}/bin/python" deploy/check/lb_smoke.py "${ROOT}" "${HAPROXY}"
     step "helm chart" "${VENV}/bin/python" deploy/check/chart_check.py "${ROOT}/helm/guild-chat"
+    step "R3 (helm, compose)" "${VENV}/bin/python" deploy/check/replicas_check.py \
+      "${ROOT}/helm/guild-chat" "${ROOT}" "$(compose_binary)"
   fi
   passed="$(grep -c '^ok - ' "${LOG}")"
   failed="$(grep -c '^not ok - ' "${LOG}")"

@@ -1,5 +1,7 @@
 //! Fault tests on a distributed deployment of real processes: NATS restarted under traffic, a
-//! gateway killed, a router killed mid-stream, Redis stopped, and live session events.
+//! gateway killed, a router killed mid-stream, Redis stopped, and live session events. The fault
+//! tests run twice: on one NATS server (`single::…`) and on a 3-node JetStream cluster with
+//! `NATS_REPLICAS=3` (`cluster::…`, the whole cluster restarted in the NATS case).
 
 mod support;
 
@@ -15,6 +17,31 @@ use serde_json::json;
 use support::client::{Client, Connect};
 use support::distributed::{Distributed, Topology};
 use support::{Deployment, Scope, http, user};
+
+/// Each named test as `single::name` (one NATS server) and `cluster::name` (3 nodes, R3).
+macro_rules! on_one_server_and_a_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(1).await
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(3).await
+            })*
+        }
+    };
+}
+
+on_one_server_and_a_cluster!(
+    nats_restart_loses_no_acked_message,
+    killed_gateway_clients_resume_elsewhere,
+    killed_router_never_acks_and_loses,
+    redis_outage_keeps_chats_and_refuses_new_handshakes,
+);
 
 /// Reads frames until `resumed` for `guild`, collecting every message of that guild.
 async fn resume(client: &mut Client, guild: &str, after: u64) -> Vec<(u64, String)> {
@@ -78,9 +105,8 @@ async fn wait_readyz(d: &Distributed, i: usize, status: u16) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_restart_loses_no_acked_message() {
-    let d = Distributed::start().await;
+async fn nats_restart_loses_no_acked_message(nats_nodes: usize) {
+    let d = Distributed::start_with(Topology::on_nats(nats_nodes)).await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
@@ -150,9 +176,8 @@ async fn next_message_now(client: &mut Client) -> Option<(u64, String)> {
     Some((frame.seq, frame.message.message_id.clone()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_gateway_clients_resume_elsewhere() {
-    let mut d = Distributed::start().await;
+async fn killed_gateway_clients_resume_elsewhere(nats_nodes: usize) {
+    let mut d = Distributed::start_with(Topology::on_nats(nats_nodes)).await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
@@ -185,11 +210,10 @@ async fn killed_gateway_clients_resume_elsewhere() {
     assert_eq!(a.message().await.seq, after.seq);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_router_never_acks_and_loses() {
+async fn killed_router_never_acks_and_loses(nats_nodes: usize) {
     let topology = Topology {
         env: vec![("INGRESS_TIMEOUT_MS".into(), "1500".into())],
-        ..Topology::default()
+        ..Topology::on_nats(nats_nodes)
     };
     let mut d = Distributed::start_with(topology).await;
     let s = Scope::new();
@@ -254,9 +278,8 @@ async fn killed_router_never_acks_and_loses() {
     d.routers.remove(0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_outage_keeps_chats_and_refuses_new_handshakes() {
-    let d = Distributed::start().await;
+async fn redis_outage_keeps_chats_and_refuses_new_handshakes(nats_nodes: usize) {
+    let d = Distributed::start_with(Topology::on_nats(nats_nodes)).await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;

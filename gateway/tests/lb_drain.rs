@@ -503,6 +503,7 @@ async fn rolling_update_drains_through_haproxy() {
         gateways: 2,
         routers: 2,
         bots: 1,
+        nats_nodes: 1,
         env,
     })
     .await;

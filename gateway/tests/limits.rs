@@ -253,6 +253,7 @@ fn limited(extra: &[(&str, &str)]) -> Topology {
         gateways: 2,
         routers: 0,
         bots: 0,
+        nats_nodes: 1,
         env,
     }
 }

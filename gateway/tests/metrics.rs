@@ -278,6 +278,7 @@ async fn distributed_binaries_expose_their_metrics_and_count_nats_reconnects() {
         gateways: 1,
         routers: 0,
         bots: 0,
+        nats_nodes: 1,
         env: Vec::new(),
     })
     .await;

@@ -198,6 +198,7 @@ async fn a_bot_request_is_one_trace_across_the_processes() {
         gateways: 2,
         routers: 1,
         bots: 1,
+        nats_nodes: 1,
         env: traced_env(&receiver),
     })
     .await;

@@ -51,6 +51,11 @@ impl ServerProcess {
         self.port
     }
 
+    /// Whether the server was started and not stopped since.
+    pub fn is_running(&self) -> bool {
+        self.slot().is_some()
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join(format!("{}.log", self.name))
     }

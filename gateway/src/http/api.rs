@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chat_shared::bus::{LogEntry, Visibility};
+use chat_shared::bus::{HistoryPage, Visibility};
 use chat_shared::protocol::{ErrorCode, SendFrame, SequencedMessage};
 use serde_json::json;
 
@@ -47,15 +47,22 @@ pub async fn list_messages(
                 .ok_or_else(ApiError::bad_request)?,
         ),
     };
-    let (entries, has_more) = page(&state, &caller, &guild_id, before, limit).await?;
-    let messages: Vec<SequencedMessage> = entries
+    let page = page(&state, &caller, &guild_id, before, limit).await?;
+    let messages: Vec<SequencedMessage> = page
+        .entries
         .into_iter()
         .map(|e| SequencedMessage {
             seq: e.seq,
             message: e.message,
         })
         .collect();
-    Ok(Json(json!({ "messages": messages, "hasMore": has_more })).into_response())
+    let mut body = json!({ "messages": messages, "hasMore": page.more });
+    // The `before` of the next page (issue #14 item 5): a page that stopped at the scan cap
+    // may hold fewer than `limit` messages, even none, and still have more below.
+    if let Some(next_before) = page.next_before {
+        body["nextBefore"] = json!(next_before);
+    }
+    Ok(Json(body).into_response())
 }
 
 /// `GET /api/chat/{guildId}/history?limit=N`: the original system's shape, newest first.
@@ -67,8 +74,8 @@ pub async fn legacy_history(
 ) -> Result<Response, ApiError> {
     let caller = readable_guild(&state, &headers, &guild_id).await?;
     let limit = parse_limit(query.get("limit"), true)?;
-    let (entries, _) = page(&state, &caller, &guild_id, None, limit).await?;
-    let messages: Vec<_> = entries.into_iter().map(|e| e.message).collect();
+    let page = page(&state, &caller, &guild_id, None, limit).await?;
+    let messages: Vec<_> = page.entries.into_iter().map(|e| e.message).collect();
     Ok(Json(json!({ "ok": true, "messages": messages })).into_response())
 }
 
@@ -142,11 +149,11 @@ async fn page(
     guild_id: &str,
     before: Option<u64>,
     limit: usize,
-) -> Result<(Vec<LogEntry>, bool), ApiError> {
+) -> Result<HistoryPage, ApiError> {
     let visibility = Visibility::for_admin(caller.is_admin());
     state
         .bus
-        .read_before(guild_id, before, limit, visibility)
+        .read_history(guild_id, before, limit, visibility)
         .await
         .map_err(|error| {
             tracing::warn!(%error, "history read failed");

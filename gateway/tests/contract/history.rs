@@ -57,6 +57,11 @@ pub async fn history_paging_and_visibility(d: &impl Deployment) {
         "newest first, no admin-only"
     );
     assert_eq!(first["hasMore"], json!(true));
+    assert_eq!(
+        first["nextBefore"],
+        json!(public[2]),
+        "the next page's before: its oldest seq"
+    );
     assert_eq!(first["messages"][0]["message"]["guildId"], json!(g));
     let before = public[2];
     let (_, second) = get(
@@ -67,6 +72,7 @@ pub async fn history_paging_and_visibility(d: &impl Deployment) {
     .await;
     assert_eq!(seqs(&second), public[3..].to_vec());
     assert_eq!(second["hasMore"], json!(false));
+    assert_eq!(second.get("nextBefore"), None, "no next page");
     let (_, everything) = get(
         d,
         &boss.token,

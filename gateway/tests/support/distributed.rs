@@ -1,13 +1,14 @@
-//! The distributed deployment, as real processes: `nats-server -js`, `redis-server`, gateways,
-//! routers and bot workers from this workspace, on free loopback ports. Each test starts its
-//! own, so tests can kill and restart any part.
+//! The distributed deployment, as real processes: `nats-server -js` (one server, or a 3-node
+//! JetStream cluster with `NATS_REPLICAS=3` when [`Topology::nats_nodes`] is 3), `redis-server`,
+//! gateways, routers and bot workers from this workspace, on free loopback ports. Each test
+//! starts its own, so tests can kill and restart any part.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_shared::store::RedisStore;
 use chat_shared::store::SessionStore;
-use testkit::{ChildService, NatsServer, RedisServer, cargo_bin, free_port, wait_for_http_ok};
+use testkit::{ChildService, Nats, RedisServer, cargo_bin, free_port, wait_for_http_ok};
 
 use super::{ALLOWED_ORIGIN, Deployment, SECRET};
 
@@ -19,7 +20,19 @@ pub struct Topology {
     pub gateways: usize,
     pub routers: usize,
     pub bots: usize,
+    /// NATS servers: 1, or a cluster (3) whose streams get `NATS_REPLICAS=3`.
+    pub nats_nodes: usize,
     pub env: Vec<(String, String)>,
+}
+
+impl Topology {
+    /// The default topology on `nats_nodes` NATS servers.
+    pub fn on_nats(nats_nodes: usize) -> Self {
+        Topology {
+            nats_nodes,
+            ..Topology::default()
+        }
+    }
 }
 
 impl Default for Topology {
@@ -28,6 +41,7 @@ impl Default for Topology {
             gateways: 2,
             routers: 2,
             bots: 1,
+            nats_nodes: 1,
             env: Vec::new(),
         }
     }
@@ -40,7 +54,7 @@ pub struct GatewayProcess {
 }
 
 pub struct Distributed {
-    pub nats: NatsServer,
+    pub nats: Nats,
     pub redis: RedisServer,
     pub gateways: Vec<GatewayProcess>,
     pub routers: Vec<ChildService>,
@@ -56,7 +70,7 @@ impl Distributed {
     }
 
     pub async fn start_with(topology: Topology) -> Self {
-        let nats = NatsServer::start();
+        let nats = Nats::start(topology.nats_nodes).await;
         let redis = RedisServer::start();
         let store = RedisStore::connect(&redis.url())
             .await
@@ -97,6 +111,7 @@ impl Distributed {
             ("RUST_LOG".to_owned(), "info".to_owned()),
             ("SHUTDOWN_READINESS_DELAY_MS".to_owned(), "200".to_owned()),
             ("SHUTDOWN_CLOSE_WINDOW_MS".to_owned(), "200".to_owned()),
+            ("NATS_REPLICAS".to_owned(), self.nats.replicas().to_string()),
         ];
         env.extend(self.topology.env.iter().cloned());
         env

@@ -155,6 +155,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Environment common to all three binaries. */}}
 {{- define "guild-chat.commonEnv" -}}
 {{- include "guild-chat.natsEnv" . }}
+{{ include "guild-chat.jetstreamEnv" . }}
 {{- include "guild-chat.redisEnv" . }}
 {{- include "guild-chat.jwtEnv" . }}
 - name: LOG_FORMAT

@@ -128,6 +128,17 @@ impl Bus for InstrumentedBus {
         self.time(Op::ReadBefore, call).await
     }
 
+    async fn read_history(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<HistoryPage, BusError> {
+        let call = self.inner.read_history(guild_id, before, limit, visibility);
+        self.time(Op::ReadBefore, call).await
+    }
+
     async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {
         self.time(Op::EnqueueBotJob, self.inner.enqueue_bot_job(job))
             .await

@@ -329,19 +329,35 @@ impl Bus for MemoryBus {
         limit: usize,
         visibility: Visibility,
     ) -> Result<(Vec<LogEntry>, bool), BusError> {
+        let page = self
+            .read_history(guild_id, before, limit, visibility)
+            .await?;
+        Ok((page.entries, page.more))
+    }
+
+    /// Starts below `before` by binary search (the log is in seq order) and walks back at most
+    /// [`history::MAX_SCANNED_PER_PAGE`] entries.
+    async fn read_history(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<HistoryPage, BusError> {
         let state = self.state.lock();
         let Some(log) = state.logs.get(guild_id) else {
-            return Ok((Vec::new(), false));
+            return Ok(HistoryPage::default());
         };
         let before = before.unwrap_or(u64::MAX);
-        let mut visible = log
-            .entries
-            .iter()
-            .rev()
-            .filter(|e| e.seq < before && visibility.admits(&e.message));
-        let page: Vec<LogEntry> = visible.by_ref().take(limit).cloned().collect();
-        let has_more = visible.next().is_some();
-        Ok((page, has_more))
+        let end = log.entries.partition_point(|e| e.seq < before);
+        let mut builder = history::PageBuilder::new(limit, visibility);
+        for i in (0..end).rev() {
+            let entry = log.entries[i].clone();
+            if builder.offer(entry, i > 0) == history::Walk::Stop {
+                break;
+            }
+        }
+        Ok(builder.finish())
     }
 
     async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {

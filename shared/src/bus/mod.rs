@@ -10,12 +10,14 @@
 //! - `append` is idempotent by `messageId` and a messageId belongs to its first sender.
 //! - `publish` is best effort (at most once); the log is the truth.
 
+pub mod history;
 mod instrumented;
 mod memory;
 pub mod memory_presence;
 pub mod nats;
 pub mod presence;
 
+pub use history::HistoryPage;
 pub use instrumented::InstrumentedBus;
 pub use memory::{MemoryBus, MemoryBusConfig};
 
@@ -235,7 +237,8 @@ pub trait Bus: Send + Sync + 'static {
         visibility: Visibility,
     ) -> Result<Replay, BusError>;
     /// Entries of a guild with seq < `before` (or the newest), newest first, at most `limit`;
-    /// the flag says whether older visible entries remain.
+    /// the flag says whether older entries may remain: older visible ones, or the scan stopped
+    /// at [`history::MAX_SCANNED_PER_PAGE`] (then [`Bus::read_history`] says where to go on).
     async fn read_before(
         &self,
         guild_id: &str,
@@ -243,6 +246,27 @@ pub trait Bus: Send + Sync + 'static {
         limit: usize,
         visibility: Visibility,
     ) -> Result<(Vec<LogEntry>, bool), BusError>;
+
+    /// [`Bus::read_before`] with the `before` of the next page ([`HistoryPage::next_before`]),
+    /// which an empty page that stopped at the scan cap needs to make progress. Both buses
+    /// implement it and answer `read_before` from it.
+    async fn read_history(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<HistoryPage, BusError> {
+        let (entries, more) = self
+            .read_before(guild_id, before, limit, visibility)
+            .await?;
+        let next_before = entries.last().map(|e| e.seq).filter(|_| more);
+        Ok(HistoryPage {
+            entries,
+            more,
+            next_before,
+        })
+    }
 
     /// Queues a bot request on the durable work queue.
     async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError>;

@@ -4,6 +4,7 @@
 
 mod bot_queue;
 mod delivery;
+mod history_cost;
 mod ingress;
 mod log;
 mod restart;

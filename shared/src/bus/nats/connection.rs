@@ -24,7 +24,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Opens the connection with `auth`'s credentials and TLS settings; async-nats then
 /// reconnects on its own, forever, and restores every subscription. Its events are logged and
-/// counted ([`connection_events`]).
+/// counted ([`connection_events`]). `url` may list several servers of a cluster separated by
+/// commas (`nats://a:4222,nats://b:4222`): the client connects to one and fails over to the others.
 pub async fn open(url: &str, name: &str, auth: &NatsAuth) -> Result<Client, BusError> {
     let connected_before = Arc::new(AtomicBool::new(false));
     let options = auth
@@ -42,9 +43,17 @@ pub async fn open(url: &str, name: &str, auth: &NatsAuth) -> Result<Client, BusE
             connection_events::record(&event, reconnect);
             async move { log_event(event) }
         })
-        .connect(url)
+        .connect(server_list(url).as_slice())
         .await
         .map_err(|e| unavailable(&format!("connecting to NATS at {url}"), e))
+}
+
+/// The servers of a comma-separated `NATS_URL`, blanks dropped.
+fn server_list(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect()
 }
 
 /// 0 ms, then 50 ms doubling up to [`MAX_RECONNECT_DELAY`].
@@ -98,5 +107,18 @@ mod tests {
         assert_eq!(reconnect_delay(2), Duration::from_millis(50));
         assert_eq!(reconnect_delay(3), Duration::from_millis(100));
         assert_eq!(reconnect_delay(100), MAX_RECONNECT_DELAY);
+    }
+
+    #[test]
+    fn a_url_may_list_cluster_servers() {
+        let table: [(&str, &[&str]); 4] = [
+            ("nats://a:4222", &["nats://a:4222"]),
+            ("nats://a:1,nats://b:2", &["nats://a:1", "nats://b:2"]),
+            (" nats://a:1 , ,nats://c:3,", &["nats://a:1", "nats://c:3"]),
+            ("", &[]),
+        ];
+        for (url, servers) in table {
+            assert_eq!(server_list(url), servers, "{url:?}");
+        }
     }
 }

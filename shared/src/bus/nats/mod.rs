@@ -136,6 +136,19 @@ impl Bus for NatsBus {
         limit: usize,
         visibility: Visibility,
     ) -> Result<(Vec<LogEntry>, bool), BusError> {
+        let page = self
+            .replay_before(guild_id, before, limit, visibility)
+            .await?;
+        Ok((page.entries, page.more))
+    }
+
+    async fn read_history(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<HistoryPage, BusError> {
         self.replay_before(guild_id, before, limit, visibility)
             .await
     }

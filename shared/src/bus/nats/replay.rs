@@ -2,7 +2,7 @@
 //! guild's newest entry (one direct get answers "nothing new" and "just one new"), else uses a
 //! short-lived ephemeral pull consumer filtered to the guild's subject; backward
 //! (`read_before`, history pages) follows the `prev` links with direct gets, since JetStream
-//! cannot read backwards.
+//! cannot read backwards, at most `bus::history::MAX_SCANNED_PER_PAGE` per request.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use super::connection::ensure_connected;
 use super::errors::unavailable;
 use super::payload::{DropKind, LogRecord, decode};
 use super::subjects::log_subject;
-use crate::bus::{BusError, LogEntry, Replay, Visibility};
+use crate::bus::{BusError, HistoryPage, LogEntry, Replay, Visibility, history};
 use crate::protocol::validate::is_valid_guild_id;
 
 /// Entries fetched per round trip while reading forward.
@@ -140,6 +140,8 @@ impl NatsBus {
         self.decode_entry(seq, &message.subject, &message.payload)
     }
 
+    /// Follows `prev` links down from `before`, one direct get per entry, at most
+    /// [`history::MAX_SCANNED_PER_PAGE`] of them ([`history::PageBuilder`] decides).
     #[tracing::instrument(name = "bus.read_before", skip(self, visibility))]
     pub(super) async fn replay_before(
         &self,
@@ -147,27 +149,25 @@ impl NatsBus {
         before: Option<u64>,
         limit: usize,
         visibility: Visibility,
-    ) -> Result<(Vec<LogEntry>, bool), BusError> {
+    ) -> Result<HistoryPage, BusError> {
         ensure_connected(&self.client)?;
         if !is_valid_guild_id(guild_id) {
-            return Ok((Vec::new(), false));
+            return Ok(HistoryPage::default());
         }
         let mut current = match before {
             None => self.newest_entry(guild_id).await?,
             Some(before) => self.newest_entry_before(guild_id, before).await?,
         };
-        let mut page = Vec::new();
+        let mut builder = history::PageBuilder::new(limit, visibility);
         while let Some(entry) = current {
             let prev = entry.prev;
-            if visibility.admits(&entry.message) {
-                if page.len() == limit {
-                    return Ok((page, true));
-                }
-                page.push(entry);
+            if builder.offer(entry, prev != 0) == history::Walk::Stop {
+                break;
             }
             current = self.entry_at(guild_id, prev).await?;
         }
-        Ok((page, false))
+        tracing::debug!(scanned = builder.scanned(), "history page read");
+        Ok(builder.finish())
     }
 
     async fn newest_entry(&self, guild_id: &str) -> Result<Option<LogEntry>, BusError> {
