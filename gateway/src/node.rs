@@ -65,6 +65,7 @@ impl Node {
             tokio::spawn(crate::revocation::run(
                 state.clone(),
                 Duration::from_millis(state.config.session_recheck_ms),
+                crate::revocation::watch(&state).await,
                 stop.clone(),
             )),
             // Presence (issue #13).
