@@ -45,9 +45,10 @@ RUN apt-get update \
         --shell /usr/sbin/nologin chat
 COPY --from=builder /out/ /usr/local/bin/
 COPY deploy/container-healthcheck.sh /usr/local/bin/healthcheck
-# gateway: 8080 (WebSocket /ws, HTTP API, /healthz /readyz /metrics);
+# gateway: 8080 (WebSocket /ws, HTTP API, /healthz /readyz) and 9090 (OPS_LISTEN_ADDR:
+# /metrics /healthz /readyz; set OPS_LISTEN_ADDR=0.0.0.0:9090 in a container, loopback otherwise);
 # router-worker: 9091 and bot-worker: 9092 (/healthz /readyz /metrics only).
-EXPOSE 8080 9091 9092
+EXPOSE 8080 9090 9091 9092
 USER 65532:65532
 ENV LOG_FORMAT=json
 CMD ["gateway"]

@@ -32,6 +32,18 @@ VARIANTS = {
         "gateway": {"allowedOrigins": ["https://a.example", "http://localhost:8080"],
                     "drain": {"preStopSleepSeconds": 0}},
         "botWorker": {"llm": {"baseUrl": "https://llm.example/v1", "model": "m", "apiKey": "k"}}},
+    "bus credentials per component, NATS TLS, Redis ACL users": {
+        "gateway": {"trustedProxies": ["10.0.0.0/8"]},
+        "externalRedis": {"url": "rediss://redis.internal:6380"},
+        "busAuth": {
+            "gateway": {"nats": {"existingSecret": "gw-nats"}, "redis": {"existingSecret": "gw-redis"}},
+            "routerWorker": {"nats": {"existingSecret": "rt-nats", "userKey": "", "passwordKey": "",
+                                      "credsKey": "router.creds"},
+                             "redis": {"existingSecret": "rt-redis"}},
+            "botWorker": {"nats": {"existingSecret": "bot-nats", "userKey": "", "passwordKey": "",
+                                   "tokenKey": "token"}},
+            "natsTls": {"existingSecret": "nats-tls", "certKey": "tls.crt", "keyKey": "tls.key"}}},
+    "no NetworkPolicies": {"networkPolicy": {"enabled": False}},
 }
 
 # Each must be refused by the JSON schema and by Helm.
@@ -53,6 +65,9 @@ SCHEMA_REJECTS = {
 TEMPLATE_REJECTS = {
     "no NATS at all": {"externalNats": {"url": ""}},
     "no Redis at all": {"externalRedis": {"url": ""}},
+    "Redis ACL user with credentials already in the URL": {
+        "externalRedis": {"url": "redis://u:p@redis:6379"},
+        "busAuth": {"gateway": {"redis": {"existingSecret": "gw-redis"}}}},
     "HPA minReplicas > maxReplicas": {
         "gateway": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
 }
@@ -164,6 +179,31 @@ def check_readme(chart: Path, defaults: dict) -> None:
     check("README: the values table names no value that does not exist", not stale, f"stale: {stale}")
 
 
+# Leaf keys that hold a credential value (names of Secrets and of keys in them are fine).
+CREDENTIAL_KEYS = {"secret", "apikey", "password", "token", "jwtsecret"}
+
+
+def committed_credentials(values, path: str = "") -> list[str]:
+    found = []
+    if isinstance(values, dict):
+        for key, value in values.items():
+            here = f"{path}.{key}" if path else key
+            if isinstance(value, str) and value and key.lower() in CREDENTIAL_KEYS:
+                found.append(here)
+            found.extend(committed_credentials(value, here))
+    elif isinstance(values, list):
+        for i, item in enumerate(values):
+            found.extend(committed_credentials(item, f"{path}[{i}]"))
+    return found
+
+
+def check_no_committed_secrets(chart: Path) -> None:
+    """Issue #15: the chart's committed values hold no credential, only Secret references."""
+    for file in [chart / "values.yaml", *sorted((chart / "ci").glob("*.yaml"))]:
+        found = committed_credentials(yaml.safe_load(file.read_text()))
+        check(f"no credential value committed: {file.relative_to(chart.parent)}", not found, f"set: {found}")
+
+
 def main() -> None:
     chart = Path(sys.argv[1]).resolve()
     defaults = yaml.safe_load((chart / "values.yaml").read_text())
@@ -181,6 +221,7 @@ def main() -> None:
     for name, overlay in {"default": None, "production": production, **VARIANTS}.items():
         check_rendering(engine, name, defaults, overlay)
     check_rejections(validator, engine, defaults)
+    check_no_committed_secrets(chart)
     check_readme(chart, defaults)
 
 

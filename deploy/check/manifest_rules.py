@@ -62,10 +62,20 @@ def rule_probes_ports_resources(docs, values) -> None:
     for component, deploy in deployments(docs).items():
         c = container(deploy)
         port = values[VALUES_KEY[component]]["port"]
-        assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}], f"{component} ports"
-        assert env_of(deploy)["LISTEN_ADDR"]["value"] == f"0.0.0.0:{port}", f"{component} LISTEN_ADDR"
+        ports = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        env = env_of(deploy)
+        # The gateway's ops listener (/metrics, probes) is a port of its own; a worker's
+        # LISTEN_ADDR is its ops listener.
+        probe_port = "http"
+        if component == "gateway":
+            ops = values["gateway"]["opsPort"]
+            ports.append({"name": "ops", "containerPort": ops, "protocol": "TCP"})
+            assert env["OPS_LISTEN_ADDR"]["value"] == f"0.0.0.0:{ops}", "gateway OPS_LISTEN_ADDR"
+            probe_port = "ops"
+        assert c["ports"] == ports, f"{component} ports"
+        assert env["LISTEN_ADDR"]["value"] == f"0.0.0.0:{port}", f"{component} LISTEN_ADDR"
         for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")):
-            assert c[probe]["httpGet"] == {"path": path, "port": "http"}, f"{component} {probe}"
+            assert c[probe]["httpGet"] == {"path": path, "port": probe_port}, f"{component} {probe}"
         requests = c["resources"].get("requests", {})
         assert "cpu" in requests and "memory" in requests, f"{component}: requests {requests}"
         assert "memory" in c["resources"].get("limits", {}), f"{component}: no memory limit"
@@ -97,12 +107,19 @@ def rule_env_and_secrets(docs, values) -> None:
     jwt = values["auth"]["jwt"]
     for component, deploy in deployments(docs).items():
         env = env_of(deploy)
-        for name in ("NATS_URL", "REDIS_URL", "LOG_FORMAT", "RUST_LOG", "JWT_COOKIE_NAME"):
+        for name in ("NATS_URL", "REDIS_URL", "LOG_FORMAT", "RUST_LOG"):
             assert name in env, f"{component}: {name} missing"
         order = list(env)
-        if "$(REDIS_PASSWORD)" in env["REDIS_URL"].get("value", ""):
-            assert order.index("REDIS_PASSWORD") < order.index("REDIS_URL"), "REDIS_PASSWORD after REDIS_URL"
-        if jwt["algorithm"] == "HS256":
+        for part in ("REDIS_PASSWORD", "REDIS_USERNAME"):
+            if f"$({part})" in env["REDIS_URL"].get("value", ""):
+                assert order.index(part) < order.index("REDIS_URL"), f"{part} after REDIS_URL"
+        if component != "gateway":
+            # Routers and bots never verify tokens: no JWT secret or key reaches them.
+            jwt_env = [n for n in env if n.startswith("JWT_")]
+            assert not jwt_env, f"{component}: {jwt_env} (JWT settings belong to gateways only)"
+            mounts = {m["name"] for m in container(deploy).get("volumeMounts", [])}
+            assert "jwt-public-key" not in mounts, f"{component}: JWT public key mounted"
+        elif jwt["algorithm"] == "HS256":
             ref = env["JWT_SECRET"].get("valueFrom", {}).get("secretKeyRef")
             assert ref, f"{component}: JWT_SECRET not from a Secret"
             if jwt["existingSecret"]:
@@ -116,9 +133,34 @@ def rule_env_and_secrets(docs, values) -> None:
             path = env["JWT_PUBLIC_KEY_FILE"]["value"]
             mounts = {m["mountPath"] for m in container(deploy)["volumeMounts"]}
             assert any(path.startswith(m + "/") for m in mounts), f"{component}: {path} not mounted"
+        assert component != "gateway" or "JWT_COOKIE_NAME" in env, "gateway: JWT_COOKIE_NAME missing"
         for name, entry in env.items():
-            if name.endswith(("SECRET", "API_KEY", "PASSWORD")):
+            if name.endswith(("SECRET", "API_KEY", "PASSWORD", "TOKEN", "USERNAME", "NATS_USER")):
                 assert "valueFrom" in entry, f"{component}: {name} is inline"
+        rule_bus_credentials(component, deploy, values)
+
+
+def rule_bus_credentials(component: str, deploy: dict, values: dict) -> None:
+    """busAuth: each component's NATS / Redis credentials come from its own Secret."""
+    env = env_of(deploy)
+    auth = values["busAuth"][VALUES_KEY[component]]
+    nats = auth["nats"]
+    if nats["existingSecret"]:
+        for name, key in (("NATS_USER", nats["userKey"]), ("NATS_PASSWORD", nats["passwordKey"]),
+                          ("NATS_TOKEN", nats["tokenKey"])):
+            if key:
+                ref = env[name]["valueFrom"]["secretKeyRef"]
+                assert ref == {"name": nats["existingSecret"], "key": key}, f"{component}: {name} {ref}"
+        if nats["credsKey"]:
+            path = env["NATS_CREDS_FILE"]["value"]
+            mounts = {m["mountPath"] for m in container(deploy)["volumeMounts"]}
+            assert any(path.startswith(m + "/") for m in mounts), f"{component}: {path} not mounted"
+    redis = auth["redis"]
+    if redis["existingSecret"] and not values["redis"]["enabled"] and not values["externalRedis"]["existingSecret"]:
+        url = env["REDIS_URL"]["value"]
+        assert "$(REDIS_USERNAME):$(REDIS_PASSWORD)@" in url, f"{component}: REDIS_URL {url}"
+        for name in ("REDIS_USERNAME", "REDIS_PASSWORD"):
+            assert env[name]["valueFrom"]["secretKeyRef"]["name"] == redis["existingSecret"], name
 
 
 def matches(selector: dict, labels: dict) -> bool:
@@ -181,9 +223,56 @@ def rule_service_monitors(docs, values) -> None:
         selector = monitor["spec"]["selector"]["matchLabels"]
         targets = [s for s in services if matches(selector, s["metadata"]["labels"])]
         assert len(targets) == 1, f"{monitor['metadata']['name']} selects {len(targets)} services"
-        assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics",
+        # The gateway's /metrics is on its ops port only (its "http" port is public).
+        port = "ops" if component_of(monitor) == "gateway" else "http"
+        assert monitor["spec"]["endpoints"] == [{"port": port, "path": "/metrics",
                                                  "interval": values["metrics"]["serviceMonitor"]["interval"],
                                                  "scrapeTimeout": values["metrics"]["serviceMonitor"]["scrapeTimeout"]}]
+
+
+def ports_of(rule: dict) -> set:
+    return {p["port"] for p in rule.get("ports", [])}
+
+
+def rule_network_policies(docs, values) -> None:
+    """Every component has a NetworkPolicy that denies by default (both policy types) and opens
+    only its own ports and peers; the bundled NATS / Redis take clients from this release only."""
+    np = values["networkPolicy"]
+    policies = list(by_kind(docs, "NetworkPolicy").values())
+    if not np["enabled"]:
+        assert not policies, "NetworkPolicy rendered while disabled"
+        return
+    for component, deploy in deployments(docs).items():
+        labels = deploy["spec"]["template"]["metadata"]["labels"]
+        mine = [p for p in policies if matches(p["spec"]["podSelector"]["matchLabels"], labels)]
+        assert len(mine) == 1, f"{component}: {len(mine)} NetworkPolicies select its pods"
+        spec = mine[0]["spec"]
+        assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"], f"{component}: {spec['policyTypes']}"
+        ops = "ops" if component == "gateway" else "http"
+        ingress = {frozenset(ports_of(r)): r for r in spec["ingress"]}
+        expected_in = {frozenset({ops})} | ({frozenset({"http"})} if component == "gateway" else set())
+        assert set(ingress) == expected_in, f"{component}: ingress ports {list(ingress)}"
+        assert ingress[frozenset({ops})].get("from", []) == np["monitoringFrom"], f"{component}: ops peers"
+        if component == "gateway":
+            assert ingress[frozenset({"http"})].get("from", []) == np["ingressFrom"], "gateway: public peers"
+        egress = set().union(*(ports_of(r) for r in spec["egress"]))
+        expected_out = {53, np["natsPort"], np["redisPort"]} | ({np["llmPort"]} if component == "bot-worker" else set())
+        assert egress == expected_out, f"{component}: egress ports {egress} != {expected_out}"
+        assert all(r.get("ports") for r in spec["egress"] + spec["ingress"]), f"{component}: a rule open on every port"
+    ours = {"app.kubernetes.io/instance"}
+    for backbone, port in (("nats", np["natsPort"]), ("redis", np["redisPort"])):
+        guarded = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/name") == backbone]
+        if not values[backbone]["enabled"]:
+            assert not guarded, f"{backbone}: NetworkPolicy without the bundled {backbone}"
+            continue
+        assert len(guarded) == 1, f"bundled {backbone}: no NetworkPolicy"
+        clients = [r for r in guarded[0]["spec"]["ingress"] if port in ports_of(r)]
+        assert clients, f"{backbone}: no client rule on {port}"
+        for rule in clients:
+            peers = [f["podSelector"]["matchLabels"] for f in rule["from"]]
+            assert peers and all(ours <= set(p) for p in peers), f"{backbone}: clients {peers}"
+        for rule in guarded[0]["spec"]["ingress"]:
+            assert rule.get("from"), f"{backbone}: a rule open to every source"
 
 
 RULES = [
@@ -195,4 +284,5 @@ RULES = [
     ("selectors, Services, HPA and PDB agree", rule_selectors_hpa_pdb),
     ("Ingress: WebSocket timeouts, no stickiness, gateway backend", rule_ingress),
     ("ServiceMonitors select the Services", rule_service_monitors),
+    ("NetworkPolicy per component (and bundled NATS/Redis), deny by default", rule_network_policies),
 ]

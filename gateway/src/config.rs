@@ -15,6 +15,12 @@ pub struct GatewayConfig {
     /// Address to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
+    /// Address of the ops listener: `/metrics`, `/healthz` and `/readyz` (the public port keeps
+    /// only `/healthz` and `/readyz`, never `/metrics`). Unset: 127.0.0.1:9090, or a free
+    /// loopback port (logged) when that one is taken; containers set 0.0.0.0:9090. A port set
+    /// here that cannot be bound stops the start.
+    #[arg(long, env = "OPS_LISTEN_ADDR")]
+    pub ops_listen_addr: Option<SocketAddr>,
     /// Comma-separated browser origins allowed to open /ws; `*` allows any. Unset: only the
     /// same origin (the Origin's host and port equal the request's Host), refused with 403
     /// `origin_not_allowed` otherwise. Requests without an Origin header (non-browser clients)
@@ -175,7 +181,13 @@ impl GatewayConfig {
 
     /// Settings for tests: loopback, defaults otherwise.
     pub fn for_tests() -> Self {
-        GatewayConfig::parse_from(["gateway", "--listen-addr", "127.0.0.1:0"])
+        GatewayConfig::parse_from([
+            "gateway",
+            "--listen-addr",
+            "127.0.0.1:0",
+            "--ops-listen-addr",
+            "127.0.0.1:0",
+        ])
     }
 }
 

@@ -12,6 +12,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod ops_listener;
 pub mod origin;
 pub mod outbound;
 pub mod presence;
@@ -32,7 +33,8 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-/// Every route of the gateway.
+/// Every route of the gateway's public port (`/metrics` is on the ops listener only:
+/// [`ops_listener::app`]).
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(http::assets::index))
@@ -48,7 +50,6 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade::ws_handler))
         .route("/healthz", get(http::ops::healthz))
         .route("/readyz", get(http::ops::readyz))
-        .route("/metrics", get(http::ops::metrics))
         .route("/api/me", get(http::api::me))
         .route(
             "/api/guilds/{guild_id}/messages",

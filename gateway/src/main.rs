@@ -38,9 +38,15 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     }
     let deps = deps(&config).await?;
     let embedded = deps.in_process_workers;
-    let node = Node::start(config.clone(), deps)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+    let node = Node::start(config.clone(), deps).await.with_context(|| {
+        format!(
+            "cannot listen on {} (or the ops address {})",
+            config.listen_addr,
+            config
+                .ops_listen_addr
+                .unwrap_or(gateway::ops_listener::DEFAULT_OPS_ADDR)
+        )
+    })?;
     announce(&node, embedded);
     chat_shared::ops::shutdown_signal().await;
     node.drain(
@@ -88,4 +94,8 @@ fn announce(node: &Node, embedded: bool) {
     } else {
         println!("gateway listening on {shown}");
     }
+    println!(
+        "ops endpoints (/metrics, /healthz, /readyz) on http://{}",
+        node.ops_addr
+    );
 }

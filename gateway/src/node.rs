@@ -33,16 +33,21 @@ pub struct Deps {
 pub struct Node {
     pub state: AppState,
     pub addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`OPS_LISTEN_ADDR`).
+    pub ops_addr: SocketAddr,
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+    ops_server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
 impl Node {
-    /// Binds `config.listen_addr` and serves until [`Node::shutdown`].
+    /// Binds `config.listen_addr` and the ops listener, and serves until [`Node::shutdown`].
     pub async fn start(config: GatewayConfig, deps: Deps) -> std::io::Result<Node> {
         let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
         let addr = listener.local_addr()?;
+        let ops_listener = crate::ops_listener::bind(config.ops_listen_addr).await?;
+        let ops_addr = ops_listener.local_addr()?;
         let stop = CancellationToken::new();
         let max_text = config.limits.max_text_chars as usize;
         let bot_args = config.bot.clone();
@@ -60,6 +65,7 @@ impl Node {
             tokio::spawn(crate::revocation::run(
                 state.clone(),
                 Duration::from_millis(state.config.session_recheck_ms),
+                crate::revocation::watch(&state).await,
                 stop.clone(),
             )),
             // Presence (issue #13).
@@ -84,11 +90,19 @@ impl Node {
             header_read_timeout,
             stop.clone(),
         ));
+        let ops_server = tokio::spawn(crate::server::serve(
+            ops_listener,
+            crate::ops_listener::app(state.clone()),
+            header_read_timeout,
+            stop.clone(),
+        ));
         Ok(Node {
             state,
             addr,
+            ops_addr,
             stop,
             server,
+            ops_server,
             background,
         })
     }
@@ -117,8 +131,10 @@ impl Node {
             conn.close(close_code::SERVER_RESTARTING, "server restarting");
         }
         self.stop.cancel();
-        if let Ok(Err(error)) = self.server.await {
-            tracing::warn!(%error, "server ended with an error");
+        for server in [self.server, self.ops_server] {
+            if let Ok(Err(error)) = server.await {
+                tracing::warn!(%error, "server ended with an error");
+            }
         }
         for task in self.background {
             let _ = task.await;

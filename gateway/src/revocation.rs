@@ -7,6 +7,10 @@
 //! `session.events` publish still applies at once. A user seen for the first time reloads once
 //! (the document may have changed since the handshake). A failed read changes nothing and is
 //! not remembered as seen: the next good read compares against the last good one.
+//!
+//! In distributed mode the same comparison also runs at once for one user when Redis announces
+//! a change of `session:{userId}` (keyspace notifications, [`session_watch`]; the server needs
+//! `notify-keyspace-events K$gx`); without notifications the recheck interval is the bound.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,6 +18,8 @@ use std::time::Duration;
 
 use chat_shared::bus::UserEvent;
 use chat_shared::store::Session;
+use chat_shared::store::session_watch::{self, SessionChange};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -71,19 +77,93 @@ impl Tracker {
         self.seen = next;
         events
     }
+
+    /// Compares a fresh read of one user (who has an open connection) with the last one, by
+    /// the same rules as [`Tracker::observe`]; the other users' entries are kept.
+    pub fn observe_one(&mut self, user: Arc<str>, session: Option<Session>) -> Option<UserEvent> {
+        let before = self.seen.remove(&user);
+        let mut one = Tracker {
+            seen: before
+                .map(|seen| (user.clone(), seen))
+                .into_iter()
+                .collect(),
+        };
+        let event = one.observe(vec![(user, session)]).pop().map(|(_, e)| e);
+        self.seen.extend(one.seen);
+        event
+    }
 }
 
-/// Runs the recheck every `every` until `stop`.
-pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
+/// Subscribes to Redis keyspace notifications of the sessions when the gateway has a Redis;
+/// `None` (recheck only) in embedded mode or when the subscription fails.
+pub async fn watch(state: &AppState) -> Option<mpsc::Receiver<SessionChange>> {
+    let url = state.config.common.redis_url.as_deref()?;
+    match session_watch::watch_sessions(url).await {
+        Ok(changes) => Some(changes),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "no session keyspace notifications: revocation applies within SESSION_RECHECK_MS"
+            );
+            None
+        }
+    }
+}
+
+/// Runs the recheck every `every`, and for one user whenever `changes` names them, until `stop`.
+pub async fn run(
+    state: AppState,
+    every: Duration,
+    mut changes: Option<mpsc::Receiver<SessionChange>>,
+    stop: CancellationToken,
+) {
     let mut tracker = Tracker::default();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let change = async {
+            match changes.as_mut() {
+                Some(changes) => changes.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => recheck(&state, &mut tracker).await,
+            change = change => match change {
+                Some(SessionChange::User(user)) => recheck_one(&state, &mut tracker, &user).await,
+                Some(SessionChange::Resync) => recheck(&state, &mut tracker).await,
+                None => {
+                    tracing::warn!("session notifications ended; recheck only");
+                    changes = None;
+                }
+            },
         }
-        recheck(&state, &mut tracker).await;
+    }
+}
+
+/// A notified change of one user's session: re-read it if the user is connected here.
+#[tracing::instrument(name = "session.notified", skip(state, tracker))]
+async fn recheck_one(state: &AppState, tracker: &mut Tracker, user_id: &str) {
+    let Some(user) = state
+        .hub
+        .connections()
+        .iter()
+        .find(|c| !c.is_closed() && &**c.user_id() == user_id)
+        .map(|c| c.user_id().clone())
+    else {
+        return;
+    };
+    let session = match state.store.get(user_id).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(%error, "notified session unreadable; the recheck will retry");
+            return;
+        }
+    };
+    if let Some(event) = tracker.observe_one(user.clone(), session) {
+        tracing::info!(user_id = %user, ?event, "session changed in the store (notified)");
+        state.hub.apply_user_event(&user, &event);
     }
 }
 
@@ -168,6 +248,27 @@ mod tests {
             });
             assert_eq!(got, want, "step {i}");
         }
+    }
+
+    #[test]
+    fn one_user_reads_follow_the_same_rules_and_keep_the_others() {
+        let mut tracker = Tracker::default();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let g1 = r#"{"guilds":[{"id":"g1"}]}"#;
+        tracker.observe(vec![(a.clone(), s(g1)), (b.clone(), s(g1))]);
+        assert_eq!(tracker.observe_one(a.clone(), s(g1)), None);
+        let g2 = r#"{"guilds":[{"id":"g2"}]}"#;
+        assert_eq!(
+            tracker.observe_one(a.clone(), s(g2)),
+            Some(UserEvent::GuildsChanged)
+        );
+        assert_eq!(
+            tracker.observe_one(a.clone(), None),
+            Some(UserEvent::Revoked)
+        );
+        assert_eq!(tracker.seen.len(), 2, "b is still tracked");
+        // The next full read compares a against what the one-user read saw.
+        assert!(tracker.observe(vec![(a, None), (b, s(g1))]).is_empty());
     }
 
     #[test]

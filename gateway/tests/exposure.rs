@@ -1,6 +1,7 @@
 //! Slowloris and exposure over real sockets (issue #14, item 6): a client that never finishes
 //! its request headers is disconnected after `HEADER_READ_TIMEOUT_MS`, and the page is served
 //! with conservative security headers (CSP with `frame-ancestors 'none'`, nosniff, referrer).
+//! `/metrics` is served on the ops listener (`OPS_LISTEN_ADDR`) only, never on the public port.
 
 mod support;
 
@@ -68,4 +69,45 @@ async fn the_page_carries_conservative_security_headers() {
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
     }
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_ops_listener_only() {
+    let d = Embedded::start().await;
+    let get = |url: String| async move { http().get(url).send().await.expect("get") };
+    let public = get(format!("{}/metrics", d.gateway(0))).await;
+    assert_eq!(public.status(), 404, "the public port serves /metrics");
+    let body: serde_json::Value = public.json().await.expect("json error");
+    assert_eq!(body["error"], "not_found");
+    let ops = get(format!("{}/metrics", d.ops(0))).await;
+    assert_eq!(ops.status(), 200);
+    let text = ops.text().await.expect("text");
+    assert!(text.contains("chat_gateway_connections"), "{text}");
+    for path in ["/healthz", "/readyz"] {
+        for base in [d.gateway(0), d.ops(0)] {
+            let response = get(format!("{base}{path}")).await;
+            assert_eq!(response.status(), 200, "{base}{path}");
+        }
+    }
+    // The ops listener serves nothing else: no page, no API, no WebSocket.
+    for path in ["/", "/ws", "/api/me", "/socket.io/"] {
+        let response = get(format!("{}{path}", d.ops(0))).await;
+        assert_eq!(response.status(), 404, "ops listener serves {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_default_ops_address_falls_back_when_taken_and_a_configured_one_must_bind() {
+    // Hold 9090 (or find it already held by something else): the default must still bind.
+    let _held = tokio::net::TcpListener::bind(gateway::ops_listener::DEFAULT_OPS_ADDR).await;
+    let fallback = gateway::ops_listener::bind(None)
+        .await
+        .expect("the default falls back to a free loopback port");
+    let addr = fallback.local_addr().expect("addr");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_ne!(addr.port(), 9090);
+    assert!(
+        gateway::ops_listener::bind(Some(addr)).await.is_err(),
+        "a configured address that is taken must stop the start"
+    );
 }

@@ -285,6 +285,9 @@ fn http() -> reqwest::Client {
 /// Sum of a metric's samples (all label sets) at `base/metrics`; `None` when nothing answers.
 async fn metric(base: &str, name: &str) -> Option<f64> {
     let response = http().get(format!("{base}/metrics")).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
     let text = response.text().await.ok()?;
     let samples = text.lines().filter_map(|line| {
         let rest = line.strip_prefix(name)?;
@@ -373,7 +376,8 @@ async fn drain_gateway_1(
     on_1: usize,
     goal: &watch::Receiver<Goal>,
 ) -> Vec<JoinHandle<Watched>> {
-    let gateway_1 = format!("http://127.0.0.1:{}", d.gateways[0].port);
+    // Its ops listener: /metrics is not on the public port.
+    let gateway_1 = format!("http://127.0.0.1:{}", d.gateways[0].ops_port);
     let first_close = late[0].first_close.clone();
     let mut reconnected = late[0].reconnected.subscribe();
     let opened = metric(&gateway_1, "chat_gateway_connections_opened_total").await;
@@ -508,10 +512,11 @@ async fn rolling_update_drains_through_haproxy() {
     })
     .await;
     let started = Instant::now();
+    // The gateways' ops listeners (/metrics).
     let gateways: Vec<String> = d
         .gateways
         .iter()
-        .map(|g| format!("http://127.0.0.1:{}", g.port))
+        .map(|g| format!("http://127.0.0.1:{}", g.ops_port))
         .collect();
     let (haproxy, lb) = start_haproxy(d.gateways[0].port, d.gateways[1].port).await;
     let s = Scope::new();

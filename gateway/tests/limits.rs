@@ -162,7 +162,7 @@ async fn the_node_cap_refuses_with_503_until_a_connection_closes() {
         tokenless.status, 401,
         "cheap refusals come first: {tokenless:?}"
     );
-    assert!(refusal_counted(&d.gateway(0), "node_full").await);
+    assert!(refusal_counted(&d.ops(0), "node_full").await);
 
     close(first).await;
     wait_for_node_connections(&d, 1).await;
@@ -221,7 +221,7 @@ async fn the_handshake_rate_refuses_with_503_after_the_cheap_checks() {
     let _b = accepted(&d, 0, &ann).await;
     let over = refused(&d, 0, &ann).await;
     assert_unavailable(&over);
-    assert!(refusal_counted(&d.gateway(0), "handshake_rate").await);
+    assert!(refusal_counted(&d.ops(0), "handshake_rate").await);
 
     let _later = accepted_eventually(&d, 0, &ann).await;
 }
@@ -238,7 +238,7 @@ async fn the_per_user_cap_refuses_with_429_in_embedded_mode() {
     let _second = accepted(&d, 0, &ann).await;
     assert_too_many(&refused(&d, 0, &ann).await);
     let _bobs = accepted(&d, 0, &bob).await;
-    assert!(refusal_counted(&d.gateway(0), "too_many_connections").await);
+    assert!(refusal_counted(&d.ops(0), "too_many_connections").await);
     assert_eq!(d.node().state.admission.live_leases(), 3);
 
     close(first).await;

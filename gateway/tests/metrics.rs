@@ -93,7 +93,7 @@ impl Scrape {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_send_moves_frames_latency_and_dependency_metrics() {
     let d = Embedded::start().await;
-    let base = d.gateway(0);
+    let base = d.ops(0);
     let before = Scrape::of(&base).await;
     let s = Scope::new();
     let g = s.guild("g");
@@ -214,14 +214,8 @@ async fn dashboard_queries_only_metrics_the_binaries_expose() {
     let mut client = ann.connect(&d, 0).await;
     client.post(&g, "hi").await.expect("ack");
     client.drop_connection().await;
-    wait_for_metric(
-        &d.gateway(0),
-        "chat_gateway_connections_closed_total",
-        &[],
-        1.0,
-    )
-    .await;
-    let known = Scrape::of(&d.gateway(0)).await.series_names();
+    wait_for_metric(&d.ops(0), "chat_gateway_connections_closed_total", &[], 1.0).await;
+    let known = Scrape::of(&d.ops(0)).await.series_names();
     let exprs = dashboard_exprs(&dashboard);
     assert!(exprs.len() >= 12, "panels with queries: {}", exprs.len());
     for expr in &exprs {
@@ -284,7 +278,7 @@ async fn distributed_binaries_expose_their_metrics_and_count_nats_reconnects() {
     .await;
     let (_router, router) = worker(&d, "router-worker", "router worker serving").await;
     let (_bot, bot) = worker(&d, "bot-worker", "bot worker taking jobs").await;
-    let gateway = d.gateway(0);
+    let gateway = d.ops(0);
 
     let s = Scope::new();
     let g = s.guild("g");

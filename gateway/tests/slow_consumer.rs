@@ -45,7 +45,7 @@ async fn slow_reader_is_closed_with_4009_and_resumes() {
             }
         }
     });
-    let metrics_url = format!("{}/metrics", support::Deployment::gateway(&d, 0));
+    let metrics_url = format!("{}/metrics", support::Deployment::ops(&d, 0));
     let mut acked = Vec::new();
     let mut after_close = None;
     while after_close.is_none_or(|n| n > 0) {

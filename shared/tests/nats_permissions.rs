@@ -44,42 +44,69 @@ async fn raw(server: &NatsServer, user: &str, password: &str) -> async_nats::Cli
         .expect("connects")
 }
 
-/// Whether a message published by `publisher` on `subject` reaches `sub`.
+/// Whether a message published by `publisher` on `subject` reaches `sub` (a refused path:
+/// one publish, then a quiet period).
 async fn reaches(
     sub: &mut async_nats::Subscriber,
     publisher: &async_nats::Client,
     subject: &str,
 ) -> bool {
-    reaches_within(sub, publisher, subject, QUIET).await
+    let payload = unique_payload();
+    publish(publisher, subject, &payload).await;
+    received(sub, &payload, QUIET).await
 }
 
-/// An allowed path: the message arrives, however loaded the machine (a refused one is
-/// checked with [`reaches`] over the shorter quiet period).
+/// An allowed path: the message arrives, however loaded the machine.
+///
+/// `Client::flush` only empties the client's write buffer; it is not a round trip, so a
+/// `SUB` written just before may not be registered at the server yet when another
+/// connection's `PUB` is processed, and that one message is lost (the cause of this test's
+/// old intermittent failure). So publish again until one arrives, each time with a payload
+/// of its own, and match on it: a leftover from an earlier check never counts.
 async fn arrives(
     sub: &mut async_nats::Subscriber,
     publisher: &async_nats::Client,
     subject: &str,
 ) -> bool {
-    reaches_within(sub, publisher, subject, Duration::from_secs(10)).await
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let payload = unique_payload();
+    while tokio::time::Instant::now() < deadline {
+        publish(publisher, subject, &payload).await;
+        if received(sub, &payload, Duration::from_millis(200)).await {
+            return true;
+        }
+    }
+    false
 }
 
-async fn reaches_within(
-    sub: &mut async_nats::Subscriber,
-    publisher: &async_nats::Client,
-    subject: &str,
-    wait: Duration,
-) -> bool {
+fn unique_payload() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("probe-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn publish(publisher: &async_nats::Client, subject: &str, payload: &str) {
     publisher
-        .publish(subject.to_owned(), "x".into())
+        .publish(subject.to_owned(), payload.to_owned().into())
         .await
         .expect("publish");
     publisher.flush().await.expect("flush");
-    tokio::time::timeout(wait, sub.next()).await.is_ok()
+}
+
+/// Whether a message carrying `payload` arrives on `sub` within `wait` (others are skipped).
+async fn received(sub: &mut async_nats::Subscriber, payload: &str, wait: Duration) -> bool {
+    let matching = async {
+        while let Some(message) = sub.next().await {
+            if message.payload.as_ref() == payload.as_bytes() {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(wait, matching).await.unwrap_or(false)
 }
 
 #[tokio::test]
-#[ignore = "intermittent: an allowed delivery sometimes never arrives (2 of 4 runs on 2026-12-01, \
-            after the denied subscribe on the same connection?); run with --ignored while fixing"]
 async fn each_component_may_do_what_it_does_and_nothing_else() {
     let server = server();
     let url = server.url();

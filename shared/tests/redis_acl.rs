@@ -93,3 +93,66 @@ async fn the_gateway_user_keeps_to_sessions_and_leases() {
     };
     assert!(refused.await.is_err(), "the default user is off");
 }
+
+#[tokio::test]
+async fn the_gateway_user_may_watch_sessions_and_nothing_else() {
+    use chat_shared::store::session_watch::{SessionChange, watch_sessions};
+    let redis = server();
+    let port = redis.port().to_string();
+    let on = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &port,
+            "--user",
+            "admin",
+            "--pass",
+            "admin-pass",
+            "--no-auth-warning",
+        ])
+        .args(["CONFIG", "SET", "notify-keyspace-events", "K$gx"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(on.status.success(), "notifications on: {on:?}");
+    let mut changes = watch_sessions(&url(&redis, "gateway", "gw-pass"))
+        .await
+        .expect("the gateway user subscribes to session notifications");
+    let admin = raw(&url(&redis, "admin", "admin-pass")).await;
+    admin
+        .set::<(), _, _>("session:w1", "{}", None, None, false)
+        .await
+        .expect("set");
+    let wait = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match changes.recv().await {
+                Some(SessionChange::User(user)) => return user,
+                Some(SessionChange::Resync) => continue,
+                None => panic!("the watch ended"),
+            }
+        }
+    });
+    assert_eq!(wait.await.expect("a notification"), "w1");
+    // What else the gateway user may not watch (redis-cli: fred does not surface a refused
+    // subscription as an error).
+    for args in [
+        ["PSUBSCRIBE", "__keyspace@0__:*"],
+        ["SUBSCRIBE", "chat.events"],
+    ] {
+        let out = std::process::Command::new("timeout")
+            .args([
+                "5",
+                "redis-cli",
+                "-p",
+                &port,
+                "--user",
+                "gateway",
+                "--pass",
+                "gw-pass",
+            ])
+            .arg("--no-auth-warning")
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("NOPERM"), "{args:?} allowed: {text}");
+    }
+}

@@ -56,7 +56,7 @@ for (const transports of [['polling'], ['polling', 'websocket']]) {
       assert.equal(errors, 0, 'no "Session ID unknown": every request reached the session');
       // Which gateway holds it: drain that one.
       const holders = await Promise.all([gwA, gwB].map(async (gw) => {
-        const text = await (await fetch(`${gw.baseUrl}/metrics`)).text();
+        const text = await (await fetch(`${gw.opsUrl}/metrics`)).text();
         return Number(/chat_gateway_connections (\d+)/.exec(text)?.[1] ?? 0);
       }));
       const [holder, other] = holders[0] > 0 ? [gwA, gwB] : [gwB, gwA];

@@ -1,4 +1,5 @@
-//! `/healthz`, `/readyz` and `/metrics`.
+//! The handlers of `/healthz`, `/readyz` (public port and ops listener) and `/metrics` (ops
+//! listener only, see [`crate::ops_listener`]).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};

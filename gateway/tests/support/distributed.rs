@@ -47,10 +47,12 @@ impl Default for Topology {
     }
 }
 
-/// A gateway process and its address.
+/// A gateway process and its addresses.
 pub struct GatewayProcess {
     pub service: ChildService,
     pub port: u16,
+    /// Its `OPS_LISTEN_ADDR` port (`/metrics`, `/healthz`, `/readyz`).
+    pub ops_port: u16,
 }
 
 pub struct Distributed {
@@ -95,7 +97,7 @@ impl Distributed {
             d.bots.push(bot);
         }
         for _ in 0..topology.gateways {
-            let gateway = d.spawn_gateway(free_port()).await;
+            let gateway = d.spawn_gateway(free_port(), free_port()).await;
             d.gateways.push(gateway);
         }
         d
@@ -129,9 +131,13 @@ impl Distributed {
         service
     }
 
-    /// Starts a gateway on `port` and waits until it is ready.
-    pub async fn spawn_gateway(&self, port: u16) -> GatewayProcess {
-        let env = self.env(format!("127.0.0.1:{port}"));
+    /// Starts a gateway on `port` (ops listener on `ops_port`) and waits until it is ready.
+    pub async fn spawn_gateway(&self, port: u16, ops_port: u16) -> GatewayProcess {
+        let mut env = self.env(format!("127.0.0.1:{port}"));
+        env.push((
+            "OPS_LISTEN_ADDR".to_owned(),
+            format!("127.0.0.1:{ops_port}"),
+        ));
         let service = ChildService::spawn(cargo_bin("gateway"), Vec::<String>::new(), env);
         if let Err(error) =
             wait_for_http_ok(&format!("http://127.0.0.1:{port}/readyz"), READY).await
@@ -141,14 +147,18 @@ impl Distributed {
                 service.log_tail(30)
             );
         }
-        GatewayProcess { service, port }
+        GatewayProcess {
+            service,
+            port,
+            ops_port,
+        }
     }
 
     /// Kills gateway `i` and starts a new one on the same port.
     pub async fn restart_gateway(&mut self, i: usize) {
-        let port = self.gateways[i].port;
+        let (port, ops_port) = (self.gateways[i].port, self.gateways[i].ops_port);
         self.gateways[i].service.kill();
-        self.gateways[i] = self.spawn_gateway(port).await;
+        self.gateways[i] = self.spawn_gateway(port, ops_port).await;
     }
 }
 
@@ -162,6 +172,13 @@ impl Deployment for Distributed {
 
     fn gateway_count(&self) -> usize {
         self.gateways.len()
+    }
+
+    fn ops(&self, i: usize) -> String {
+        format!(
+            "http://127.0.0.1:{}",
+            self.gateways[i % self.gateways.len()].ops_port
+        )
     }
 
     fn store(&self) -> Arc<dyn SessionStore> {

@@ -26,6 +26,8 @@ pub trait Deployment: Send + Sync {
     /// Base URL (http://host:port) of gateway `i` (modulo the count).
     fn gateway(&self, i: usize) -> String;
     fn gateway_count(&self) -> usize;
+    /// Base URL of gateway `i`'s ops listener (`/metrics`, `/healthz`, `/readyz`).
+    fn ops(&self, i: usize) -> String;
     fn store(&self) -> Arc<dyn SessionStore>;
 }
 
@@ -139,6 +141,10 @@ impl Deployment for Embedded {
 
     fn gateway_count(&self) -> usize {
         1
+    }
+
+    fn ops(&self, _i: usize) -> String {
+        format!("http://{}", self.node.ops_addr)
     }
 
     fn store(&self) -> Arc<dyn SessionStore> {

@@ -1,6 +1,7 @@
 //! Revocation in production, over real nats-server and redis-server: the session document is
 //! rewritten or deleted with plain `redis-cli` commands (no help from this system) and the open
-//! socket loses the guild or is closed with 4001 within SESSION_RECHECK_MS.
+//! socket loses the guild or is closed with 4001 within SESSION_RECHECK_MS — or at once (~1 s)
+//! when the Redis server publishes keyspace notifications (`notify-keyspace-events K$gx`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -109,5 +110,42 @@ async fn refresh_of_a_revoked_user_closes_4001() {
     ws.send_value(json!({"type": "refresh", "ref": "r1", "token": mint(&info, 7200)}))
         .await;
     assert_eq!(closed_within(&mut ws, Duration::from_secs(5)).await, 4001);
+    node.shutdown().await;
+}
+
+/// Waits until the hub follows `n` guilds, within `bound`.
+async fn follows_within(node: &gateway::Node, n: usize, bound: Duration) {
+    let started = Instant::now();
+    while node.state.hub.subscribed_guilds() != n {
+        assert!(
+            started.elapsed() < bound,
+            "still {} guilds followed after {bound:?} (want {n})",
+            node.state.hub.subscribed_guilds()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_keyspace_notifications_a_hand_rewrite_applies_at_once() {
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    redis_cli(&redis, &["CONFIG", "SET", "notify-keyspace-events", "K$gx"]);
+    // The recheck at its slowest (30 s): only the notification can be this quick.
+    let node = distributed_node_with(&nats, &redis, |c| c.session_recheck_ms = 30_000).await;
+    let base = format!("http://{}", node.addr);
+    let two = json!({"guilds": [{"id": "kn-g1"}, {"id": "kn-g2"}]}).to_string();
+    redis_cli(&redis, &["SET", "session:kn-member", &two]);
+    let member = UserInfo::new("kn-member", "M", Role::Member);
+    let mut ws = connect(&base, &member).await;
+    follows_within(&node, 2, Duration::from_secs(5)).await;
+    // ~1 s is the promise; the margin is for a loaded machine, far below the 30 s recheck.
+    let at_once = Duration::from_secs(3);
+    let one = json!({"guilds": [{"id": "kn-g1"}]}).to_string();
+    redis_cli(&redis, &["SET", "session:kn-member", &one]);
+    follows_within(&node, 1, at_once).await;
+    ws.round_trip().await;
+    redis_cli(&redis, &["DEL", "session:kn-member"]);
+    assert_eq!(closed_within(&mut ws, at_once).await, 4001);
     node.shutdown().await;
 }

@@ -152,12 +152,11 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.auth.cookieName | quote }}
 {{- end }}
 
-{{/* Environment common to all three binaries. */}}
+{{/* Environment common to all three binaries (NATS_URL; REDIS_URL and the credentials are per
+component, see _credentials.tpl; the JWT settings are the gateway's only). */}}
 {{- define "guild-chat.commonEnv" -}}
 {{- include "guild-chat.natsEnv" . }}
 {{ include "guild-chat.jetstreamEnv" . }}
-{{- include "guild-chat.redisEnv" . }}
-{{- include "guild-chat.jwtEnv" . }}
 - name: LOG_FORMAT
   value: {{ .Values.logging.format | quote }}
 - name: RUST_LOG

@@ -8,6 +8,9 @@ The binary is selected by the container command; its name is the component name.
 {{- $root := .root }}
 {{- $v := .values }}
 {{- $isGateway := eq .component "gateway" }}
+{{- /* The gateway's probes use its ops listener; a worker's LISTEN_ADDR is its ops listener. */ -}}
+{{- $probePort := ternary "ops" "http" $isGateway }}
+{{- $publicKey := and $isGateway (ne $root.Values.auth.jwt.algorithm "HS256") }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -64,10 +67,21 @@ spec:
             - name: http
               containerPort: {{ $v.port }}
               protocol: TCP
+            {{- if $isGateway }}
+            - name: ops
+              containerPort: {{ $v.opsPort }}
+              protocol: TCP
+            {{- end }}
           env:
             - name: LISTEN_ADDR
               value: {{ printf "0.0.0.0:%v" $v.port | quote }}
+            {{- if $isGateway }}
+            - name: OPS_LISTEN_ADDR
+              value: {{ printf "0.0.0.0:%v" $v.opsPort | quote }}
+            {{- end }}
             {{- include "guild-chat.commonEnv" $root | trim | nindent 12 }}
+            {{- include "guild-chat.natsAuthEnv" . | trim | nindent 12 }}
+            {{- include "guild-chat.componentRedisEnv" . | trim | nindent 12 }}
             {{- if ne .component "bot-worker" }}
             - name: MAX_TEXT_CHARS
               value: {{ $root.Values.limits.maxTextChars | quote }}
@@ -92,17 +106,17 @@ spec:
           startupProbe:
             httpGet:
               path: /healthz
-              port: http
+              port: {{ $probePort }}
             {{- toYaml $v.probes.startup | nindent 12 }}
           livenessProbe:
             httpGet:
               path: /healthz
-              port: http
+              port: {{ $probePort }}
             {{- toYaml $v.probes.liveness | nindent 12 }}
           readinessProbe:
             httpGet:
               path: /readyz
-              port: http
+              port: {{ $probePort }}
             {{- toYaml $v.probes.readiness | nindent 12 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
@@ -111,16 +125,18 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- if ne $root.Values.auth.jwt.algorithm "HS256" }}
+            {{- if $publicKey }}
             - name: jwt-public-key
               mountPath: /etc/guild-chat/jwt
               readOnly: true
             {{- end }}
+            {{- include "guild-chat.busAuthMounts" . | trim | nindent 12 }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
-        {{- if ne $root.Values.auth.jwt.algorithm "HS256" }}
+        {{- include "guild-chat.busAuthVolumes" . | trim | nindent 8 }}
+        {{- if $publicKey }}
         - name: jwt-public-key
           secret:
             secretName: {{ $root.Values.auth.jwt.publicKey.existingSecret }}
@@ -149,6 +165,12 @@ spec:
 {{/* Gateway-only settings; the drain timings are the same values the grace period uses. */}}
 {{- define "guild-chat.gatewayEnv" -}}
 {{- $g := .Values.gateway }}
+{{- /* Only gateways verify tokens: routers and bots never see JWT_SECRET. */ -}}
+{{- include "guild-chat.jwtEnv" . }}
+{{- with $g.trustedProxies }}
+- name: TRUSTED_PROXIES
+  value: {{ join "," . | quote }}
+{{- end }}
 - name: DEV_LOGIN
   value: {{ .Values.auth.devLogin | quote }}
 {{- with $g.allowedOrigins }}
@@ -215,6 +237,13 @@ spec:
       port: {{ $v.service.port | default $v.port }}
       targetPort: http
       protocol: TCP
+    {{- if eq .component "gateway" }}
+    {{- /* For the ServiceMonitor only: the Ingress routes port "http", never "ops". */}}
+    - name: ops
+      port: {{ $v.opsPort }}
+      targetPort: ops
+      protocol: TCP
+    {{- end }}
 {{- end }}
 
 {{- define "guild-chat.hpa" -}}

@@ -8,6 +8,7 @@ mod memory;
 pub mod rate_limit;
 mod redis;
 mod redis_leases;
+pub mod session_watch;
 
 pub use instrumented::InstrumentedStore;
 pub use leases::{ConnLease, LeaseDecision, RENEW_BATCH, conns_key};

@@ -110,9 +110,15 @@ export class GatewayProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** Its ops listener (`OPS_LISTEN_ADDR`: /metrics, /healthz, /readyz). */
+  get opsUrl() {
+    return `http://127.0.0.1:${this.opsPort}`;
+  }
+
   env() {
     return {
       LISTEN_ADDR: `127.0.0.1:${this.port}`,
+      OPS_LISTEN_ADDR: `127.0.0.1:${this.opsPort}`,
       DEV_LOGIN: 'true',
       JWT_SECRET: this.secret,
       ...(this.distributed ?? {}),
@@ -122,6 +128,7 @@ export class GatewayProcess {
 
   async start() {
     this.port ??= await freePort();
+    this.opsPort ??= await freePort();
     if (this.distributed && this.withWorkers && this.workers.length === 0) await this.startWorkers();
     this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
     this.gateway.start();
