@@ -27,6 +27,11 @@ use crate::socketio::session::{self, Handshake};
 
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes the WebSocket layer reads at once, held for as long as the socket is open: small, as on
+/// `/ws` (the default is 128 KiB per connection); a larger message grows it while it is read.
+const WS_READ_BUFFER: usize = 512;
+/// Bytes of queued messages that trigger a write before the flush (as on `/ws`).
+const WS_WRITE_BUFFER: usize = 4096;
 /// The response header of a polling handshake that names the new session.
 const SID_HEADER: &str = "x-socketio-sid";
 /// Bytes of packets one poll answers at most; the rest waits for the next poll.
@@ -256,6 +261,8 @@ fn websocket(
     let io = io.clone();
     let max = io.engine.settings.max_payload;
     upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
