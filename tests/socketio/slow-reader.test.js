@@ -30,7 +30,7 @@ after(async () => { await busy?.stop(); await quiet?.stop(); });
 
 /** One series of the gateway's /metrics (summed over its labels matching `labels`). */
 async function metric(gw, name, labels = '') {
-  const text = await (await fetch(`${gw.baseUrl}/metrics`)).text();
+  const text = await (await fetch(`${gw.opsUrl}/metrics`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith(`${name} `) || (line.startsWith(`${name}{`) && line.includes(labels))) {
