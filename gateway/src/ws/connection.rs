@@ -11,30 +11,30 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, WebSocket};
 use chat_shared::protocol::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
-    Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, RefreshFrame,
-    Refreshed, ResumeFrame, SendFrame, ServerFrame, close_code,
+    ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, ResumeFrame, ServerFrame,
+    close_code,
 };
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, SplitStream};
-use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::http::auth::{Caller, load_guilds};
+use crate::http::auth::Caller;
 use crate::metrics::Metrics;
-use crate::outbound::{Membership, Outbound, Outbox, ResumeBegin};
-use crate::send::{SendFields, answered, send};
+use crate::outbound::{Outbound, Outbox, ResumeBegin};
 use crate::state::AppState;
 use crate::ws::handle::ConnHandle;
 use crate::ws::resumes::Resumes;
 use crate::ws::writer::{self, Pace};
 
+mod sending;
+mod session;
+
 /// Sends of one connection waiting for the router at once; reading pauses beyond it.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
-/// Rate-limited sends in a row that count as flooding (closed with 4008).
-const FLOOD_STRIKES: u32 = 100;
 
 /// What a connection opens with: its outbox, where the resumes named in the handshake have
 /// begun, and those resumes (readable guilds) and refusals (the others) for the reader.
@@ -302,89 +302,6 @@ impl Reader {
         self.handle.close(code, reason);
     }
 
-    /// Takes a fresh token for the same user and role, pushing back the 4001 close.
-    async fn on_refresh(&mut self, frame: RefreshFrame) {
-        let accepted =
-            self.state.verifier.verify(&frame.token).ok().filter(|t| {
-                t.user.id == self.caller.user.id && t.user.role == self.caller.user.role
-            });
-        if accepted.is_some()
-            && !crate::revocation::refresh_allowed(
-                &self.state,
-                &self.caller.user.id,
-                self.caller.is_admin(),
-            )
-            .await
-        {
-            self.handle
-                .close(close_code::SESSION_REVOKED, "session revoked");
-            return;
-        }
-        let answer = match accepted {
-            Some(token) => {
-                self.handle.set_token_exp(token.exp);
-                self.caller.exp = token.exp;
-                ServerFrame::Refreshed(Refreshed {
-                    reference: frame.reference,
-                    exp: token.exp,
-                })
-            }
-            None => ServerFrame::Error(ErrorFrame::new(ErrorCode::NotAuthorized, frame.reference)),
-        };
-        self.reply(answer).await;
-    }
-
-    /// Flood control, then the send path after this connection's previous send; `None` when
-    /// answered at once.
-    async fn on_send(&mut self, frame: SendFrame) -> Option<BoxFuture<'static, ServerFrame>> {
-        let reference = frame.reference.clone();
-        if self.limiter.check().is_err() {
-            self.strikes += 1;
-            if self.strikes >= FLOOD_STRIKES {
-                self.handle.close(close_code::POLICY_VIOLATION, "flooding");
-            }
-            let _ = answered(&self.state.metrics, Err(ErrorCode::RateLimited));
-            let refusal = ErrorFrame::new(ErrorCode::RateLimited, reference);
-            self.reply(ServerFrame::Error(refusal)).await;
-            return None;
-        }
-        self.strikes = 0;
-        if let Err(refusal) = crate::send_limit::check(
-            &self.state,
-            &self.caller.user.id,
-            frame.request_bot == Some(true),
-        )
-        .await
-        {
-            self.reply(refusal.frame(reference)).await;
-            return None;
-        }
-        let fields = SendFields::from_frame(frame, None);
-        let (state, caller) = (self.state.clone(), self.caller.clone());
-        let (done, this_done) = oneshot::channel::<()>();
-        let previous = self.last_send_done.replace(this_done);
-        Some(
-            async move {
-                if let Some(previous) = previous {
-                    let _ = previous.await;
-                }
-                let outcome = send(&state, &caller, fields).await;
-                let _ = done.send(());
-                match outcome {
-                    Ok(ack) => ServerFrame::Ack(Ack {
-                        reference,
-                        message_id: ack.message_id,
-                        seq: ack.seq,
-                    }),
-                    Err(code) => ServerFrame::Error(ErrorFrame::new(code, reference)),
-                }
-            }
-            // Under the frame's `ws.receive` span, so the router's trace hangs off it.
-            .instrument(tracing::Span::current())
-            .boxed(),
-        )
-    }
-
     /// A `resume` frame: within its rate, each guild's replay begins (ordered by the
     /// sequencer) or is refused.
     async fn on_resume(&mut self, frame: ResumeFrame) {
@@ -431,50 +348,5 @@ impl Reader {
             };
             self.reply(ServerFrame::Error(refusal)).await;
         }
-    }
-
-    /// Re-reads the guild list after a membership change and follows it in the hub (the
-    /// sequencer learns of a new guild before its feed can deliver).
-    async fn reload_guilds(&mut self) {
-        let Ok(fresh) = load_guilds(&self.state, &self.caller.user.id).await else {
-            return;
-        };
-        let mine = &self.caller.guilds;
-        let gone: Vec<String> = mine
-            .iter()
-            .filter(|g| !fresh.contains(g))
-            .cloned()
-            .collect();
-        let added: Vec<String> = fresh
-            .iter()
-            .filter(|g| !mine.contains(g))
-            .cloned()
-            .collect();
-        self.state.hub.leave(&self.handle, &gone, false);
-        for (guild, joined) in gone
-            .iter()
-            .map(|g| (g, false))
-            .chain(added.iter().map(|g| (g, true)))
-        {
-            let change = Membership {
-                guild: guild.clone(),
-                joined,
-            };
-            self.handle
-                .send(Outbound::Membership(Box::new(change)))
-                .await;
-        }
-        if let Err(error) = self.state.hub.join(&self.handle, &added).await {
-            tracing::warn!(%error, "could not follow new guilds");
-        }
-        // Presence hook (issue #13): a removed membership is gone at once, no linger.
-        let presence = &self.state.presence;
-        presence.leave(&self.handle, &gone, true);
-        presence.join(&self.handle, &self.caller.user, &added);
-        if fresh.is_empty() && !self.caller.is_admin() {
-            self.handle
-                .close(close_code::SESSION_REVOKED, "no guilds left");
-        }
-        self.caller.guilds = fresh;
     }
 }

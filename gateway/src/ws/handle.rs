@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::Delivery;
+use crate::wire_entry::WireEntry;
 
 pub use crate::outbound::{Membership, Outbound, ResumeBegin, ResumePage};
 
@@ -114,11 +114,11 @@ impl ConnHandle {
 
     /// Queues a live entry without waiting; a full queue (items or bytes) closes the
     /// connection with 4009.
-    pub fn deliver(&self, delivery: &Arc<Delivery>) -> Queued {
+    pub fn queue_live(&self, entry: &Arc<WireEntry>) -> Queued {
         if self.is_closed() {
             return Queued::Gone;
         }
-        if self.try_send(Outbound::Live(delivery.clone())) {
+        if self.try_send(Outbound::Live(entry.clone())) {
             return Queued::Yes;
         }
         if self.close_first(chat_shared::protocol::close_code::TOO_SLOW, "too slow") {

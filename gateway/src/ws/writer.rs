@@ -16,9 +16,9 @@ use futures::SinkExt;
 use futures::stream::SplitSink;
 use tokio::sync::mpsc;
 
-use crate::delivery::control_frame;
 use crate::metrics::{FrameType, Metrics};
 use crate::outbound::{Outbound, Outbox, Write};
+use crate::wire_entry::control_frame;
 use crate::ws::handle::ConnHandle;
 
 /// Queue items written before one flush.
