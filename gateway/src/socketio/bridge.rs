@@ -10,19 +10,18 @@ use std::time::{Duration, SystemTime};
 use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::{ChatMessage, ErrorCode, SendFrame, ServerFrame};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::http::auth::Caller;
-use crate::outbound::{Outbound, Outbox, Write};
+use crate::outbound::{Outbox, Write};
 use crate::send::{SendFields, send};
 use crate::socketio::engine::Session;
 use crate::socketio::events::{CHAT_MESSAGE, bot_unavailable_payload, message_payload};
 use crate::socketio::packet::encode_event;
 use crate::socketio::recovery::{Positions, encode_offset, within_window};
 use crate::state::AppState;
-use crate::ws::handle::{ConnHandle, QueueBounds};
+use crate::ws::handle::{ConnHandle, Outgoing, QueueBounds};
 
 /// Entries read per guild for a recovery; more missed than this is not recovered.
 const RECOVERY_LIMIT: usize = 1000;
@@ -32,7 +31,7 @@ pub struct Link {
     state: AppState,
     handle: ConnHandle,
     caller: Caller,
-    outbound: Option<mpsc::Receiver<Outbound>>,
+    outbound: Option<Outgoing>,
     pump: Option<JoinHandle<()>>,
 }
 
@@ -227,12 +226,7 @@ struct Pump {
 }
 
 impl Pump {
-    async fn run(
-        mut self,
-        mut outbound: mpsc::Receiver<Outbound>,
-        replay: Vec<LogEntry>,
-        covered: Positions,
-    ) {
+    async fn run(mut self, mut outbound: Outgoing, replay: Vec<LogEntry>, covered: Positions) {
         for entry in replay {
             if !self.emit_message(&entry.message, entry.seq).await {
                 return;

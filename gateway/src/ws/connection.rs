@@ -18,7 +18,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, SplitStream};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -26,7 +26,7 @@ use crate::http::auth::Caller;
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Outbox, ResumeBegin};
 use crate::state::AppState;
-use crate::ws::handle::ConnHandle;
+use crate::ws::handle::{ConnHandle, Outgoing};
 use crate::ws::resumes::Resumes;
 use crate::ws::writer::{self, Pace};
 
@@ -79,7 +79,7 @@ pub fn run(
     state: AppState,
     caller: Caller,
     handle: ConnHandle,
-    outbound: mpsc::Receiver<Outbound>,
+    outbound: Outgoing,
     opening: Opening,
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = tracing::info_span!("connection", id = handle.id(), user = %caller.user.id);
@@ -134,6 +134,19 @@ fn frame_kind(decoded: &Result<ClientFrame, FrameError>) -> &'static str {
 }
 
 type Sends = FuturesOrdered<BoxFuture<'static, ServerFrame>>;
+
+/// The next answered send (pending while there is none).
+async fn next_answer(sends: &mut Option<Sends>) -> Option<ServerFrame> {
+    match sends {
+        Some(sends) if !sends.is_empty() => sends.next().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Sends waiting for the router.
+fn in_flight(sends: &Option<Sends>) -> usize {
+    sends.as_ref().map_or(0, FuturesOrdered::len)
+}
 
 struct Reader {
     state: AppState,
@@ -197,18 +210,22 @@ impl Reader {
     }
 
     async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
-        let mut sends = Sends::new();
+        // Created on a first send and dropped once answered: an idle connection holds none.
+        let mut sends: Option<Sends> = None;
         loop {
             // The rare and larger steps are boxed so that what every idle connection keeps is
             // only this loop's state.
             tokio::select! {
                 _ = self.handle.closed() => break,
                 _ = self.handle.guilds_changed() => Box::pin(self.reload_guilds()).await,
-                Some(answer) = sends.next(), if !sends.is_empty() => {
+                Some(answer) = next_answer(&mut sends), if sends.is_some() => {
+                    if sends.as_ref().is_some_and(|s| s.is_empty()) {
+                        sends = None;
+                    }
                     Box::pin(self.reply(answer)).await;
                 }
                 _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {}
-                incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
+                incoming = stream.next(), if in_flight(&sends) < MAX_SENDS_IN_FLIGHT => {
                     let Some(incoming) = incoming else { break };
                     self.handle.touch();
                     let bytes = match incoming {
@@ -228,19 +245,23 @@ impl Reader {
     }
 
     /// Decodes and answers one client frame; a send's answer joins `sends`.
-    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Sends) {
+    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Option<Sends>) {
         let decoded = decode_client_frame(bytes, self.handle.encoding());
         let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
         self.answer(decoded, sends).instrument(span).await;
     }
 
-    async fn answer(&mut self, decoded: Result<ClientFrame, FrameError>, sends: &mut Sends) {
+    async fn answer(
+        &mut self,
+        decoded: Result<ClientFrame, FrameError>,
+        sends: &mut Option<Sends>,
+    ) {
         let frames_in = &self.state.metrics.frames_in;
         match decoded {
             Ok(ClientFrame::Send(frame)) => {
                 Metrics::count(frames_in, "type", "send");
                 if let Some(pending) = self.on_send(frame).await {
-                    sends.push_back(pending);
+                    sends.get_or_insert_with(Sends::new).push_back(pending);
                 }
             }
             Ok(ClientFrame::Resume(frame)) => {

@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod handle;
 pub mod limits;
+pub mod queue;
 pub mod registration;
 mod replay;
 pub mod resume_param;

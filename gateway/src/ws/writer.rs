@@ -14,12 +14,11 @@ use chat_shared::protocol::close_code;
 use chat_shared::protocol::codec::Encoding;
 use futures::SinkExt;
 use futures::stream::SplitSink;
-use tokio::sync::mpsc;
 
 use crate::metrics::{FrameType, Metrics};
 use crate::outbound::{Outbound, Outbox, Write};
 use crate::wire_entry::control_frame;
-use crate::ws::handle::ConnHandle;
+use crate::ws::handle::{ConnHandle, Outgoing};
 
 /// Queue items written before one flush.
 const BATCH: usize = 64;
@@ -58,7 +57,7 @@ struct Writer {
 /// Runs until the connection is closed or the socket fails.
 pub async fn run(
     sink: Sink,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: Outgoing,
     outbox: Outbox,
     handle: ConnHandle,
     pace: Pace,
@@ -111,11 +110,7 @@ pub async fn run(
 impl Writer {
     /// Writes what `first` and whatever else is queued (up to [`BATCH`]) turn into, then
     /// flushes once. A close request interrupts a write stuck on a reader that stopped reading.
-    async fn write_batch(
-        &mut self,
-        first: Outbound,
-        queue: &mut mpsc::Receiver<Outbound>,
-    ) -> Written {
+    async fn write_batch(&mut self, first: Outbound, queue: &mut Outgoing) -> Written {
         let mut item = Some(first);
         let mut count = 0;
         let encoding = self.handle.encoding();
@@ -138,12 +133,13 @@ impl Writer {
             }
             count += 1;
             if count < BATCH {
-                item = queue.try_recv().ok();
+                item = queue.try_recv();
             }
         }
         if queue.is_empty() {
             self.outbox.idle();
             self.writes = Vec::new();
+            queue.shrink_if_empty();
         }
         let flushed = tokio::time::timeout(self.write_timeout, self.sink.flush());
         tokio::select! {
