@@ -1,5 +1,6 @@
-//! One connection's life: `hello`, then reading client frames (send, resume, refresh, ping)
-//! while the writer task drains the outbound queue. The resumes named in the handshake begin
+//! One connection's life, in one task: `hello`, then reading client frames (send, resume,
+//! refresh, ping, typing) and writing what the outbound queue and the connection's own
+//! replies bring ([`crate::ws::writer`]), with the heartbeat. The resumes named in the handshake begin
 //! before the connection joins its guilds, so their replays come before any live message;
 //! every other guild is live at once. Sends are handed to the router one after another in the
 //! order they arrived and answered in that order; a bad frame is answered with `bad_frame`
@@ -7,6 +8,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use chat_shared::protocol::codec::{FrameError, decode_client_frame};
@@ -15,11 +17,8 @@ use chat_shared::protocol::{
     close_code,
 };
 use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, SplitStream};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::http::auth::Caller;
@@ -28,7 +27,8 @@ use crate::outbound::{Outbound, Outbox, ResumeBegin};
 use crate::state::AppState;
 use crate::ws::handle::{ConnHandle, Outgoing};
 use crate::ws::resumes::Resumes;
-use crate::ws::writer::{self, Pace};
+use crate::ws::writer::{Pace, Writer, Written};
+use sending::{Sends, in_flight, next_answer};
 
 mod sending;
 mod session;
@@ -71,9 +71,9 @@ pub fn open(
     Opening { outbox, positions }
 }
 
-/// The connection, run until either side ends it. The socket is split and the writer task
-/// started before the returned future exists, so that future (kept by every open connection)
-/// holds only the reader's state.
+/// The connection, run until either side ends it: one task reads the socket, writes what
+/// the queue and its own replies bring, and keeps the heartbeat (one task instead of a reader
+/// and a writer: less memory per idle connection, no split socket; see docs/benchmarks.md).
 pub fn run(
     socket: WebSocket,
     state: AppState,
@@ -85,25 +85,20 @@ pub fn run(
     let span = tracing::info_span!("connection", id = handle.id(), user = %caller.user.id);
     state.metrics.connections.inc();
     state.metrics.connections_opened.inc();
-    let (sink, stream) = socket.split();
     let pace = Pace {
         heartbeat: state.config.heartbeat(),
         write_timeout: state.config.outbound.write_timeout(),
     };
-    let writer = tokio::spawn(
-        writer::run(
-            sink,
-            outbound,
-            opening.outbox,
-            handle.clone(),
-            pace,
-            state.metrics.clone(),
-        )
-        .instrument(span.clone()),
+    let writer = Writer::new(
+        socket,
+        opening.outbox,
+        handle.clone(),
+        pace,
+        state.metrics.clone(),
     );
     let reader = Reader::new(&state, caller, handle);
     reader
-        .serve(stream, writer, opening.positions)
+        .serve(writer, outbound, pace.heartbeat, opening.positions)
         .instrument(span)
 }
 
@@ -133,21 +128,6 @@ fn frame_kind(decoded: &Result<ClientFrame, FrameError>) -> &'static str {
     }
 }
 
-type Sends = FuturesOrdered<BoxFuture<'static, ServerFrame>>;
-
-/// The next answered send (pending while there is none).
-async fn next_answer(sends: &mut Option<Sends>) -> Option<ServerFrame> {
-    match sends {
-        Some(sends) if !sends.is_empty() => sends.next().await,
-        _ => std::future::pending().await,
-    }
-}
-
-/// Sends waiting for the router.
-fn in_flight(sends: &Option<Sends>) -> usize {
-    sends.as_ref().map_or(0, FuturesOrdered::len)
-}
-
 struct Reader {
     state: AppState,
     caller: Caller,
@@ -159,6 +139,9 @@ struct Reader {
     /// router takes each.
     last_send_done: Option<oneshot::Receiver<()>>,
     resumes: Resumes,
+    /// What this connection sends itself (replies, resume starts, membership changes), written
+    /// right after the step that made it, ahead of the queue (never waiting for its room).
+    own: Vec<Outbound>,
 }
 
 impl Reader {
@@ -173,15 +156,17 @@ impl Reader {
             strikes: 0,
             last_send_done: None,
             resumes: Resumes::default(),
+            own: Vec::new(),
         }
     }
 
-    /// Starts the handshake's resumes, reads until the connection ends, then leaves the hub,
-    /// waits for the writer's close frame and counts the close code.
+    /// Starts the handshake's resumes, runs the connection until it ends, then leaves the
+    /// hub, sends the close frame and counts the close code.
     async fn serve(
         mut self,
-        stream: SplitStream<WebSocket>,
-        writer: JoinHandle<()>,
+        mut writer: Writer,
+        mut queue: Outgoing,
+        heartbeat: Duration,
         positions: Vec<(String, u64)>,
     ) {
         // Presence (issue #13): online in the session guilds while the socket is open.
@@ -190,7 +175,7 @@ impl Reader {
         if !positions.is_empty() {
             Box::pin(self.start_resumes(positions, false)).await;
         }
-        self.read(stream).await;
+        let failed = self.run_loop(&mut writer, &mut queue, heartbeat).await;
         let Reader {
             state,
             caller,
@@ -199,8 +184,12 @@ impl Reader {
         } = self;
         state.hub.leave(&handle, &caller.guilds, true);
         presence.leave(&handle, &caller.guilds, false);
-        handle.close(close_code::NORMAL, "");
-        let _ = writer.await;
+        if failed {
+            handle.close(close_code::NORMAL, "socket closed");
+        } else {
+            handle.close(close_code::NORMAL, "");
+            Box::pin(writer.send_close()).await;
+        }
         let code = handle
             .close_reason()
             .map(|r| r.code)
@@ -209,37 +198,68 @@ impl Reader {
         state.metrics.connections.dec();
     }
 
-    async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
+    /// Reads, writes and beats until the connection ends; `true` when the socket failed (no
+    /// close frame can go out).
+    async fn run_loop(
+        &mut self,
+        writer: &mut Writer,
+        queue: &mut Outgoing,
+        heartbeat: Duration,
+    ) -> bool {
+        let mut ticker = tokio::time::interval(heartbeat);
+        ticker.tick().await;
         // Created on a first send and dropped once answered: an idle connection holds none.
         let mut sends: Option<Sends> = None;
         loop {
-            // The rare and larger steps are boxed so that what every idle connection keeps is
+            // Writing comes first (biased): what is queued goes out before more is read. The
+            // rare and larger steps are boxed so that what every idle connection keeps is
             // only this loop's state.
-            tokio::select! {
-                _ = self.handle.closed() => break,
-                _ = self.handle.guilds_changed() => Box::pin(self.reload_guilds()).await,
+            let written = tokio::select! {
+                biased;
+                _ = self.handle.closed() => return false,
+                Some(item) = queue.recv() => Box::pin(writer.write_batch(item, queue)).await,
+                _ = ticker.tick() => Box::pin(writer.heartbeat()).await,
+                _ = self.handle.guilds_changed() => {
+                    Box::pin(self.reload_guilds()).await;
+                    Written::Yes
+                }
                 Some(answer) = next_answer(&mut sends), if sends.is_some() => {
                     if sends.as_ref().is_some_and(|s| s.is_empty()) {
                         sends = None;
                     }
-                    Box::pin(self.reply(answer)).await;
+                    self.reply(answer);
+                    Written::Yes
                 }
-                _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {}
-                incoming = stream.next(), if in_flight(&sends) < MAX_SENDS_IN_FLIGHT => {
-                    let Some(incoming) = incoming else { break };
+                _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {
+                    Written::Yes
+                }
+                incoming = writer.socket.next(), if in_flight(&sends) < MAX_SENDS_IN_FLIGHT => {
+                    let Some(incoming) = incoming else { return false };
                     self.handle.touch();
                     let bytes = match incoming {
                         Ok(Message::Text(text)) => text.as_bytes().to_vec(),
                         Ok(Message::Binary(bytes)) => bytes.to_vec(),
                         Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                        Ok(Message::Close(_)) => break,
+                        Ok(Message::Close(_)) => return false,
                         Err(error) => {
                             self.on_socket_error(error);
-                            break;
+                            return false;
                         }
                     };
                     Box::pin(self.on_frame(&bytes, &mut sends)).await;
+                    Written::Yes
                 }
+            };
+            let written = match written {
+                Written::Yes if !self.own.is_empty() => {
+                    Box::pin(writer.write_own(&mut self.own)).await
+                }
+                other => other,
+            };
+            match written {
+                Written::Yes => {}
+                Written::Closing => return false,
+                Written::SocketFailed => return true,
             }
         }
     }
@@ -277,7 +297,7 @@ impl Reader {
                 let pong = Pong {
                     reference: frame.reference,
                 };
-                self.reply(ServerFrame::Pong(pong)).await;
+                self.reply(ServerFrame::Pong(pong));
             }
             // Presence hook (issue #13): the logic is in `crate::presence`.
             Ok(ClientFrame::Typing(frame)) => {
@@ -291,20 +311,20 @@ impl Reader {
                         Ok(_) => refusal,
                         Err(_) => ErrorFrame::new(ErrorCode::RateLimited, None),
                     };
-                    self.reply(ServerFrame::Error(answer)).await;
+                    self.reply(ServerFrame::Error(answer));
                 }
             }
             Err(error) => {
                 Metrics::count(frames_in, "type", "bad");
                 tracing::debug!(%error, "bad frame");
                 let refusal = ErrorFrame::new(ErrorCode::BadFrame, error.reference);
-                self.reply(ServerFrame::Error(refusal)).await;
+                self.reply(ServerFrame::Error(refusal));
             }
         }
     }
 
-    async fn reply(&mut self, frame: ServerFrame) {
-        self.handle.send(Outbound::frame(frame)).await;
+    fn reply(&mut self, frame: ServerFrame) {
+        self.own.push(Outbound::frame(frame));
     }
 
     /// Closes with the code that names the peer's mistake; a lost socket needs no code.
@@ -329,7 +349,7 @@ impl Reader {
         let per_minute = self.state.config.outbound.resume_frames_per_min;
         if !self.resumes.frame_allowed(per_minute) {
             let refusal = ErrorFrame::new(ErrorCode::RateLimited, None);
-            return self.reply(ServerFrame::Error(refusal)).await;
+            return self.reply(ServerFrame::Error(refusal));
         }
         self.start_resumes(frame.positions.into_iter().collect(), true)
             .await;
@@ -347,13 +367,8 @@ impl Reader {
                             guild: guild.clone(),
                             after,
                         };
-                        if begin
-                            && !self
-                                .handle
-                                .send(Outbound::ResumeBegin(Box::new(start)))
-                                .await
-                        {
-                            return;
+                        if begin {
+                            self.own.push(Outbound::ResumeBegin(Box::new(start)));
                         }
                         self.resumes.push(&self.state, &self.handle, guild, after);
                         continue;
@@ -367,7 +382,7 @@ impl Reader {
                 guild_id: Some(code.1),
                 ..ErrorFrame::new(code.0, None)
             };
-            self.reply(ServerFrame::Error(refusal)).await;
+            self.reply(ServerFrame::Error(refusal));
         }
     }
 }

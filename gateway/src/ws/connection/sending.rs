@@ -3,8 +3,9 @@
 //! handed to the router one after another so one client's messages keep their order.
 
 use chat_shared::protocol::{Ack, ErrorCode, ErrorFrame, SendFrame, ServerFrame, close_code};
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -13,6 +14,22 @@ use crate::send::{SendFields, answered, send};
 
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
+
+/// A connection's sends waiting for the router, answered in order.
+pub(super) type Sends = FuturesOrdered<BoxFuture<'static, ServerFrame>>;
+
+/// The next answered send (pending while there is none).
+pub(super) async fn next_answer(sends: &mut Option<Sends>) -> Option<ServerFrame> {
+    match sends {
+        Some(sends) if !sends.is_empty() => sends.next().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Sends waiting for the router.
+pub(super) fn in_flight(sends: &Option<Sends>) -> usize {
+    sends.as_ref().map_or(0, FuturesOrdered::len)
+}
 
 impl Reader {
     /// Flood control, then the send path after this connection's previous send; `None` when
@@ -29,7 +46,7 @@ impl Reader {
             }
             let _ = answered(&self.state.metrics, Err(ErrorCode::RateLimited));
             let refusal = ErrorFrame::new(ErrorCode::RateLimited, reference);
-            self.reply(ServerFrame::Error(refusal)).await;
+            self.reply(ServerFrame::Error(refusal));
             return None;
         }
         self.strikes = 0;
@@ -40,7 +57,7 @@ impl Reader {
         )
         .await
         {
-            self.reply(refusal.frame(reference)).await;
+            self.reply(refusal.frame(reference));
             return None;
         }
         let fields = SendFields::from_frame(frame, None);

@@ -40,7 +40,7 @@ impl Reader {
             }
             None => ServerFrame::Error(ErrorFrame::new(ErrorCode::NotAuthorized, frame.reference)),
         };
-        self.reply(answer).await;
+        self.reply(answer);
     }
 
     /// Re-reads the guild list after a membership change and follows it in the hub (the
@@ -70,9 +70,8 @@ impl Reader {
                 guild: guild.clone(),
                 joined,
             };
-            self.handle
-                .send(Outbound::Membership(Box::new(change)))
-                .await;
+            // Ahead of the queue, so the sequencer knows a new guild before its feed delivers.
+            self.own.push(Outbound::Membership(Box::new(change)));
         }
         if let Err(error) = self.state.hub.join(&self.handle, &added).await {
             tracing::warn!(%error, "could not follow new guilds");
