@@ -1,7 +1,8 @@
 //! The `/ws` endpoint: the handshake ([`upgrade`], with its `resume` positions in
-//! [`resume_param`]), the connection's one task ([`connection`]) and its WebSocket
-//! writing side ([`writer`]), the outbound queue ([`queue`]), resume replays and their bounds, the connection's limits ([`limits`]),
-//! and the handle the rest of the gateway holds ([`handle`]). The ordering of what a connection
+//! [`resume_param`]), the connection's one task ([`connection`]) and its WebSocket writing
+//! side ([`writer`]), the outbound queue ([`queue`]), resume replays and their bounds, the
+//! connection's limits ([`limits`]), and the handle the rest of the gateway holds
+//! ([`handle`]). The ordering of what a connection
 //! receives is the transport-neutral [`crate::outbound`] / [`crate::sequencer`].
 
 pub mod connection;
