@@ -13,33 +13,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_shared::bus::nats::connection_events;
-use chat_shared::bus::{Bus, BusError, LogEntry, Topic, UserEvent, Visibility};
+use chat_shared::bus::{Bus, BusError, LogEntry, Topic, UserEvent};
 use chat_shared::protocol::{ServerFrame, close_code};
 use futures::StreamExt;
 use parking_lot::RwLock;
-use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::delivery::Delivery;
 use crate::metrics::Metrics;
+use crate::wire_entry::WireEntry;
 use crate::ws::handle::{ConnHandle, Outbound, Queued};
+
+mod feed;
+
+use feed::Feed;
 
 /// How long a join waits for a new guild subscription.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Entries read per gap fill.
-const GAP_FILL_LIMIT: usize = 1000;
 /// How often the bus's reconnect count is looked at.
 const RECONNECT_CHECK: Duration = Duration::from_millis(250);
 
 type Members = HashMap<u64, ConnHandle>;
-
-struct Feed {
-    stop: CancellationToken,
-    ready: watch::Receiver<bool>,
-    /// Read what may have been missed (after a bus reconnect).
-    resync: Arc<Notify>,
-}
 
 struct Room {
     members: Members,
@@ -89,7 +82,7 @@ impl Hub {
                 let guild: Arc<str> = Arc::from(guild.as_str());
                 let room = state.rooms.entry(guild.clone()).or_insert_with(|| Room {
                     members: Members::new(),
-                    feed: self.start_feed(Topic::Guild(guild.to_string())),
+                    feed: feed::start(self, Topic::Guild(guild.to_string())),
                 });
                 room.members.insert(conn.id(), conn.clone());
                 waits.push(room.feed.ready.clone());
@@ -98,7 +91,7 @@ impl Hub {
                 state.admins.insert(conn.id(), conn.clone());
                 let feed = state
                     .admin_feed
-                    .get_or_insert_with(|| self.start_feed(Topic::AdminOnly));
+                    .get_or_insert_with(|| feed::start(self, Topic::AdminOnly));
                 waits.push(feed.ready.clone());
             }
             waits
@@ -157,27 +150,6 @@ impl Hub {
         self.state.read().rooms.len()
     }
 
-    fn start_feed(self: &Arc<Self>, topic: Topic) -> Feed {
-        let stop = CancellationToken::new();
-        let (ready_tx, ready) = watch::channel(false);
-        let resync = Arc::new(Notify::new());
-        let span = tracing::info_span!("feed", topic = ?topic);
-        let feed = FeedTask {
-            hub: Arc::downgrade(self),
-            bus: self.bus.clone(),
-            topic,
-            stop: stop.clone(),
-            ready: ready_tx,
-            resync: resync.clone(),
-        };
-        tokio::spawn(feed.run().instrument(span));
-        Feed {
-            stop,
-            ready,
-            resync,
-        }
-    }
-
     /// Fans an entry out: a guild feed's to the guild's local members, the admin-only feed's
     /// to every local admin (one `gateway.fanout` span per entry, on the trace of the router
     /// that published it, while exporting). Each connection's sequencer drops what its viewer
@@ -191,18 +163,18 @@ impl Hub {
         );
         std::mem::take(&mut entry.trace).set_parent_of(&span);
         let _in_span = span.enter();
-        let delivery = Delivery::new(entry);
+        let shared = WireEntry::new(entry);
         let state = self.state.read();
         let viewers = if admin_feed {
             Some(&state.admins)
         } else {
-            state.rooms.get(delivery.guild_id()).map(|r| &r.members)
+            state.rooms.get(shared.guild_id()).map(|r| &r.members)
         };
         span.record("recipients", viewers.map_or(0, |v| v.len()));
         let Some(viewers) = viewers else { return };
         self.metrics.fanout_size.observe(viewers.len() as f64);
         for conn in viewers.values() {
-            match conn.deliver(&delivery) {
+            match conn.queue_live(&shared) {
                 Queued::TooSlow => {
                     self.metrics.slow_closes.inc();
                     self.metrics.outbound_drops.inc();
@@ -286,139 +258,4 @@ impl Hub {
             }
         }
     }
-}
-
-/// One subscription's task.
-struct FeedTask {
-    hub: std::sync::Weak<Hub>,
-    bus: Arc<dyn Bus>,
-    topic: Topic,
-    stop: CancellationToken,
-    ready: watch::Sender<bool>,
-    resync: Arc<Notify>,
-}
-
-impl FeedTask {
-    /// Subscribes (retrying), reports ready, then delivers until stopped; a stream that ends
-    /// is subscribed again, and what was published meanwhile read from the log.
-    async fn run(self) {
-        let mut last_seq = 0u64;
-        loop {
-            let Some(mut stream) = self.subscribe().await else {
-                return;
-            };
-            if last_seq != 0 {
-                last_seq = self.catch_up(last_seq).await;
-            }
-            let _ = self.ready.send(true);
-            loop {
-                let entry = tokio::select! {
-                    _ = self.stop.cancelled() => return,
-                    _ = self.resync.notified() => {
-                        last_seq = self.catch_up(last_seq).await;
-                        continue;
-                    }
-                    next = stream.next() => match next {
-                        Some(entry) => entry,
-                        None => break,
-                    },
-                };
-                let Some(hub) = self.hub.upgrade() else {
-                    return;
-                };
-                match &self.topic {
-                    Topic::AdminOnly => hub.fan_out(entry, true),
-                    Topic::Guild(guild) => {
-                        last_seq =
-                            deliver_in_order(&hub, self.bus.as_ref(), guild, last_seq, entry).await;
-                    }
-                }
-            }
-            tracing::warn!("feed ended; subscribing again");
-        }
-    }
-
-    async fn subscribe(&self) -> Option<chat_shared::bus::BoxStream<LogEntry>> {
-        loop {
-            tokio::select! {
-                _ = self.stop.cancelled() => return None,
-                subscribed = self.bus.subscribe(self.topic.clone()) => match subscribed {
-                    Ok(stream) => return Some(stream),
-                    Err(error) => {
-                        tracing::warn!(%error, "subscribe failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                },
-            }
-        }
-    }
-
-    /// Delivers what the guild log holds after `last_seq` (the admin-only feed has no order
-    /// of its own: its connections catch up themselves). Returns the new last seq.
-    async fn catch_up(&self, mut last_seq: u64) -> u64 {
-        let (Topic::Guild(guild), Some(hub)) = (&self.topic, self.hub.upgrade()) else {
-            return last_seq;
-        };
-        if last_seq == 0 {
-            return last_seq;
-        }
-        loop {
-            match self
-                .bus
-                .read_after(guild, last_seq, GAP_FILL_LIMIT, Visibility::All)
-                .await
-            {
-                Ok(page) => {
-                    if !page.entries.is_empty() {
-                        hub.metrics.gap_fills.inc();
-                    }
-                    for entry in page.entries {
-                        last_seq = entry.seq;
-                        hub.fan_out(entry, false);
-                    }
-                    if !page.more {
-                        return last_seq;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "catch-up failed; clients recover by resume");
-                    return last_seq;
-                }
-            }
-        }
-    }
-}
-
-/// Delivers `entry` after any entries it shows were missed; returns the new last seq.
-async fn deliver_in_order(
-    hub: &Hub,
-    bus: &dyn Bus,
-    guild: &str,
-    last_seq: u64,
-    entry: LogEntry,
-) -> u64 {
-    if last_seq != 0 && entry.seq <= last_seq {
-        return last_seq;
-    }
-    let mut last = last_seq;
-    if last_seq != 0 && entry.prev > last_seq {
-        hub.metrics.gap_fills.inc();
-        match bus
-            .read_after(guild, last_seq, GAP_FILL_LIMIT, Visibility::All)
-            .await
-        {
-            Ok(replay) => {
-                for missed in replay.entries.into_iter().filter(|e| e.seq < entry.seq) {
-                    last = missed.seq;
-                    hub.fan_out(missed, false);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "gap fill failed; clients recover by resume"),
-        }
-    }
-    if entry.seq > last {
-        last = entry.seq;
-        hub.fan_out(entry, false);
-    }
-    last
 }

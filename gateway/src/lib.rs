@@ -5,7 +5,6 @@
 pub mod admission;
 pub mod client_ip;
 pub mod config;
-pub mod delivery;
 pub mod distributed;
 pub mod embedded;
 pub mod http;
@@ -23,6 +22,7 @@ pub mod sequencer;
 pub mod server;
 pub mod socketio;
 pub mod state;
+pub mod wire_entry;
 pub mod ws;
 
 pub use config::GatewayConfig;

@@ -23,9 +23,9 @@ use chat_shared::bus::Bus;
 use chat_shared::protocol::{Resumed, ServerFrame, close_code};
 use tracing::Instrument;
 
-use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::sequencer::{Fetch, Out, Sequencer};
+use crate::wire_entry::WireEntry;
 use crate::ws::handle::ConnHandle;
 
 /// Entries read per gap fetch.
@@ -38,7 +38,7 @@ const ITEM_OVERHEAD: usize = 160;
 #[derive(Debug)]
 pub enum Outbound {
     /// A live entry from a feed, shared by every recipient.
-    Live(Arc<Delivery>),
+    Live(Arc<WireEntry>),
     /// A frame for this connection only (hello, ack, error, pong, …).
     Frame(Box<ServerFrame>),
     /// A resume of this guild starts: its live entries wait for the replay.
@@ -60,7 +60,7 @@ impl Outbound {
 
     /// The bytes this item is taken to pin while queued.
     pub fn cost(&self) -> usize {
-        let entries = |entries: &[Arc<Delivery>]| {
+        let entries = |entries: &[Arc<WireEntry>]| {
             entries
                 .iter()
                 .map(|e| e.message.text.len() + ITEM_OVERHEAD)
@@ -68,7 +68,7 @@ impl Outbound {
         };
         ITEM_OVERHEAD
             + match self {
-                Outbound::Live(delivery) => delivery.message.text.len(),
+                Outbound::Live(entry) => entry.message.text.len(),
                 Outbound::ResumePage(page) => entries(&page.entries),
                 Outbound::Filled(filled) => {
                     filled.page.as_ref().map_or(0, |(page, _)| entries(page))
@@ -89,7 +89,7 @@ pub struct ResumeBegin {
 #[derive(Debug)]
 pub struct ResumePage {
     pub guild: Arc<str>,
-    pub entries: Vec<Arc<Delivery>>,
+    pub entries: Vec<Arc<WireEntry>>,
     pub gap: bool,
     pub done: bool,
 }
@@ -98,7 +98,7 @@ pub struct ResumePage {
 #[derive(Debug)]
 pub struct Filled {
     pub fetch: Fetch,
-    pub page: Option<(Vec<Arc<Delivery>>, bool)>,
+    pub page: Option<(Vec<Arc<WireEntry>>, bool)>,
 }
 
 /// A guild joined or left.
@@ -113,7 +113,7 @@ pub struct Membership {
 pub enum Write {
     /// A `message` frame; `live` when it came from a feed (for the delivery latency).
     Message {
-        entry: Arc<Delivery>,
+        entry: Arc<WireEntry>,
         live: bool,
     },
     Frame(ServerFrame),
@@ -121,11 +121,11 @@ pub enum Write {
 
 /// One connection's outbound core: the sequencer and the effects it asks for.
 pub struct Outbox {
-    sequencer: Sequencer<Arc<Delivery>>,
+    sequencer: Sequencer<Arc<WireEntry>>,
     handle: ConnHandle,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
-    out: Vec<Out<Arc<Delivery>>>,
+    out: Vec<Out<Arc<WireEntry>>>,
 }
 
 impl Outbox {
@@ -218,7 +218,7 @@ fn spawn_fetch(bus: Arc<dyn Bus>, handle: ConnHandle, fetch: Fetch) {
                 .await;
             let page = match read {
                 Ok(replay) => Some((
-                    replay.entries.into_iter().map(Delivery::new).collect(),
+                    replay.entries.into_iter().map(WireEntry::new).collect(),
                     replay.more,
                 )),
                 Err(error) => {

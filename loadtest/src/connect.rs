@@ -227,9 +227,20 @@ impl Connector {
         index: usize,
         user: &VirtualUser,
     ) -> Result<Connected, ConnectFailure> {
+        self.connect_resuming(index, user, &[]).await
+    }
+
+    /// [`Connector::connect`], naming resume positions in the handshake
+    /// (`?resume=guildId:seq,…`): the gateway replays those guilds before their live messages.
+    pub async fn connect_resuming(
+        &self,
+        index: usize,
+        user: &VirtualUser,
+        resume: &[(String, u64)],
+    ) -> Result<Connected, ConnectFailure> {
         let started = Instant::now();
         let attempt = self
-            .open(index, user)
+            .open(index, user, resume)
             .instrument(tracing::debug_span!("connect", index, user = %user.id));
         let (stream, hello) = tokio::time::timeout(self.connect_timeout, attempt)
             .await
@@ -245,6 +256,7 @@ impl Connector {
         &self,
         index: usize,
         user: &VirtualUser,
+        resume: &[(String, u64)],
     ) -> Result<(WsStream, Hello), ConnectFailure> {
         let endpoint = &self.endpoints[index % self.endpoints.len()];
         let source = self
@@ -255,7 +267,7 @@ impl Connector {
         let tcp = connect_tcp(endpoint.addr, source)
             .await
             .map_err(|e| ConnectFailure::Io(e.kind()))?;
-        let request = self.request(endpoint, user)?;
+        let request = self.request(endpoint, user, resume)?;
         let config = WebSocketConfig::default()
             .read_buffer_size(CLIENT_BUFFER_BYTES)
             .write_buffer_size(CLIENT_BUFFER_BYTES);
@@ -272,8 +284,13 @@ impl Connector {
         &self,
         endpoint: &Endpoint,
         user: &VirtualUser,
+        resume: &[(String, u64)],
     ) -> Result<tungstenite::handshake::client::Request, ConnectFailure> {
         let mut query = Vec::new();
+        if !resume.is_empty() {
+            let items: Vec<String> = resume.iter().map(|(g, seq)| format!("{g}:{seq}")).collect();
+            query.push(format!("resume={}", items.join(",")));
+        }
         if self.encoding == Encoding::MsgPack {
             query.push("encoding=msgpack".to_owned());
         }

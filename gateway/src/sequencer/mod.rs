@@ -19,11 +19,14 @@
 //! A guild joined without a resume starts at its first live entry (nothing before the
 //! connection's subscription is owed). The caller runs the effects and feeds the pages back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_shared::bus::Visibility;
 
+use cursor::{Cursor, Resume, drain, fetch_visibility, visible};
+
+mod cursor;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
@@ -68,45 +71,6 @@ pub enum Out<T> {
     Fetch(Fetch),
     /// Too much held back: close the connection with 4009.
     TooSlow,
-}
-
-/// A resume being written.
-#[derive(Debug, Default)]
-struct Resume {
-    after: u64,
-    replayed: u64,
-    last: u64,
-    gap: bool,
-}
-
-/// What the connection has of one guild.
-#[derive(Debug)]
-struct Cursor<T> {
-    guild: Arc<str>,
-    member: bool,
-    /// Every visible entry with `lo < seq <= hi` has been written (`None`: nothing yet).
-    written: Option<(u64, u64)>,
-    /// Live entries waiting (for the replay, or for the hole before them), by seq.
-    held: BTreeMap<u64, T>,
-    fetching: bool,
-    resume: Option<Box<Resume>>,
-}
-
-impl<T> Cursor<T> {
-    fn new(guild: Arc<str>, member: bool) -> Self {
-        Cursor {
-            guild,
-            member,
-            written: None,
-            held: BTreeMap::new(),
-            fetching: false,
-            resume: None,
-        }
-    }
-
-    fn has_written(&self, seq: u64) -> bool {
-        self.written.is_some_and(|(lo, hi)| lo < seq && seq <= hi)
-    }
 }
 
 /// One connection's ordering state.
@@ -340,66 +304,5 @@ impl<T: Sequenced> Sequencer<T> {
                 .insert(guild.clone(), Cursor::new(guild, false));
         }
         self.cursors.get_mut(guild)
-    }
-}
-
-/// Writes the held entries that follow what was written without a hole; asks for the hole
-/// before the first one that does not. `held` is the connection's count of held entries.
-fn drain<T: Sequenced>(
-    cursor: &mut Cursor<T>,
-    held: &mut usize,
-    admin: bool,
-    out: &mut Vec<Out<T>>,
-) {
-    if cursor.resume.is_some() {
-        return;
-    }
-    let Some((lo, mut hi)) = cursor.written else {
-        return;
-    };
-    while let Some(first) = cursor.held.first_entry() {
-        let entry = first.get();
-        if entry.seq() > hi && entry.prev() > hi {
-            break;
-        }
-        let entry = first.remove();
-        *held -= 1;
-        if entry.seq() > hi {
-            hi = entry.seq();
-            if visible(admin, cursor.member, &entry) {
-                out.push(Out::Write(entry));
-            }
-        }
-    }
-    cursor.written = Some((lo, hi));
-    if let Some(&next) = cursor.held.keys().next()
-        && !cursor.fetching
-    {
-        cursor.fetching = true;
-        out.push(Out::Fetch(Fetch {
-            guild: cursor.guild.clone(),
-            after: hi,
-            before: Some(next),
-            visibility: fetch_visibility(admin, cursor.member),
-        }));
-    }
-}
-
-/// Whether a connection sees an entry of a guild it is (or is not) a member of.
-fn visible(admin: bool, member: bool, entry: &impl Sequenced) -> bool {
-    if member {
-        admin || !entry.admin_only()
-    } else {
-        admin && entry.admin_only()
-    }
-}
-
-/// What a gap read of a guild returns: an admin's non-member guild reads everything (the
-/// sequencer keeps the admin-only entries).
-fn fetch_visibility(admin: bool, member: bool) -> Visibility {
-    if member {
-        Visibility::for_admin(admin)
-    } else {
-        Visibility::All
     }
 }

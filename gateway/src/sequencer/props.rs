@@ -47,7 +47,7 @@ impl World {
     fn step(&mut self, (kind, pick, bits): (u8, u8, u8)) {
         match kind % 5 {
             0 => self.append(GUILDS[pick as usize % 3], bits),
-            1 | 4 => self.deliver(pick as usize),
+            1 | 4 => self.push_live(pick as usize),
             2 => self.replay(pick as usize),
             _ => self.complete_fetch(pick as usize),
         }
@@ -85,7 +85,7 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, pick: usize) {
+    fn push_live(&mut self, pick: usize) {
         if self.in_flight.is_empty() {
             return;
         }
@@ -145,7 +145,7 @@ impl World {
     /// Everything in flight arrives, replays end, and a resync (twice) fills what was lost.
     fn settle(&mut self) {
         while !self.in_flight.is_empty() {
-            self.deliver(0);
+            self.push_live(0);
         }
         while self.replays.iter().any(|r| !r.2) {
             self.replay(0);

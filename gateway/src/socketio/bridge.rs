@@ -12,12 +12,11 @@ use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::presence::TypingFrame;
 use chat_shared::protocol::{ChatMessage, ErrorCode, SendFrame, ServerFrame};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::http::auth::Caller;
-use crate::outbound::{Outbound, Outbox, Write};
+use crate::outbound::{Outbox, Write};
 use crate::send::{SendFields, send};
 use crate::socketio::engine::Session;
 use crate::socketio::events::{
@@ -26,7 +25,7 @@ use crate::socketio::events::{
 use crate::socketio::packet::encode_event;
 use crate::socketio::recovery::{Positions, encode_offset, within_window};
 use crate::state::AppState;
-use crate::ws::handle::{ConnHandle, QueueBounds};
+use crate::ws::handle::{ConnHandle, Outgoing, QueueBounds};
 
 /// Entries read per guild for a recovery; more missed than this is not recovered.
 const RECOVERY_LIMIT: usize = 1000;
@@ -36,7 +35,7 @@ pub struct Link {
     state: AppState,
     handle: ConnHandle,
     caller: Caller,
-    outbound: Option<mpsc::Receiver<Outbound>>,
+    outbound: Option<Outgoing>,
     pump: Option<JoinHandle<()>>,
 }
 
@@ -261,12 +260,7 @@ struct Pump {
 }
 
 impl Pump {
-    async fn run(
-        mut self,
-        mut outbound: mpsc::Receiver<Outbound>,
-        replay: Vec<LogEntry>,
-        covered: Positions,
-    ) {
+    async fn run(mut self, mut outbound: Outgoing, replay: Vec<LogEntry>, covered: Positions) {
         for entry in replay {
             if !self.emit_message(&entry.message, entry.seq).await {
                 return;

@@ -1,5 +1,6 @@
-//! One connection's life: `hello`, then reading client frames (send, resume, refresh, ping)
-//! while the writer task drains the outbound queue. The resumes named in the handshake begin
+//! One connection's life, in one task: `hello`, then reading client frames (send, resume,
+//! refresh, ping, typing) and writing what the outbound queue and the connection's own
+//! replies bring ([`crate::ws::writer`]), with the heartbeat. The resumes named in the handshake begin
 //! before the connection joins its guilds, so their replays come before any live message;
 //! every other guild is live at once. Sends are handed to the router one after another in the
 //! order they arrived and answered in that order; a bad frame is answered with `bad_frame`
@@ -7,34 +8,33 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use chat_shared::protocol::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
-    Ack, ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, RefreshFrame,
-    Refreshed, ResumeFrame, SendFrame, ServerFrame, close_code,
+    ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, ResumeFrame, ServerFrame,
+    close_code,
 };
-use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, SplitStream};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::http::auth::{Caller, load_guilds};
+use crate::http::auth::Caller;
 use crate::metrics::Metrics;
-use crate::outbound::{Membership, Outbound, Outbox, ResumeBegin};
-use crate::send::{SendFields, answered, send};
+use crate::outbound::{Outbound, Outbox, ResumeBegin};
 use crate::state::AppState;
-use crate::ws::handle::ConnHandle;
+use crate::ws::handle::{ConnHandle, Outgoing};
 use crate::ws::resumes::Resumes;
-use crate::ws::writer::{self, Pace};
+use crate::ws::writer::{Pace, Writer, Written};
+use sending::{Sends, in_flight, next_answer};
+
+mod sending;
+mod session;
 
 /// Sends of one connection waiting for the router at once; reading pauses beyond it.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
-/// Rate-limited sends in a row that count as flooding (closed with 4008).
-const FLOOD_STRIKES: u32 = 100;
 
 /// What a connection opens with: its outbox, where the resumes named in the handshake have
 /// begun, and those resumes (readable guilds) and refusals (the others) for the reader.
@@ -71,39 +71,34 @@ pub fn open(
     Opening { outbox, positions }
 }
 
-/// The connection, run until either side ends it. The socket is split and the writer task
-/// started before the returned future exists, so that future (kept by every open connection)
-/// holds only the reader's state.
+/// The connection, run until either side ends it: one task reads the socket, writes what
+/// the queue and its own replies bring, and keeps the heartbeat (one task instead of a reader
+/// and a writer: less memory per idle connection, no split socket; see docs/benchmarks.md).
 pub fn run(
     socket: WebSocket,
     state: AppState,
     caller: Caller,
     handle: ConnHandle,
-    outbound: mpsc::Receiver<Outbound>,
+    outbound: Outgoing,
     opening: Opening,
 ) -> impl Future<Output = ()> + Send + 'static {
     let span = tracing::info_span!("connection", id = handle.id(), user = %caller.user.id);
     state.metrics.connections.inc();
     state.metrics.connections_opened.inc();
-    let (sink, stream) = socket.split();
     let pace = Pace {
         heartbeat: state.config.heartbeat(),
         write_timeout: state.config.outbound.write_timeout(),
     };
-    let writer = tokio::spawn(
-        writer::run(
-            sink,
-            outbound,
-            opening.outbox,
-            handle.clone(),
-            pace,
-            state.metrics.clone(),
-        )
-        .instrument(span.clone()),
+    let writer = Writer::new(
+        socket,
+        opening.outbox,
+        handle.clone(),
+        pace,
+        state.metrics.clone(),
     );
     let reader = Reader::new(&state, caller, handle);
     reader
-        .serve(stream, writer, opening.positions)
+        .serve(writer, outbound, pace.heartbeat, opening.positions)
         .instrument(span)
 }
 
@@ -133,8 +128,6 @@ fn frame_kind(decoded: &Result<ClientFrame, FrameError>) -> &'static str {
     }
 }
 
-type Sends = FuturesOrdered<BoxFuture<'static, ServerFrame>>;
-
 struct Reader {
     state: AppState,
     caller: Caller,
@@ -146,6 +139,9 @@ struct Reader {
     /// router takes each.
     last_send_done: Option<oneshot::Receiver<()>>,
     resumes: Resumes,
+    /// What this connection sends itself (replies, resume starts, membership changes), written
+    /// right after the step that made it, ahead of the queue (never waiting for its room).
+    own: Vec<Outbound>,
 }
 
 impl Reader {
@@ -160,15 +156,17 @@ impl Reader {
             strikes: 0,
             last_send_done: None,
             resumes: Resumes::default(),
+            own: Vec::new(),
         }
     }
 
-    /// Starts the handshake's resumes, reads until the connection ends, then leaves the hub,
-    /// waits for the writer's close frame and counts the close code.
+    /// Starts the handshake's resumes, runs the connection until it ends, then leaves the
+    /// hub, sends the close frame and counts the close code.
     async fn serve(
         mut self,
-        stream: SplitStream<WebSocket>,
-        writer: JoinHandle<()>,
+        mut writer: Writer,
+        mut queue: Outgoing,
+        heartbeat: Duration,
         positions: Vec<(String, u64)>,
     ) {
         // Presence (issue #13): online in the session guilds while the socket is open.
@@ -177,7 +175,7 @@ impl Reader {
         if !positions.is_empty() {
             Box::pin(self.start_resumes(positions, false)).await;
         }
-        self.read(stream).await;
+        let failed = self.run_loop(&mut writer, &mut queue, heartbeat).await;
         let Reader {
             state,
             caller,
@@ -186,8 +184,12 @@ impl Reader {
         } = self;
         state.hub.leave(&handle, &caller.guilds, true);
         presence.leave(&handle, &caller.guilds, false);
-        handle.close(close_code::NORMAL, "");
-        let _ = writer.await;
+        if failed {
+            handle.close(close_code::NORMAL, "socket closed");
+        } else {
+            handle.close(close_code::NORMAL, "");
+            Box::pin(writer.send_close()).await;
+        }
         let code = handle
             .close_reason()
             .map(|r| r.code)
@@ -196,51 +198,90 @@ impl Reader {
         state.metrics.connections.dec();
     }
 
-    async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
-        let mut sends = Sends::new();
+    /// Reads, writes and beats until the connection ends; `true` when the socket failed (no
+    /// close frame can go out).
+    async fn run_loop(
+        &mut self,
+        writer: &mut Writer,
+        queue: &mut Outgoing,
+        heartbeat: Duration,
+    ) -> bool {
+        let mut ticker = tokio::time::interval(heartbeat);
+        ticker.tick().await;
+        // Created on a first send and dropped once answered: an idle connection holds none.
+        let mut sends: Option<Sends> = None;
         loop {
-            // The rare and larger steps are boxed so that what every idle connection keeps is
+            // Writing comes first (biased): what is queued goes out before more is read. The
+            // rare and larger steps are boxed so that what every idle connection keeps is
             // only this loop's state.
-            tokio::select! {
-                _ = self.handle.closed() => break,
-                _ = self.handle.guilds_changed() => Box::pin(self.reload_guilds()).await,
-                Some(answer) = sends.next(), if !sends.is_empty() => {
-                    Box::pin(self.reply(answer)).await;
+            let written = tokio::select! {
+                biased;
+                _ = self.handle.closed() => return false,
+                Some(item) = queue.recv() => Box::pin(writer.write_batch(item, queue)).await,
+                _ = ticker.tick() => Box::pin(writer.heartbeat()).await,
+                _ = self.handle.guilds_changed() => {
+                    Box::pin(self.reload_guilds()).await;
+                    Written::Yes
                 }
-                _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {}
-                incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => {
-                    let Some(incoming) = incoming else { break };
+                Some(answer) = next_answer(&mut sends), if sends.is_some() => {
+                    if sends.as_ref().is_some_and(|s| s.is_empty()) {
+                        sends = None;
+                    }
+                    self.reply(answer);
+                    Written::Yes
+                }
+                _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {
+                    Written::Yes
+                }
+                incoming = writer.socket.next(), if in_flight(&sends) < MAX_SENDS_IN_FLIGHT => {
+                    let Some(incoming) = incoming else { return false };
                     self.handle.touch();
                     let bytes = match incoming {
                         Ok(Message::Text(text)) => text.as_bytes().to_vec(),
                         Ok(Message::Binary(bytes)) => bytes.to_vec(),
                         Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                        Ok(Message::Close(_)) => break,
+                        Ok(Message::Close(_)) => return false,
                         Err(error) => {
                             self.on_socket_error(error);
-                            break;
+                            return false;
                         }
                     };
                     Box::pin(self.on_frame(&bytes, &mut sends)).await;
+                    Written::Yes
                 }
+            };
+            let written = match written {
+                Written::Yes if !self.own.is_empty() => {
+                    Box::pin(writer.write_own(&mut self.own)).await
+                }
+                other => other,
+            };
+            match written {
+                Written::Yes => {}
+                Written::Closing => return false,
+                Written::SocketFailed => return true,
             }
         }
     }
 
     /// Decodes and answers one client frame; a send's answer joins `sends`.
-    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Sends) {
+    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Option<Sends>) {
         let decoded = decode_client_frame(bytes, self.handle.encoding());
         let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
         self.answer(decoded, sends).instrument(span).await;
     }
 
-    async fn answer(&mut self, decoded: Result<ClientFrame, FrameError>, sends: &mut Sends) {
+    async fn answer(
+        &mut self,
+        decoded: Result<ClientFrame, FrameError>,
+        sends: &mut Option<Sends>,
+    ) {
         let frames_in = &self.state.metrics.frames_in;
         match decoded {
             Ok(ClientFrame::Send(frame)) => {
                 Metrics::count(frames_in, "type", "send");
                 if let Some(pending) = self.on_send(frame).await {
-                    sends.push_back(pending);
+                    sends.get_or_insert_with(Sends::new).push_back(pending);
                 }
             }
             Ok(ClientFrame::Resume(frame)) => {
@@ -256,7 +297,7 @@ impl Reader {
                 let pong = Pong {
                     reference: frame.reference,
                 };
-                self.reply(ServerFrame::Pong(pong)).await;
+                self.reply(ServerFrame::Pong(pong));
             }
             // Presence hook (issue #13): the logic is in `crate::presence`.
             Ok(ClientFrame::Typing(frame)) => {
@@ -270,20 +311,20 @@ impl Reader {
                         Ok(_) => refusal,
                         Err(_) => ErrorFrame::new(ErrorCode::RateLimited, None),
                     };
-                    self.reply(ServerFrame::Error(answer)).await;
+                    self.reply(ServerFrame::Error(answer));
                 }
             }
             Err(error) => {
                 Metrics::count(frames_in, "type", "bad");
                 tracing::debug!(%error, "bad frame");
                 let refusal = ErrorFrame::new(ErrorCode::BadFrame, error.reference);
-                self.reply(ServerFrame::Error(refusal)).await;
+                self.reply(ServerFrame::Error(refusal));
             }
         }
     }
 
-    async fn reply(&mut self, frame: ServerFrame) {
-        self.handle.send(Outbound::frame(frame)).await;
+    fn reply(&mut self, frame: ServerFrame) {
+        self.own.push(Outbound::frame(frame));
     }
 
     /// Closes with the code that names the peer's mistake; a lost socket needs no code.
@@ -302,96 +343,13 @@ impl Reader {
         self.handle.close(code, reason);
     }
 
-    /// Takes a fresh token for the same user and role, pushing back the 4001 close.
-    async fn on_refresh(&mut self, frame: RefreshFrame) {
-        let accepted =
-            self.state.verifier.verify(&frame.token).ok().filter(|t| {
-                t.user.id == self.caller.user.id && t.user.role == self.caller.user.role
-            });
-        if accepted.is_some()
-            && !crate::revocation::refresh_allowed(
-                &self.state,
-                &self.caller.user.id,
-                self.caller.is_admin(),
-            )
-            .await
-        {
-            self.handle
-                .close(close_code::SESSION_REVOKED, "session revoked");
-            return;
-        }
-        let answer = match accepted {
-            Some(token) => {
-                self.handle.set_token_exp(token.exp);
-                self.caller.exp = token.exp;
-                ServerFrame::Refreshed(Refreshed {
-                    reference: frame.reference,
-                    exp: token.exp,
-                })
-            }
-            None => ServerFrame::Error(ErrorFrame::new(ErrorCode::NotAuthorized, frame.reference)),
-        };
-        self.reply(answer).await;
-    }
-
-    /// Flood control, then the send path after this connection's previous send; `None` when
-    /// answered at once.
-    async fn on_send(&mut self, frame: SendFrame) -> Option<BoxFuture<'static, ServerFrame>> {
-        let reference = frame.reference.clone();
-        if self.limiter.check().is_err() {
-            self.strikes += 1;
-            if self.strikes >= FLOOD_STRIKES {
-                self.handle.close(close_code::POLICY_VIOLATION, "flooding");
-            }
-            let _ = answered(&self.state.metrics, Err(ErrorCode::RateLimited));
-            let refusal = ErrorFrame::new(ErrorCode::RateLimited, reference);
-            self.reply(ServerFrame::Error(refusal)).await;
-            return None;
-        }
-        self.strikes = 0;
-        if let Err(refusal) = crate::send_limit::check(
-            &self.state,
-            &self.caller.user.id,
-            frame.request_bot == Some(true),
-        )
-        .await
-        {
-            self.reply(refusal.frame(reference)).await;
-            return None;
-        }
-        let fields = SendFields::from_frame(frame, None);
-        let (state, caller) = (self.state.clone(), self.caller.clone());
-        let (done, this_done) = oneshot::channel::<()>();
-        let previous = self.last_send_done.replace(this_done);
-        Some(
-            async move {
-                if let Some(previous) = previous {
-                    let _ = previous.await;
-                }
-                let outcome = send(&state, &caller, fields).await;
-                let _ = done.send(());
-                match outcome {
-                    Ok(ack) => ServerFrame::Ack(Ack {
-                        reference,
-                        message_id: ack.message_id,
-                        seq: ack.seq,
-                    }),
-                    Err(code) => ServerFrame::Error(ErrorFrame::new(code, reference)),
-                }
-            }
-            // Under the frame's `ws.receive` span, so the router's trace hangs off it.
-            .instrument(tracing::Span::current())
-            .boxed(),
-        )
-    }
-
     /// A `resume` frame: within its rate, each guild's replay begins (ordered by the
     /// sequencer) or is refused.
     async fn on_resume(&mut self, frame: ResumeFrame) {
         let per_minute = self.state.config.outbound.resume_frames_per_min;
         if !self.resumes.frame_allowed(per_minute) {
             let refusal = ErrorFrame::new(ErrorCode::RateLimited, None);
-            return self.reply(ServerFrame::Error(refusal)).await;
+            return self.reply(ServerFrame::Error(refusal));
         }
         self.start_resumes(frame.positions.into_iter().collect(), true)
             .await;
@@ -409,13 +367,8 @@ impl Reader {
                             guild: guild.clone(),
                             after,
                         };
-                        if begin
-                            && !self
-                                .handle
-                                .send(Outbound::ResumeBegin(Box::new(start)))
-                                .await
-                        {
-                            return;
+                        if begin {
+                            self.own.push(Outbound::ResumeBegin(Box::new(start)));
                         }
                         self.resumes.push(&self.state, &self.handle, guild, after);
                         continue;
@@ -429,52 +382,7 @@ impl Reader {
                 guild_id: Some(code.1),
                 ..ErrorFrame::new(code.0, None)
             };
-            self.reply(ServerFrame::Error(refusal)).await;
+            self.reply(ServerFrame::Error(refusal));
         }
-    }
-
-    /// Re-reads the guild list after a membership change and follows it in the hub (the
-    /// sequencer learns of a new guild before its feed can deliver).
-    async fn reload_guilds(&mut self) {
-        let Ok(fresh) = load_guilds(&self.state, &self.caller.user.id).await else {
-            return;
-        };
-        let mine = &self.caller.guilds;
-        let gone: Vec<String> = mine
-            .iter()
-            .filter(|g| !fresh.contains(g))
-            .cloned()
-            .collect();
-        let added: Vec<String> = fresh
-            .iter()
-            .filter(|g| !mine.contains(g))
-            .cloned()
-            .collect();
-        self.state.hub.leave(&self.handle, &gone, false);
-        for (guild, joined) in gone
-            .iter()
-            .map(|g| (g, false))
-            .chain(added.iter().map(|g| (g, true)))
-        {
-            let change = Membership {
-                guild: guild.clone(),
-                joined,
-            };
-            self.handle
-                .send(Outbound::Membership(Box::new(change)))
-                .await;
-        }
-        if let Err(error) = self.state.hub.join(&self.handle, &added).await {
-            tracing::warn!(%error, "could not follow new guilds");
-        }
-        // Presence hook (issue #13): a removed membership is gone at once, no linger.
-        let presence = &self.state.presence;
-        presence.leave(&self.handle, &gone, true);
-        presence.join(&self.handle, &self.caller.user, &added);
-        if fresh.is_empty() && !self.caller.is_admin() {
-            self.handle
-                .close(close_code::SESSION_REVOKED, "no guilds left");
-        }
-        self.caller.guilds = fresh;
     }
 }

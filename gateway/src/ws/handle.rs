@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use chat_shared::protocol::codec::Encoding;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::Delivery;
+use crate::wire_entry::WireEntry;
+use crate::ws::queue::Queue;
 
 pub use crate::outbound::{Membership, Outbound, ResumeBegin, ResumePage};
 
@@ -42,7 +43,7 @@ struct Inner {
     user_id: Arc<str>,
     admin: bool,
     encoding: Encoding,
-    tx: mpsc::Sender<Outbound>,
+    queue: Queue<Outbound>,
     /// Bytes the queued items account for, and the most allowed.
     queued_bytes: AtomicUsize,
     max_bytes: usize,
@@ -75,14 +76,13 @@ impl ConnHandle {
         encoding: Encoding,
         queue: QueueBounds,
         token_exp: u64,
-    ) -> (ConnHandle, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue.items.max(1));
+    ) -> (ConnHandle, Outgoing) {
         let inner = Inner {
             id,
             user_id: Arc::from(user_id),
             admin,
             encoding,
-            tx,
+            queue: Queue::new(queue.items),
             queued_bytes: AtomicUsize::new(0),
             max_bytes: queue.bytes.max(1),
             room: Notify::new(),
@@ -93,7 +93,8 @@ impl ConnHandle {
             last_inbound_ms: AtomicU64::new(0),
             token_exp: AtomicU64::new(token_exp),
         };
-        (ConnHandle(Arc::new(inner)), rx)
+        let handle = ConnHandle(Arc::new(inner));
+        (handle.clone(), Outgoing(handle))
     }
 
     pub fn id(&self) -> u64 {
@@ -114,11 +115,11 @@ impl ConnHandle {
 
     /// Queues a live entry without waiting; a full queue (items or bytes) closes the
     /// connection with 4009.
-    pub fn deliver(&self, delivery: &Arc<Delivery>) -> Queued {
+    pub fn queue_live(&self, entry: &Arc<WireEntry>) -> Queued {
         if self.is_closed() {
             return Queued::Gone;
         }
-        if self.try_send(Outbound::Live(delivery.clone())) {
+        if self.try_send(Outbound::Live(entry.clone())) {
             return Queued::Yes;
         }
         if self.close_first(chat_shared::protocol::close_code::TOO_SLOW, "too slow") {
@@ -144,14 +145,23 @@ impl ConnHandle {
                 _ = self.0.closed.cancelled() => return false,
             }
         }
-        let sent = tokio::select! {
-            sent = self.0.tx.send(item) => sent.is_ok(),
-            _ = self.0.closed.cancelled() => false,
-        };
-        if !sent {
-            self.release(cost);
+        let mut item = item;
+        loop {
+            let room = self.0.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.0.queue.push(item) {
+                Ok(()) => return true,
+                Err(back) => item = back,
+            }
+            tokio::select! {
+                _ = room => {}
+                _ = self.0.closed.cancelled() => {
+                    self.release(cost);
+                    return false;
+                }
+            }
         }
-        sent
     }
 
     /// Queues an item without waiting (`false`, and dropped, when there is no room).
@@ -160,7 +170,7 @@ impl ConnHandle {
         if !self.reserve(cost) {
             return false;
         }
-        if self.0.tx.try_send(item).is_ok() {
+        if self.0.queue.push(item).is_ok() {
             return true;
         }
         self.release(cost);
@@ -251,6 +261,32 @@ impl ConnHandle {
             .started
             .elapsed()
             .saturating_sub(Duration::from_millis(last))
+    }
+}
+
+/// The writer's end of a connection's queue (see [`crate::ws::queue`]: nothing allocated
+/// while it is empty).
+#[derive(Debug)]
+pub struct Outgoing(ConnHandle);
+
+impl Outgoing {
+    /// The next item, waiting for one; always `Some` (end the writer on the handle's close).
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        self.0.0.queue.recv().await
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        self.0.0.queue.pop()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.0.queue.is_empty()
+    }
+
+    /// Gives the queue's buffer back when it is empty (call when idle after a batch).
+    pub fn shrink_if_empty(&self) {
+        self.0.0.queue.shrink_if_empty();
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chat_shared::bus::Visibility;
 use chat_shared::protocol::{ErrorCode, ErrorFrame, ServerFrame};
 
-use crate::delivery::Delivery;
 use crate::state::AppState;
+use crate::wire_entry::WireEntry;
 use crate::ws::handle::{ConnHandle, Outbound, ResumePage};
 
 /// Replay entries read per page.
@@ -58,7 +58,7 @@ pub async fn replay(
         if !handle
             .send(Outbound::ResumePage(Box::new(ResumePage {
                 guild: guild.clone(),
-                entries: page.entries.into_iter().map(Delivery::new).collect(),
+                entries: page.entries.into_iter().map(WireEntry::new).collect(),
                 gap,
                 done,
             })))

@@ -1,9 +1,11 @@
-//! The WebSocket writer of one connection, plain I/O: it pops the outbound queue, hands each
-//! item to the connection's [`Outbox`] (ordering lives there), encodes what comes back as
-//! WebSocket messages, writes everything queued and flushes once; it sends pings, closes idle
-//! connections and expired tokens, closes with 4009 a peer whose socket takes no bytes for
-//! `WRITE_TIMEOUT_MS`, and sends the close frame with the contract's code. Each frame written
-//! is counted by type, and a live message's time since its log append is recorded.
+//! The WebSocket writing side of one connection, plain I/O, run inside the connection's one
+//! task ([`crate::ws::connection`]): it takes outbound items (the queue's, and the
+//! connection's own replies), hands each to the connection's [`Outbox`] (ordering lives
+//! there), encodes what comes back as WebSocket messages, writes everything queued and flushes
+//! once; on each heartbeat it sends a ping, or closes an idle connection or an expired token;
+//! it closes with 4009 a peer whose socket takes no bytes for `WRITE_TIMEOUT_MS`, and sends the
+//! close frame with the contract's code. Each frame written is counted by type, and a live
+//! message's time since its log append is recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,21 +15,17 @@ use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
 use chat_shared::protocol::close_code;
 use chat_shared::protocol::codec::Encoding;
 use futures::SinkExt;
-use futures::stream::SplitSink;
-use tokio::sync::mpsc;
 
-use crate::delivery::control_frame;
 use crate::metrics::{FrameType, Metrics};
 use crate::outbound::{Outbound, Outbox, Write};
-use crate::ws::handle::ConnHandle;
+use crate::wire_entry::control_frame;
+use crate::ws::handle::{ConnHandle, Outgoing};
 
 /// Queue items written before one flush.
 const BATCH: usize = 64;
 /// Longest wait for the close frame to go out (a slow reader that reads again within it
 /// learns why it was closed).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Sink = SplitSink<WebSocket, Message>;
 
 /// How the writer paces itself.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +36,7 @@ pub struct Pace {
 }
 
 /// How a batch of writes ended.
-enum Written {
+pub enum Written {
     Yes,
     /// The connection is being closed: send the close frame.
     Closing,
@@ -46,106 +44,117 @@ enum Written {
     SocketFailed,
 }
 
-struct Writer {
-    sink: Sink,
+/// The socket and what writing to it needs.
+pub struct Writer {
+    /// The connection's socket, read by the connection's loop between writes.
+    pub socket: WebSocket,
     handle: ConnHandle,
     outbox: Outbox,
     writes: Vec<Write>,
-    write_timeout: Duration,
-    metrics: Arc<Metrics>,
-}
-
-/// Runs until the connection is closed or the socket fails.
-pub async fn run(
-    sink: Sink,
-    mut queue: mpsc::Receiver<Outbound>,
-    outbox: Outbox,
-    handle: ConnHandle,
     pace: Pace,
     metrics: Arc<Metrics>,
-) {
-    let mut writer = Writer {
-        sink,
-        handle: handle.clone(),
-        outbox,
-        writes: Vec::new(),
-        write_timeout: pace.write_timeout,
-        metrics,
-    };
-    let mut ticker = tokio::time::interval(pace.heartbeat);
-    ticker.tick().await;
-    loop {
-        let written = tokio::select! {
-            biased;
-            _ = handle.closed() => break,
-            item = queue.recv() => {
-                let Some(item) = item else { break };
-                writer.write_batch(item, &mut queue).await
-            }
-            _ = ticker.tick() => {
-                if unix_now() > handle.token_exp().saturating_add(EXP_LEEWAY_SECS) {
-                    handle.close(close_code::SESSION_REVOKED, "token expired");
-                    Written::Closing
-                } else if handle.silent_for() > pace.heartbeat * 2 {
-                    handle.close(close_code::NORMAL, "idle");
-                    Written::Closing
-                } else {
-                    let ping = writer.sink.send(Message::Ping(Default::default()));
-                    match tokio::time::timeout(pace.write_timeout, ping).await {
-                        Ok(Ok(())) => Written::Yes,
-                        Ok(Err(_)) => Written::SocketFailed,
-                        Err(_) => timed_out(&writer.handle, &writer.metrics),
-                    }
-                }
-            }
-        };
-        match written {
-            Written::Yes => {}
-            Written::Closing => break,
-            Written::SocketFailed => return handle.close(close_code::NORMAL, "socket closed"),
-        }
-    }
-    writer.send_close().await;
 }
 
 impl Writer {
+    pub fn new(
+        socket: WebSocket,
+        outbox: Outbox,
+        handle: ConnHandle,
+        pace: Pace,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Writer {
+            socket,
+            handle,
+            outbox,
+            writes: Vec::new(),
+            pace,
+            metrics,
+        }
+    }
+
+    /// On a heartbeat tick: closes an expired token or an idle peer, or pings.
+    pub async fn heartbeat(&mut self) -> Written {
+        if unix_now() > self.handle.token_exp().saturating_add(EXP_LEEWAY_SECS) {
+            self.handle
+                .close(close_code::SESSION_REVOKED, "token expired");
+            return Written::Closing;
+        }
+        if self.handle.silent_for() > self.pace.heartbeat * 2 {
+            self.handle.close(close_code::NORMAL, "idle");
+            return Written::Closing;
+        }
+        let ping = self.socket.send(Message::Ping(Default::default()));
+        match tokio::time::timeout(self.pace.write_timeout, ping).await {
+            Ok(Ok(())) => Written::Yes,
+            Ok(Err(_)) => Written::SocketFailed,
+            Err(_) => timed_out(&self.handle, &self.metrics),
+        }
+    }
+
+    /// Writes the connection's own items (replies, resume starts, membership changes: never
+    /// queued, so the connection's one task never waits for room in its own queue), then
+    /// flushes.
+    pub async fn write_own(&mut self, own: &mut Vec<Outbound>) -> Written {
+        for item in own.drain(..) {
+            self.outbox.apply(item, &mut self.writes);
+            if let Some(stopped) = self.write_pending().await {
+                return stopped;
+            }
+        }
+        if own.capacity() > 0 {
+            *own = Vec::new();
+        }
+        self.flush().await
+    }
+
     /// Writes what `first` and whatever else is queued (up to [`BATCH`]) turn into, then
-    /// flushes once. A close request interrupts a write stuck on a reader that stopped reading.
-    async fn write_batch(
-        &mut self,
-        first: Outbound,
-        queue: &mut mpsc::Receiver<Outbound>,
-    ) -> Written {
+    /// flushes once.
+    pub async fn write_batch(&mut self, first: Outbound, queue: &mut Outgoing) -> Written {
         let mut item = Some(first);
         let mut count = 0;
-        let encoding = self.handle.encoding();
         while let Some(next) = item.take() {
             self.handle.release(next.cost());
             self.outbox.apply(next, &mut self.writes);
-            for write in self.writes.drain(..) {
-                let (message, frame_type, appended_at) = encode(write, encoding);
-                // The timeout is per message: it measures the peer's progress, not the batch.
-                let fed = tokio::time::timeout(self.write_timeout, self.sink.feed(message));
-                tokio::select! {
-                    fed = fed => match fed {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Written::SocketFailed,
-                        Err(_) => return timed_out(&self.handle, &self.metrics),
-                    },
-                    _ = self.handle.closed() => return Written::Closing,
-                }
-                self.metrics.frame_written(frame_type, appended_at);
+            if let Some(stopped) = self.write_pending().await {
+                return stopped;
             }
             count += 1;
             if count < BATCH {
-                item = queue.try_recv().ok();
+                item = queue.try_recv();
             }
         }
         if queue.is_empty() {
             self.outbox.idle();
             self.writes = Vec::new();
+            queue.shrink_if_empty();
         }
-        let flushed = tokio::time::timeout(self.write_timeout, self.sink.flush());
+        self.flush().await
+    }
+
+    /// Feeds what the outbox returned to the socket; `Some` when writing must stop. A close
+    /// request interrupts a write stuck on a reader that stopped reading.
+    async fn write_pending(&mut self) -> Option<Written> {
+        let encoding = self.handle.encoding();
+        for write in self.writes.drain(..) {
+            let (message, frame_type, appended_at) = encode(write, encoding);
+            // The timeout is per message: it measures the peer's progress, not the batch.
+            let fed = tokio::time::timeout(self.pace.write_timeout, self.socket.feed(message));
+            tokio::select! {
+                fed = fed => match fed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Some(Written::SocketFailed),
+                    Err(_) => return Some(timed_out(&self.handle, &self.metrics)),
+                },
+                _ = self.handle.closed() => return Some(Written::Closing),
+            }
+            self.metrics.frame_written(frame_type, appended_at);
+        }
+        None
+    }
+
+    async fn flush(&mut self) -> Written {
+        let flushed = tokio::time::timeout(self.pace.write_timeout, self.socket.flush());
         tokio::select! {
             flushed = flushed => match flushed {
                 Ok(Ok(())) => Written::Yes,
@@ -156,7 +165,8 @@ impl Writer {
         }
     }
 
-    async fn send_close(&mut self) {
+    /// Sends the close frame with the connection's close reason (bounded by a timeout).
+    pub async fn send_close(&mut self) {
         let reason = self.handle.close_reason();
         let frame = reason.map(|r| CloseFrame {
             code: r.code,
@@ -165,8 +175,8 @@ impl Writer {
         let close = async {
             // After the peer's close frame the socket refuses ours; flushing sends the reply
             // tungstenite queued (the peer's own code echoed), completing the handshake.
-            if self.sink.send(Message::Close(frame)).await.is_err() {
-                let _ = self.sink.flush().await;
+            if self.socket.send(Message::Close(frame)).await.is_err() {
+                let _ = self.socket.flush().await;
             }
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;

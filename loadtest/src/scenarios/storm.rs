@@ -1,15 +1,15 @@
 //! `storm`: N receiving clients in their guilds while dedicated senders keep a message stream
 //! going. After the warm-up every receiver drops its socket at once (no close frame), then
-//! reconnects, sends `resume` with its last seq per guild and waits for one `resumed` per
-//! guild. Reported: time until every client resumed, per-client resume time, deliveries owed
+//! reconnects naming its last seq per guild in the handshake (`/ws?resume=g:seq,…`, so the
+//! gateway replays before any live message of those guilds, with no first-frame wait) and
+//! waits for one `resumed` per guild. Reported: time until every client resumed, per-client resume time, deliveries owed
 //! but never received (lost), duplicates and reordering. Senders are not dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use chat_shared::protocol::{ClientFrame, ResumeFrame};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,6 @@ use crate::report::{Report, StormStats};
 use crate::sender::{MessageCounter, SenderPlan, run_sender};
 use crate::stats::{Tally, latency::summarize};
 use crate::users::{UserSpec, VirtualUser, provision};
-use crate::wire::encode_client;
 
 /// Longest pause between reconnect attempts of one client.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -244,21 +243,11 @@ async fn storm_client(index: usize, connection: Connected, shared: Arc<Shared>) 
     }
     let dropped_at = now_ns();
     drop(stream);
-    let Some(mut stream) = reconnect(index, &shared).await else {
-        return;
-    };
+    let positions: Vec<(String, u64)> = ledger.positions(&book.membership).into_iter().collect();
     ledger.expect_resumes(dropped_at);
-    let resume = ClientFrame::Resume(ResumeFrame {
-        positions: ledger.positions(&book.membership),
-    });
-    let sent = match encode_client(&resume, encoding) {
-        Ok(message) => stream.send(message).await.map_err(|e| e.to_string()),
-        Err(reason) => Err(reason),
-    };
-    if let Err(reason) = sent {
-        book.disconnects.add(format!("resume not sent: {reason}"));
+    let Some(mut stream) = reconnect(index, &shared, &positions).await else {
         return;
-    }
+    };
     if let ReadEnd::Closed(reason) =
         receive(&mut stream, &mut ledger, book, encoding, &shared.stop).await
     {
@@ -267,13 +256,14 @@ async fn storm_client(index: usize, connection: Connected, shared: Arc<Shared>) 
 }
 
 /// Connects again with growing pauses until it works or the run stops.
-async fn reconnect(index: usize, shared: &Shared) -> Option<WsStream> {
+async fn reconnect(index: usize, shared: &Shared, resume: &[(String, u64)]) -> Option<WsStream> {
     let mut backoff = Duration::from_millis(25);
     loop {
         if shared.stop.is_cancelled() {
             return None;
         }
-        match shared.connector.connect(index, &shared.users[index]).await {
+        let user = &shared.users[index];
+        match shared.connector.connect_resuming(index, user, resume).await {
             Ok(connected) => return Some(connected.stream),
             Err(failure) => shared.reconnect_failures.add(failure),
         }

@@ -18,7 +18,7 @@ use crate::sequencer::Sequenced;
 
 /// One entry and its lazily made wire frames.
 #[derive(Debug)]
-pub struct Delivery {
+pub struct WireEntry {
     pub seq: u64,
     /// The seq of the guild's previous entry (any visibility).
     pub prev: u64,
@@ -29,9 +29,9 @@ pub struct Delivery {
     msgpack: OnceLock<Bytes>,
 }
 
-impl Delivery {
+impl WireEntry {
     pub fn new(entry: LogEntry) -> Arc<Self> {
-        Arc::new(Delivery {
+        Arc::new(WireEntry {
             seq: entry.seq,
             prev: entry.prev,
             appended_at: parse_ts(&entry.message.ts),
@@ -73,7 +73,7 @@ impl Delivery {
     }
 }
 
-impl Sequenced for Arc<Delivery> {
+impl Sequenced for Arc<WireEntry> {
     fn seq(&self) -> u64 {
         self.seq
     }

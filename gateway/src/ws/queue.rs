@@ -1,0 +1,140 @@
+//! A connection's outbound queue: many producers (hub feeds, replays, fetches, the reader),
+//! one consumer (the transport's writer), bounded in items. Unlike a tokio `mpsc` channel,
+//! which allocates its first block of slots when it is created, an empty queue holds no
+//! allocation: the consumer gives the buffer back once it has drained it
+//! ([`Queue::shrink_if_empty`]), so an idle connection keeps only the queue's few words.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// The shared state of one queue.
+#[derive(Debug)]
+pub struct Queue<T> {
+    items: Mutex<VecDeque<T>>,
+    max_items: usize,
+    /// Wakes the consumer; a push with nobody waiting leaves a permit.
+    ready: Notify,
+}
+
+impl<T> Queue<T> {
+    /// An empty queue of at most `max_items` (at least 1); allocates nothing yet.
+    pub fn new(max_items: usize) -> Self {
+        Queue {
+            items: Mutex::new(VecDeque::new()),
+            max_items: max_items.max(1),
+            ready: Notify::new(),
+        }
+    }
+
+    /// Appends `item` unless the queue is full (then hands it back).
+    pub fn push(&self, item: T) -> Result<(), T> {
+        let mut items = self.items.lock();
+        if items.len() >= self.max_items {
+            return Err(item);
+        }
+        items.push_back(item);
+        drop(items);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Items queued now.
+    pub fn len(&self) -> usize {
+        self.items.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next item, waiting for one (one consumer at a time). Always `Some` (the
+    /// producers outlive it: a writer ends on its connection's close, not on this); an
+    /// `Option` to read like a channel.
+    pub async fn recv(&self) -> Option<T> {
+        loop {
+            if let Some(item) = self.pop() {
+                return Some(item);
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// The next item if one is queued.
+    pub fn pop(&self) -> Option<T> {
+        self.items.lock().pop_front()
+    }
+
+    /// Gives the buffer back when the queue is empty (the consumer calls it when idle).
+    pub fn shrink_if_empty(&self) {
+        let mut items = self.items.lock();
+        if items.is_empty() && items.capacity() > 0 {
+            *items = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_in_items_and_fifo() {
+        let queue = Queue::new(2);
+        assert_eq!(queue.push(1), Ok(()));
+        assert_eq!(queue.push(2), Ok(()));
+        assert_eq!(queue.push(3), Err(3), "full at two items");
+        assert_eq!(queue.pop(), Some(1));
+        assert_eq!(queue.push(3), Ok(()));
+        assert_eq!(queue.pop(), Some(2));
+        assert_eq!(queue.pop(), Some(3));
+        assert_eq!(queue.pop(), None);
+    }
+
+    #[test]
+    fn an_empty_queue_holds_no_buffer() {
+        let queue = Queue::new(8);
+        assert_eq!(
+            queue.items.lock().capacity(),
+            0,
+            "nothing allocated at creation"
+        );
+        for i in 0..5 {
+            assert_eq!(queue.push(i), Ok(()));
+        }
+        queue.shrink_if_empty();
+        assert!(queue.items.lock().capacity() > 0, "kept while items wait");
+        while queue.pop().is_some() {}
+        queue.shrink_if_empty();
+        assert_eq!(queue.items.lock().capacity(), 0, "given back once drained");
+    }
+
+    #[tokio::test]
+    async fn recv_wakes_on_a_push_from_another_task() {
+        let queue = std::sync::Arc::new(Queue::new(4));
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.recv().await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(queue.push(7), Ok(()));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert_eq!(got, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_push_before_recv_waits_is_not_lost() {
+        let queue = Queue::new(4);
+        assert_eq!(queue.push(1), Ok(()));
+        assert_eq!(queue.recv().await, Some(1));
+        // A permit left by a push whose item was already taken only costs one extra loop.
+        assert_eq!(queue.push(2), Ok(()));
+        assert_eq!(queue.pop(), Some(2));
+        assert_eq!(queue.push(3), Ok(()));
+        assert_eq!(queue.recv().await, Some(3));
+    }
+}
