@@ -140,6 +140,18 @@ run_embedded() {
   done
 }
 
+# abuse (harden, issue #14): the reference load on an embedded gateway without, then with, 20
+# abusive clients (loadtest abuse); ABUSE_DELIVERIES sets the load (default 10000 deliveries/s).
+run_abuse() {
+  start_embedded
+  "$BIN/loadtest" abuse --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID" \
+    --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" --senders "$SENDERS" \
+    --rate "$(rate_for "${ABUSE_DELIVERIES:-10000}")" --message-bytes "$BYTES" \
+    --duration "$DURATION" --warmup "$WARMUP" --encoding "$ENCODING" --quiet \
+    --json "$OUT/abuse.json" | tee "$OUT/abuse.txt"
+  cleanup
+}
+
 start_distributed() {
   local nats_port redis_port
   nats_port="$(free_port)"
@@ -321,8 +333,9 @@ for scenario in "${SCENARIOS[@]}"; do
     idle-multi) run_idle_multi ;;
     handshake) run_handshake ;;
     storm) run_storm ;;
+    abuse) run_abuse ;;
     all) run_ceiling; run_embedded; run_distributed; run_idle; run_idle_multi; run_handshake; run_storm ;;
-    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|idle-multi|handshake|storm|all)" >&2; exit 2 ;;
+    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|idle-multi|handshake|storm|abuse|all)" >&2; exit 2 ;;
   esac
 done
 summarize

@@ -92,6 +92,9 @@ pub enum Command {
     Storm(ShapeArgs),
     /// The fanout load against the bare broadcast server (the socket stack's ceiling).
     Ceiling(CeilingArgs),
+    /// The fanout load without, then with, 20 abusive clients flooding sends, resumes,
+    /// handshakes and history; p99 and delivery ratio of both, and the watched RSS.
+    Abuse(ShapeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +191,7 @@ impl Cli {
             Command::Idle(a) => Scenario::Idle(a.shape()),
             Command::Fanout(a) => Scenario::Fanout(a.shape()),
             Command::Storm(a) => Scenario::Storm(a.shape()),
+            Command::Abuse(a) => Scenario::Abuse(a.shape()),
             Command::Ceiling(a) => Scenario::Ceiling {
                 shape: a.shape.shape(),
                 mode: match (a.ceiling_listen, g.targets.is_empty()) {

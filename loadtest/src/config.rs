@@ -81,7 +81,12 @@ pub enum Scenario {
     Idle(LoadShape),
     Fanout(LoadShape),
     Storm(LoadShape),
-    Ceiling { shape: LoadShape, mode: CeilingMode },
+    Ceiling {
+        shape: LoadShape,
+        mode: CeilingMode,
+    },
+    /// The fanout load without, then with, abusive clients (`scenarios/abuse.rs`).
+    Abuse(LoadShape),
 }
 
 impl Scenario {
@@ -91,12 +96,13 @@ impl Scenario {
             Scenario::Fanout(_) => "fanout",
             Scenario::Storm(_) => "storm",
             Scenario::Ceiling { .. } => "ceiling",
+            Scenario::Abuse(_) => "abuse",
         }
     }
 
     pub fn shape(&self) -> &LoadShape {
         match self {
-            Scenario::Idle(s) | Scenario::Fanout(s) | Scenario::Storm(s) => s,
+            Scenario::Idle(s) | Scenario::Fanout(s) | Scenario::Storm(s) | Scenario::Abuse(s) => s,
             Scenario::Ceiling { shape, .. } => shape,
         }
     }
@@ -167,7 +173,12 @@ impl RunConfig {
         } else {
             Duration::ZERO
         };
-        ramp + self.warmup + self.duration + drain
+        let once = ramp + self.warmup + self.duration + drain;
+        // abuse: the fanout twice (without, then with the abusers).
+        if let Scenario::Abuse(_) = self.scenario {
+            return once * 2;
+        }
+        once
     }
 
     /// Open files the run needs in this process.

@@ -1,6 +1,7 @@
 //! The scenarios and what they share: opening many connections at a ramp rate, turning
 //! watched-process samples into server cost, and waiting on live counters.
 
+pub mod abuse;
 pub mod ceiling;
 pub mod fanout;
 pub mod idle;
