@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chat_shared::bus::{Bus, BusError, IngressItem};
+use chat_shared::bus::{BoxStream, Bus, BusError, IngressItem};
 use chat_shared::protocol::ErrorCode;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -33,10 +33,17 @@ pub async fn run(
     let mut guilds: HashMap<String, mpsc::Sender<IngressItem>> = HashMap::new();
     let mut tasks = JoinSet::new();
     tracing::info!("router worker serving the ingress");
+    let mut stopping = false;
     loop {
         let item = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            item = ingress.next() => match item {
+            _ = shutdown.cancelled(), if !stopping => {
+                // Hand the partitions over first, then answer what was already taken.
+                stopping = true;
+                bus.release_ingress().await;
+                tracing::info!("router worker gave its ingress back; answering what it took");
+                continue;
+            }
+            item = next_item(&mut ingress, stopping) => match item {
                 Some(item) => item,
                 None => break,
             },
@@ -66,8 +73,30 @@ pub async fn run(
     drop(guilds);
     tracing::info!(guilds = tasks.len(), "router worker draining");
     while tasks.join_next().await.is_some() {}
+    // The answers are queued on the bus connection; one round trip on it after them means
+    // they were written before the process exits (otherwise the last ones can be lost and
+    // their senders time out).
+    if let Err(error) = bus.ping().await {
+        tracing::warn!(%error, "could not confirm the last answers left");
+    }
     Ok(())
 }
+
+/// The next send; while stopping, `None` once the stream ends or stays quiet for
+/// [`STOP_QUIET`] (an in-process ingress never ends).
+async fn next_item(ingress: &mut BoxStream<IngressItem>, stopping: bool) -> Option<IngressItem> {
+    if stopping {
+        tokio::time::timeout(STOP_QUIET, ingress.next())
+            .await
+            .ok()
+            .flatten()
+    } else {
+        ingress.next().await
+    }
+}
+
+/// While stopping, how long the ingress may stay quiet before the router stops reading it.
+const STOP_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A guild whose queue is full answers its own sender `rate_limited` at once, so the ingress
 /// loop never waits for one guild while the others' sends pile up behind it.
