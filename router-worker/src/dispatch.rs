@@ -1,14 +1,12 @@
-//! Ordering: every guild gets its own queue and task, so the sends of one guild are appended in
-//! the order they arrived while different guilds proceed in parallel. A guild's task ends after
-//! a quiet spell and is made again on the next send. A full guild queue refuses its own sends
+//! Ordering: every guild gets its own queue and task ([`crate::guild`]), so the sends of one
+//! guild are appended in the order they arrived while different guilds proceed in parallel. A full guild queue refuses its own sends
 //! (`rate_limited`) instead of holding up the ingress, and a send whose submitter has stopped
 //! waiting (it answered `server_error`) is dropped before it is stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use chat_shared::bus::{Bus, BusError, IngressItem};
+use chat_shared::bus::{BoxStream, Bus, BusError, IngressItem};
 use chat_shared::protocol::ErrorCode;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -16,13 +14,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::guild::guild_task;
 use crate::metrics::RouterMetrics;
-use crate::route::{RouterConfig, route};
+use crate::route::RouterConfig;
 
-/// Sends waiting per guild; beyond that the guild's new sends are refused `rate_limited`.
+/// Sends waiting per guild (besides the [`crate::guild::IN_FLIGHT`] being decided); beyond
+/// that the guild's new sends are refused `rate_limited`.
 const GUILD_QUEUE: usize = 256;
-/// A guild's task ends after this long without sends.
-const GUILD_IDLE: Duration = Duration::from_secs(30);
 
 /// Serves the ingress until `shutdown` fires, then finishes the sends already taken.
 pub async fn run(
@@ -35,10 +33,17 @@ pub async fn run(
     let mut guilds: HashMap<String, mpsc::Sender<IngressItem>> = HashMap::new();
     let mut tasks = JoinSet::new();
     tracing::info!("router worker serving the ingress");
+    let mut stopping = false;
     loop {
         let item = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            item = ingress.next() => match item {
+            _ = shutdown.cancelled(), if !stopping => {
+                // Hand the partitions over first, then answer what was already taken.
+                stopping = true;
+                bus.release_ingress().await;
+                tracing::info!("router worker gave its ingress back; answering what it took");
+                continue;
+            }
+            item = next_item(&mut ingress, stopping) => match item {
                 Some(item) => item,
                 None => break,
             },
@@ -68,8 +73,30 @@ pub async fn run(
     drop(guilds);
     tracing::info!(guilds = tasks.len(), "router worker draining");
     while tasks.join_next().await.is_some() {}
+    // The answers are queued on the bus connection; one round trip on it after them means
+    // they were written before the process exits (otherwise the last ones can be lost and
+    // their senders time out).
+    if let Err(error) = bus.ping().await {
+        tracing::warn!(%error, "could not confirm the last answers left");
+    }
     Ok(())
 }
+
+/// The next send; while stopping, `None` once the stream ends or stays quiet for
+/// [`STOP_QUIET`] (an in-process ingress never ends).
+async fn next_item(ingress: &mut BoxStream<IngressItem>, stopping: bool) -> Option<IngressItem> {
+    if stopping {
+        tokio::time::timeout(STOP_QUIET, ingress.next())
+            .await
+            .ok()
+            .flatten()
+    } else {
+        ingress.next().await
+    }
+}
+
+/// While stopping, how long the ingress may stay quiet before the router stops reading it.
+const STOP_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A guild whose queue is full answers its own sender `rate_limited` at once, so the ingress
 /// loop never waits for one guild while the others' sends pile up behind it.
@@ -79,63 +106,4 @@ fn refuse_busy(metrics: &Arc<RouterMetrics>, item: IngressItem) {
         item.reply.reply(Err(ErrorCode::RateLimited)).await;
         metrics.record("guild_busy", 0.0);
     });
-}
-
-/// Decides a guild's sends one after another until it has been quiet for [`GUILD_IDLE`].
-async fn guild_task(
-    bus: Arc<dyn Bus>,
-    config: RouterConfig,
-    metrics: Arc<RouterMetrics>,
-    mut queue: mpsc::Receiver<IngressItem>,
-) {
-    loop {
-        let item = match tokio::time::timeout(GUILD_IDLE, queue.recv()).await {
-            Ok(Some(item)) => item,
-            Ok(None) => return,
-            Err(_) => {
-                queue.close();
-                while let Ok(item) = queue.try_recv() {
-                    handle(bus.as_ref(), &config, &metrics, item).await;
-                }
-                return;
-            }
-        };
-        handle(bus.as_ref(), &config, &metrics, item).await;
-    }
-}
-
-async fn handle(bus: &dyn Bus, config: &RouterConfig, metrics: &RouterMetrics, item: IngressItem) {
-    let started = std::time::Instant::now();
-    if item.expired() {
-        tracing::debug!(user = %item.request.sender.id, "dropping a send its submitter gave up on");
-        item.reply.reply(Err(ErrorCode::ServerError)).await;
-        metrics.record("expired", 0.0);
-        return;
-    }
-    let span = tracing::info_span!(
-        "router.route",
-        user = %item.request.sender.id,
-        message_id = tracing::field::Empty,
-        seq = tracing::field::Empty,
-    );
-    item.trace.set_parent_of(&span);
-    async move {
-        let outcome = route(bus, config, item.request).await;
-        match &outcome {
-            Ok(ack) => {
-                tracing::Span::current().record("message_id", ack.message_id.as_str());
-                tracing::Span::current().record("seq", ack.seq);
-                tracing::debug!("acked");
-            }
-            Err(code) => tracing::debug!(%code, "refused"),
-        }
-        let label = match &outcome {
-            Ok(_) => "ack",
-            Err(code) => code.as_str(),
-        };
-        item.reply.reply(outcome).await;
-        metrics.record(label, started.elapsed().as_secs_f64());
-    }
-    .instrument(span)
-    .await
 }

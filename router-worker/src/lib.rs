@@ -4,9 +4,10 @@
 //! `router-worker` processes sharing the ingress.
 
 mod dispatch;
+mod guild;
 mod metrics;
 mod route;
 
 pub use dispatch::run;
 pub use metrics::RouterMetrics;
-pub use route::{RouterConfig, route};
+pub use route::{Decided, RouterConfig, decide, finish, route};

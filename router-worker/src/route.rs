@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use chat_shared::bus::{
-    AppendOutcome, BotJob, Bus, INTERNAL_VERSION, SendAck, SendOutcome, SendRequest, UserEvent,
+    AppendOutcome, BotJob, Bus, INTERNAL_VERSION, LogEntry, SendAck, SendOutcome, SendRequest,
+    UserEvent,
 };
 use chat_shared::clock::iso_now;
 use chat_shared::protocol::identity::Role;
@@ -30,38 +31,65 @@ impl Default for RouterConfig {
 
 /// Decides one send and, when accepted, stores and publishes it.
 pub async fn route(bus: &dyn Bus, config: &RouterConfig, request: SendRequest) -> SendOutcome {
-    let message = validate(config, &request)?;
+    let decided = decide(bus, config, request).await;
+    finish(bus, decided).await
+}
+
+/// A send after its append: what is left to do before answering it.
+#[derive(Debug)]
+pub enum Decided {
+    /// Stored now: deliver it (and queue the bot job), then ack it.
+    Appended { entry: LogEntry, wants_bot: bool },
+    /// Answered without a new entry (refused, or a duplicate).
+    Answer(SendOutcome),
+}
+
+/// Validates and appends a send. The append takes its place in the guild's order before its
+/// first await, so a caller that starts the sends of a guild in arrival order (and polls each
+/// once as it starts it) keeps that order while several are in flight.
+pub async fn decide(bus: &dyn Bus, config: &RouterConfig, request: SendRequest) -> Decided {
+    let message = match validate(config, &request) {
+        Ok(message) => message,
+        Err(code) => return Decided::Answer(Err(code)),
+    };
     let wants_bot =
         request.sender.role != Role::Bot && (request.request_bot || mentions_bot(&message.text));
     let span = tracing::info_span!("log.append", guild = %message.guild_id);
-    let outcome = bus
-        .append(message)
-        .instrument(span)
-        .await
-        .map_err(|error| {
+    let outcome = match bus.append(message).instrument(span).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
             tracing::warn!(%error, "append failed");
-            ErrorCode::ServerError
-        })?;
-    match outcome {
-        AppendOutcome::Appended(entry) => {
-            if let Err(error) = bus.publish(&entry).await {
-                tracing::warn!(%error, seq = entry.seq, "publish failed; gateways fill it from the log");
-            }
-            let ack = SendAck {
-                message_id: entry.message.message_id.clone(),
-                seq: entry.seq,
-            };
-            if wants_bot {
-                queue_bot_job(bus, entry.seq, entry.message).await;
-            }
-            Ok(ack)
+            return Decided::Answer(Err(ErrorCode::ServerError));
         }
-        AppendOutcome::Duplicate { seq } => Ok(SendAck {
+    };
+    match outcome {
+        AppendOutcome::Appended(entry) => Decided::Appended { entry, wants_bot },
+        AppendOutcome::Duplicate { seq } => Decided::Answer(Ok(SendAck {
             message_id: request.message_id.unwrap_or_default(),
             seq,
-        }),
-        AppendOutcome::ForeignId => Err(ErrorCode::DuplicateMessageId),
+        })),
+        AppendOutcome::ForeignId => Decided::Answer(Err(ErrorCode::DuplicateMessageId)),
     }
+}
+
+/// Delivers an appended entry and queues its bot job; the answer for the sender. Called in
+/// the guild's order, so deliveries leave in seq order.
+pub async fn finish(bus: &dyn Bus, decided: Decided) -> SendOutcome {
+    let (entry, wants_bot) = match decided {
+        Decided::Appended { entry, wants_bot } => (entry, wants_bot),
+        Decided::Answer(outcome) => return outcome,
+    };
+    if let Err(error) = bus.publish(&entry).await {
+        tracing::warn!(%error, seq = entry.seq, "publish failed; gateways fill it from the log");
+    }
+    let ack = SendAck {
+        message_id: entry.message.message_id.clone(),
+        seq: entry.seq,
+    };
+    if wants_bot {
+        queue_bot_job(bus, entry.seq, entry.message).await;
+    }
+    Ok(ack)
 }
 
 /// Checks a send in the contract's order and builds the message to store.

@@ -75,3 +75,28 @@ pub fn send(guild: &str, id: &str) -> SendRequest {
         member_verified: true,
     }
 }
+
+/// Every acked `(messageId, seq)` is in the guild's log at its seq; no messageId is stored
+/// twice.
+pub async fn check_log(bus: &NatsBus, guild: &str, acked: &[(String, u64)]) {
+    let log =
+        chat_shared::bus::Bus::read_after(bus, guild, 0, 10_000, chat_shared::bus::Visibility::All)
+            .await
+            .expect("read the log");
+    let mut stored = std::collections::HashMap::new();
+    for entry in &log.entries {
+        let previous = stored.insert(entry.message.message_id.as_str(), entry.seq);
+        assert!(
+            previous.is_none(),
+            "{} stored twice",
+            entry.message.message_id
+        );
+    }
+    for (id, seq) in acked {
+        assert_eq!(
+            stored.get(id.as_str()),
+            Some(seq),
+            "acked {id} is in the log at its seq"
+        );
+    }
+}

@@ -94,6 +94,10 @@ impl Bus for InstrumentedBus {
         self.time(Op::Ingress, self.inner.ingress()).await
     }
 
+    async fn release_ingress(&self) {
+        self.inner.release_ingress().await
+    }
+
     async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError> {
         self.time(Op::Append, self.inner.append(message)).await
     }

@@ -221,6 +221,10 @@ pub trait Bus: Send + Sync + 'static {
     async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError>;
     /// The sends addressed to routers (a router calls this once; several routers share work).
     async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError>;
+    /// Stops taking new sends for this router and hands its share of the ingress to the
+    /// others (a router stopping on SIGTERM). The ingress stream then ends after the sends
+    /// already taken; read it to the end and answer them. A no-op where one router serves all.
+    async fn release_ingress(&self) {}
 
     /// Appends a message to its guild log (the ordering and idempotency point).
     async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError>;

@@ -1,33 +1,39 @@
 //! Partition ownership among routers: one writer per guild. Every router heartbeats
 //! `member.{router}` in the in-memory bucket `CHAT_ROUTERS` (entries expire after
-//! [`LEASE_TTL`]), computes which partitions it should own among the live members
-//! ([`super::partitions::wanted`]), and holds `partition.{p}` for each by creating it and then
-//! renewing it with its revision every [`TICK`]. It subscribes to `chat.ingress.{p}` only
-//! while it holds the lease. A partition it should no longer own is released (key deleted)
-//! and its subscription kept one more tick, so the next owner is subscribed before it leaves;
-//! both share the queue group `routers` meanwhile, so a send is still taken once.
+//! [`LEASE_TTL`]) and holds `partition.{p}` for each partition it serves, by creating the key
+//! and then renewing it with its revision every [`TICK`]. What it does with each partition is
+//! decided by [`super::ownership_plan`]: it owns its rendezvous share among the live members,
+//! asks (`want.{p}.{router}`) for a share partition another router still holds, hands a
+//! partition over when its owner asks (key first, subscription one tick later, so the next
+//! owner is subscribed before it leaves; both share the queue group `routers` meanwhile, so a
+//! send is still taken once), and takes at once, as a stand-in, any partition nobody holds
+//! and nobody asks for. It subscribes to `chat.ingress.{p}` only while it holds the lease.
+//! Besides the timer, a router ticks at once when it sees a lease or heartbeat deleted or a
+//! partition asked for (a watch on the bucket), so handovers take milliseconds.
 //!
-//! A router that dies stops renewing: its leases expire after [`LEASE_TTL`] and the next owner
-//! takes them on its next tick, so a partition is without a router for at most
-//! [`TAKEOVER_BOUND`]; sends there meanwhile get "no responders" (the gateway answers
-//! `server_error`), never an ack that was not stored. The fence for the log itself stays
+//! A router told to stop ([`Ownership::run`]'s stop signal, on SIGTERM) unsubscribes, deletes
+//! its leases, asks and heartbeat, and the others take its partitions at once. A router that
+//! dies stops renewing: its leases expire after [`LEASE_TTL`] and another router takes them on
+//! its next tick, so a partition is without a router for at most [`TAKEOVER_BOUND`]; a send
+//! there meanwhile finds no responders and is asked again by the submitter (`ingress.rs`)
+//! until its time is up, never an ack that was not stored. The fence for the log itself stays
 //! `Nats-Expected-Last-Subject-Sequence`: even two routers that both believe they own a
 //! partition cannot both append on the same head.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Client;
 use async_nats::jetstream::Context;
-use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::kv::{self, CreateErrorKind, Operation};
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::errors::unavailable;
-use super::partitions::{INGRESS_PARTITIONS, wanted};
+use super::ownership_plan::{Step, View, plan};
 use super::subjects::{ROUTERS_BUCKET, ROUTERS_QUEUE_GROUP, partition_subject};
 use crate::bus::{BusError, IngressItem};
 
@@ -51,12 +57,14 @@ pub struct Ownership {
     items: mpsc::Sender<IngressItem>,
     forward: Forward,
     held: HashMap<u32, Held>,
+    /// Partitions this router asked for (its `want` key is up).
+    asking: BTreeSet<u32>,
 }
 
 struct Held {
     revision: u64,
-    /// Forwards the partition's subscription into `items`; aborting it unsubscribes.
-    task: JoinHandle<()>,
+    /// Forwards the partition's subscription into `items` until told (or dropped) to drain.
+    forwarder: Forwarder,
     /// Released this many ticks ago (the subscription stays one tick longer).
     released: Option<u32>,
 }
@@ -81,6 +89,7 @@ impl Ownership {
             items,
             forward,
             held: HashMap::new(),
+            asking: BTreeSet::new(),
         };
         ownership.tick().await?;
         super::connection::round_trip(&ownership.client).await?;
@@ -89,15 +98,24 @@ impl Ownership {
         Ok(ownership)
     }
 
-    /// Renews and rebalances every [`TICK`] until the router drops its ingress stream; then
-    /// gives every lease back so that the others take over at once.
-    pub async fn run(mut self) {
+    /// Renews and rebalances every [`TICK`] (and at once on a change in the bucket) until
+    /// `stop` fires or the router drops its ingress stream; then gives every lease back so
+    /// that the others take over at once.
+    pub async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = self.bucket.watch_all().await.ok();
         loop {
             tokio::select! {
+                _ = &mut stop => break,
                 _ = self.items.closed() => break,
                 _ = ticks.tick() => {}
+                change = next_change(&mut changes) => {
+                    if !change {
+                        continue;
+                    }
+                    tokio::time::sleep(CHANGE_SETTLE).await;
+                }
             }
             if let Err(error) = self.tick().await {
                 tracing::warn!(%error, "could not renew the ingress partitions; keeping them");
@@ -106,6 +124,10 @@ impl Ownership {
                     Ok(bucket) => self.bucket = bucket,
                     Err(error) => tracing::debug!(%error, "routers bucket not back yet"),
                 }
+                changes = None;
+            }
+            if changes.is_none() {
+                changes = self.bucket.watch_all().await.ok();
             }
         }
         self.release_all().await;
@@ -116,40 +138,55 @@ impl Ownership {
             .put(member_key(&self.me), bytes::Bytes::new())
             .await
             .map_err(|e| unavailable("heartbeating a router", e))?;
-        let members = self.members().await?;
-        let mine = wanted(&self.me, &members);
-        for partition in 0..INGRESS_PARTITIONS {
-            if mine.contains(&partition) {
-                self.hold(partition).await;
-            } else if self.held.contains_key(&partition) {
-                self.let_go(partition).await;
+        let view = self.view().await?;
+        for (partition, step) in plan(&view) {
+            match step {
+                Step::Own => self.hold(partition, true).await,
+                Step::KeepStandIn | Step::TakeStandIn => self.hold(partition, false).await,
+                Step::HandOver => self.let_go(partition).await,
+                Step::Leave => self.stop_asking(partition).await,
             }
         }
         Ok(())
     }
 
-    /// The routers whose heartbeat has not expired.
-    async fn members(&self) -> Result<Vec<String>, BusError> {
+    /// What the bucket shows now, with what this router holds.
+    async fn view(&self) -> Result<View, BusError> {
+        let mut view = View {
+            me: self.me.clone(),
+            held: self.held.keys().copied().collect(),
+            releasing: (self.held.iter())
+                .filter(|(_, h)| h.released.is_some())
+                .map(|(p, _)| *p)
+                .collect(),
+            ..View::default()
+        };
+        for key in self.keys().await? {
+            read_key(&key, &mut view);
+        }
+        if !view.members.contains(&self.me) {
+            view.members.push(self.me.clone());
+        }
+        Ok(view)
+    }
+
+    /// Every live key of the bucket.
+    async fn keys(&self) -> Result<Vec<String>, BusError> {
         let mut keys = self
             .bucket
             .keys()
             .await
             .map_err(|e| unavailable("listing the routers", e))?;
-        let mut members = Vec::new();
+        let mut all = Vec::new();
         while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| unavailable("listing the routers", e))?;
-            if let Some(router) = key.strip_prefix("member.") {
-                members.push(router.to_owned());
-            }
+            all.push(key.map_err(|e| unavailable("listing the routers", e))?);
         }
-        if !members.contains(&self.me) {
-            members.push(self.me.clone());
-        }
-        Ok(members)
+        Ok(all)
     }
 
-    /// Creates or renews the lease of a partition this router should own.
-    async fn hold(&mut self, partition: u32) {
+    /// Creates or renews the lease of a partition this router serves; when another router
+    /// holds one it owns (`ask`), says so with its `want` key.
+    async fn hold(&mut self, partition: u32, ask: bool) {
         let key = partition_key(partition);
         let value = bytes::Bytes::from(self.me.clone());
         if let Some(held) = self.held.get_mut(&partition) {
@@ -178,11 +215,12 @@ impl Ownership {
         }
         match self.bucket.create(&key, value).await {
             Ok(revision) => {
-                if let Some(task) = self.subscribe(partition).await {
+                self.stop_asking(partition).await;
+                if let Some(forwarder) = self.subscribe(partition).await {
                     tracing::info!(partition, "took an ingress partition");
                     let held = Held {
                         revision,
-                        task,
+                        forwarder,
                         released: None,
                     };
                     self.held.insert(partition, held);
@@ -190,6 +228,9 @@ impl Ownership {
             }
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
                 tracing::debug!(partition, "partition still leased by another router");
+                if ask {
+                    self.ask_for(partition).await;
+                }
             }
             Err(error) => tracing::warn!(partition, %error, "could not lease a partition"),
         }
@@ -218,28 +259,62 @@ impl Ownership {
         }
     }
 
+    /// Stops taking a partition's sends; those already received are still forwarded.
     fn drop_partition(&mut self, partition: u32) {
         if let Some(held) = self.held.remove(&partition) {
-            held.task.abort();
+            drop(held.forwarder.drain);
         }
     }
 
+    /// Gives every lease, ask and the heartbeat back (the others take the partitions at once),
+    /// then, once they had [`HANDOVER_OVERLAP`] to subscribe, drains the subscriptions: every
+    /// send this router received is forwarded to it and answered.
     async fn release_all(&mut self) {
-        let partitions: Vec<u32> = self.held.keys().copied().collect();
-        for partition in partitions {
-            if let Some(held) = self.held.remove(&partition) {
-                held.task.abort();
-                let _ = self
-                    .bucket
-                    .delete_expect_revision(partition_key(partition), Some(held.revision))
-                    .await;
-            }
+        for (partition, held) in &self.held {
+            let _ = self
+                .bucket
+                .delete_expect_revision(partition_key(*partition), Some(held.revision))
+                .await;
+        }
+        for partition in std::mem::take(&mut self.asking) {
+            let _ = self.bucket.delete(want_key(partition, &self.me)).await;
         }
         let _ = self.bucket.delete(member_key(&self.me)).await;
+        tokio::time::sleep(HANDOVER_OVERLAP).await;
+        let forwarders: Vec<JoinHandle<()>> = (self.held.drain())
+            .map(|(_, held)| {
+                drop(held.forwarder.drain);
+                held.forwarder.task
+            })
+            .collect();
+        let drained = futures::future::join_all(forwarders);
+        if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+            tracing::warn!("some ingress subscriptions did not drain in time");
+        }
         tracing::info!("router gave its ingress partitions back");
     }
 
-    async fn subscribe(&self, partition: u32) -> Option<JoinHandle<()>> {
+    /// Puts (renews) this router's ask for a partition another router holds.
+    async fn ask_for(&mut self, partition: u32) {
+        match self
+            .bucket
+            .put(want_key(partition, &self.me), bytes::Bytes::new())
+            .await
+        {
+            Ok(_) => {
+                self.asking.insert(partition);
+            }
+            Err(error) => tracing::debug!(partition, %error, "could not ask for a partition"),
+        }
+    }
+
+    async fn stop_asking(&mut self, partition: u32) {
+        if self.asking.remove(&partition) {
+            let _ = self.bucket.delete(want_key(partition, &self.me)).await;
+        }
+    }
+
+    async fn subscribe(&self, partition: u32) -> Option<Forwarder> {
         let subscriber = match self
             .client
             .queue_subscribe(partition_subject(partition), ROUTERS_QUEUE_GROUP.to_owned())
@@ -252,26 +327,45 @@ impl Ownership {
             }
         };
         let (items, forward) = (self.items.clone(), self.forward.clone());
-        Some(tokio::spawn(async move {
+        let (drain, drained) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
             let mut subscriber = subscriber;
-            while let Some(message) = subscriber.next().await {
+            let mut drained = drained;
+            let mut draining = false;
+            loop {
+                let message = tokio::select! {
+                    _ = &mut drained, if !draining => {
+                        draining = true;
+                        // Unsubscribes, then yields what the server sent before that.
+                        if let Err(error) = subscriber.drain().await {
+                            tracing::debug!(partition, %error, "could not drain a partition");
+                        }
+                        continue;
+                    }
+                    message = subscriber.next() => message,
+                };
+                let Some(message) = message else { return };
                 if let Some(item) = forward(message)
                     && items.send(item).await.is_err()
                 {
                     return;
                 }
             }
-        }))
+        });
+        Some(Forwarder { drain, task })
     }
 }
 
-impl Drop for Ownership {
-    fn drop(&mut self) {
-        for held in self.held.values() {
-            held.task.abort();
-        }
-    }
+/// A partition's forwarding task; dropping `drain` makes it unsubscribe and finish.
+struct Forwarder {
+    drain: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
+
+/// How long a stopping router keeps serving after giving its leases back.
+const HANDOVER_OVERLAP: Duration = Duration::from_millis(150);
+/// Longest wait for a stopping router's subscriptions to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn member_key(router: &str) -> String {
     format!("member.{router}")
@@ -279,6 +373,53 @@ fn member_key(router: &str) -> String {
 
 fn partition_key(partition: u32) -> String {
     format!("partition.{partition}")
+}
+
+fn want_key(partition: u32, router: &str) -> String {
+    format!("want.{partition}.{router}")
+}
+
+/// Adds what one key of the bucket says to the view.
+fn read_key(key: &str, view: &mut View) {
+    if let Some(router) = key.strip_prefix("member.") {
+        view.members.push(router.to_owned());
+    } else if let Some(partition) = key.strip_prefix("partition.") {
+        if let Ok(partition) = partition.parse() {
+            view.leased.insert(partition);
+        }
+    } else if let Some((partition, router)) = key
+        .strip_prefix("want.")
+        .and_then(|rest| rest.split_once('.'))
+        && let Ok(partition) = partition.parse()
+    {
+        view.wants
+            .entry(partition)
+            .or_default()
+            .insert(router.to_owned());
+    }
+}
+
+/// How long a tick caused by a change waits for the changes that come with it (a stopping
+/// router deletes all its keys one after another).
+const CHANGE_SETTLE: Duration = Duration::from_millis(20);
+
+/// Waits for the next change in the bucket that should make a router look again: a deleted
+/// lease or heartbeat, or an ask. `false` for anything else; pending forever without a watch
+/// (dropped here when it ends, made again after the next tick).
+async fn next_change(changes: &mut Option<kv::Watch>) -> bool {
+    let Some(watch) = changes.as_mut() else {
+        return std::future::pending().await;
+    };
+    match watch.next().await {
+        Some(Ok(entry)) => {
+            matches!(entry.operation, Operation::Delete | Operation::Purge)
+                || entry.key.starts_with("want.")
+        }
+        Some(Err(_)) | None => {
+            *changes = None;
+            false
+        }
+    }
 }
 
 /// The bucket's stream, built here as `create_key_value` would (see `setup.rs` on why), in

@@ -1,5 +1,6 @@
-//! Appending to a guild log: the claim (one direct get) decides whether to append at all, then
-//! the entry is published to `chat.log.{guild}` with its `prev` link enforced by
+//! Appending to a guild log: the append takes its place in the guild's order at once
+//! ([`super::heads`]), reads the claim (one direct get, concurrently with the appends ahead of
+//! it) to decide whether to append at all, then, in its turn, the entry is published to `chat.log.{guild}` with its `prev` link enforced by
 //! `Nats-Expected-Last-Subject-Sequence`, and deduplicated by `Nats-Msg-Id`; a duplicate is
 //! checked against the sender of the first copy; the claim is written afterwards, unawaited.
 
@@ -15,6 +16,7 @@ use super::NatsBus;
 use super::claims::{self, ClaimState, is_valid_message_id};
 use super::connection::ensure_connected;
 use super::errors::{from_publish, unavailable};
+use super::heads::Ticket;
 use super::payload::{LogRecord, decode, encode};
 use super::subjects::log_subject;
 use super::trace_headers;
@@ -42,25 +44,32 @@ impl NatsBus {
     ) -> Result<AppendOutcome, BusError> {
         ensure_connected(&self.client)?;
         check_addressable(&message)?;
+        // Before the first await: the caller starts a guild's appends in arrival order.
+        let ticket = self.heads.ticket(&message.guild_id);
         match claims::check(&self.claims, &message).await? {
             ClaimState::Foreign => Ok(AppendOutcome::ForeignId),
             ClaimState::Stored(seq) => Ok(AppendOutcome::Duplicate { seq }),
-            ClaimState::Pending => self.append_claimed(Arc::new(message)).await,
+            ClaimState::Pending => self.append_claimed(ticket, Arc::new(message)).await,
         }
     }
 
-    /// Publishes a claimed message at the head of its guild, retrying when the head moved.
-    async fn append_claimed(&self, message: Arc<ChatMessage>) -> Result<AppendOutcome, BusError> {
-        let mut head = self.heads.lock(&message.guild_id).await;
+    /// Publishes a claimed message at the head of its guild once the appends before it are
+    /// done, retrying when the head moved.
+    async fn append_claimed(
+        &self,
+        ticket: Ticket,
+        message: Arc<ChatMessage>,
+    ) -> Result<AppendOutcome, BusError> {
+        let turn = ticket.turn().await;
         for _ in 0..APPEND_ATTEMPTS {
-            let prev = match *head {
+            let prev = match turn.head() {
                 Some(seq) => seq,
                 None => self.read_head(&message.guild_id).await?,
             };
             let published = self.publish_entry(&message, prev).await;
             match published {
                 Ok(Published::Fresh(ack)) => {
-                    *head = Some(ack.sequence);
+                    turn.set_head(Some(ack.sequence));
                     claims::record_seq(&self.js, &message, ack.sequence);
                     return Ok(AppendOutcome::Appended(LogEntry {
                         seq: ack.sequence,
@@ -70,12 +79,13 @@ impl NatsBus {
                     }));
                 }
                 Ok(Published::Duplicate(seq)) => {
-                    drop(head);
+                    // Lets the next append of the guild go while the first copy is read.
+                    drop(ticket);
                     return self.settle_duplicate(&message, seq).await;
                 }
-                Ok(Published::StaleHead) => *head = None,
+                Ok(Published::StaleHead) => turn.set_head(None),
                 Err(error) => {
-                    *head = None;
+                    turn.set_head(None);
                     return Err(error);
                 }
             }

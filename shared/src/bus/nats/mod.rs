@@ -20,6 +20,7 @@ mod heads;
 mod ingress;
 mod leases;
 mod log;
+mod ownership_plan;
 pub mod partitions;
 pub mod payload;
 mod presence;
@@ -61,6 +62,8 @@ pub struct NatsBus {
     config: NatsConfig,
     heads: GuildHeads,
     drops: Arc<DropCounters>,
+    /// Stops the router's partition ownership (`ingress.rs`); `None` until `ingress`.
+    ingress_stop: ingress::IngressStop,
 }
 
 impl NatsBus {
@@ -88,6 +91,7 @@ impl NatsBus {
             config: config.clone(),
             heads: GuildHeads::default(),
             drops: Arc::default(),
+            ingress_stop: Default::default(),
         }))
     }
 
@@ -105,6 +109,10 @@ impl Bus for NatsBus {
 
     async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError> {
         self.ingress_items().await
+    }
+
+    async fn release_ingress(&self) {
+        self.stop_ingress().await
     }
 
     async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError> {
