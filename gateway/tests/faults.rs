@@ -87,6 +87,16 @@ async fn send_until_acked(
     None
 }
 
+/// `SAVE` with plain `redis-cli`: the testkit Redis persists nothing by itself, and loads
+/// this snapshot when started again.
+fn snapshot(d: &Distributed) {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &d.redis.port().to_string(), "SAVE"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "redis-cli SAVE: {out:?}");
+}
+
 async fn readyz(d: &Distributed, i: usize) -> u16 {
     match http().get(format!("{}/readyz", d.gateway(i))).send().await {
         Ok(r) => r.status().as_u16(),
@@ -286,6 +296,10 @@ async fn redis_outage_keeps_chats_and_refuses_new_handshakes(nats_nodes: usize) 
     let bob = user(&d, &s.user_id("bob"), Role::Member, &[&g]).await;
     let mut a = ann.connect(&d, 0).await;
     let mut b = bob.connect(&d, 1).await;
+    // A production Redis comes back with its data (RDB/AOF): snapshot it before the kill, so
+    // the gateway's re-read after the reconnect finds the sessions (an empty Redis would rightly
+    // revoke every open connection: their sessions are gone).
+    snapshot(&d);
     d.redis.stop();
     let ack = a.post(&g, "redis is down").await.expect("chat goes on");
     assert_eq!(b.message().await.seq, ack.seq);
