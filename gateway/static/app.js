@@ -230,6 +230,7 @@ async function loadHistory(g, before) {
       upsert(g.id, message.messageId, { seq, message, status: known?.status === 'failed' ? known.status : 'sent' });
     }
     g.hasMore = Boolean(res.hasMore);
+    g.nextBefore = res.nextBefore;
     g.historyLoaded = true;
   } catch (err) {
     showBanner(`Could not load history: ${describeCode(err.code ?? String(err))}`);
@@ -437,7 +438,9 @@ ui.input.addEventListener('input', () => {
 });
 ui.loadOlder.addEventListener('click', () => {
   const g = page.guilds.get(page.current);
-  if (g) loadHistory(g, oldestSeq(g) ?? undefined);
+  // `nextBefore` (not the oldest seq shown): a page that stopped at the server's scan cap may
+  // hold fewer messages than asked, even none, and still have more before it.
+  if (g) loadHistory(g, g.nextBefore ?? oldestSeq(g) ?? undefined);
 });
 ui.bannerClose.addEventListener('click', () => { ui.banner.hidden = true; });
 ui.reconnectNow.addEventListener('click', () => page.client.reconnectNow());

@@ -143,6 +143,8 @@ export interface SendRequest {
 export interface HistoryPage {
   messages: Array<{ seq: number; message: Message }>;
   hasMore: boolean;
+  /** With `hasMore`: the `before` of the next page (a short page may still have more). */
+  nextBefore?: number;
 }
 
 export interface Me {

@@ -165,7 +165,8 @@ export class ChatClient extends EventTarget {
   }
 
   /**
-   * One page of a guild's history, newest first: `{messages:[{seq, message}], hasMore}`.
+   * One page of a guild's history, newest first: `{messages:[{seq, message}], hasMore,
+   * nextBefore?}`; page on with `nextBefore` while `hasMore`.
    * Without `before` (the newest page), the seqs also become the resume position. Pages are not
    * deduplicated against `message` events: merge them by messageId.
    */
