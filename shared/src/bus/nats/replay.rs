@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::StreamMessage;
-use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind};
+use async_nats::jetstream::stream::{DirectGetError, DirectGetErrorKind, LastRawMessageErrorKind};
 use futures::StreamExt;
 
 use super::NatsBus;
@@ -37,12 +37,17 @@ impl NatsBus {
         if !is_valid_guild_id(guild_id) {
             return Ok(Replay::default());
         }
+        // The head from the stream leader, not a direct get: with replicas, any of them answers
+        // a direct get, and one still catching up names an older head, which would end the
+        // replay early (entries missing from a resume, no error).
         let last = self
             .log
-            .direct_get_last_for_subject(log_subject(guild_id))
+            .get_last_raw_message_by_subject(&log_subject(guild_id))
             .await;
         match last {
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(Replay::default()),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Replay::default());
+            }
             Ok(last) if last.sequence <= after => return Ok(Replay::default()),
             Ok(last) => {
                 let entry = self.decode_entry(last.sequence, &last.subject, &last.payload);
@@ -50,7 +55,7 @@ impl NatsBus {
                     return Ok(only_entry(entry, limit, visibility));
                 }
             }
-            Err(e) => return Err(direct_get_error(e)),
+            Err(e) => return Err(unavailable("reading the head of a guild log", e)),
         }
         let consumer = self.replay_consumer(guild_id, after).await?;
         let pending = consumer.cached_info().num_pending;
