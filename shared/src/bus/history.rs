@@ -1,4 +1,4 @@
-//! History pages (`Bus::read_before`, `GET /api/guilds/{id}/messages`): the pure rule every bus
+//! History pages (`Bus::read_history`, `GET /api/guilds/{id}/messages`): the pure rule every bus
 //! applies while walking a guild log newest first. At most [`MAX_SCANNED_PER_PAGE`] entries are
 //! looked at per request, visible to the reader or not (issue #14 item 5: a member's page over
 //! thousands of admin-only entries must not cost thousands of reads). A page that stops at the

@@ -322,19 +322,6 @@ impl Bus for MemoryBus {
         Ok(replay)
     }
 
-    async fn read_before(
-        &self,
-        guild_id: &str,
-        before: Option<u64>,
-        limit: usize,
-        visibility: Visibility,
-    ) -> Result<(Vec<LogEntry>, bool), BusError> {
-        let page = self
-            .read_history(guild_id, before, limit, visibility)
-            .await?;
-        Ok((page.entries, page.more))
-    }
-
     /// Starts below `before` by binary search (the log is in seq order) and walks back at most
     /// [`history::MAX_SCANNED_PER_PAGE`] entries.
     async fn read_history(

@@ -240,36 +240,31 @@ pub trait Bus: Send + Sync + 'static {
         limit: usize,
         visibility: Visibility,
     ) -> Result<Replay, BusError>;
-    /// Entries of a guild with seq < `before` (or the newest), newest first, at most `limit`;
-    /// the flag says whether older entries may remain: older visible ones, or the scan stopped
-    /// at [`history::MAX_SCANNED_PER_PAGE`] (then [`Bus::read_history`] says where to go on).
-    async fn read_before(
-        &self,
-        guild_id: &str,
-        before: Option<u64>,
-        limit: usize,
-        visibility: Visibility,
-    ) -> Result<(Vec<LogEntry>, bool), BusError>;
-
-    /// [`Bus::read_before`] with the `before` of the next page ([`HistoryPage::next_before`]),
-    /// which an empty page that stopped at the scan cap needs to make progress. Both buses
-    /// implement it and answer `read_before` from it.
+    /// Entries of a guild with seq < `before` (or the newest), newest first, at most `limit`,
+    /// scanning at most [`history::MAX_SCANNED_PER_PAGE`] entries; [`HistoryPage::more`] says
+    /// whether older entries may remain, and [`HistoryPage::next_before`] is the `before` of the
+    /// next page (an empty page that stopped at the scan cap needs it to make progress).
     async fn read_history(
         &self,
         guild_id: &str,
         before: Option<u64>,
         limit: usize,
         visibility: Visibility,
-    ) -> Result<HistoryPage, BusError> {
-        let (entries, more) = self
-            .read_before(guild_id, before, limit, visibility)
+    ) -> Result<HistoryPage, BusError>;
+
+    /// [`Bus::read_history`] without the next page's `before`: the entries and whether older
+    /// ones may remain.
+    async fn read_before(
+        &self,
+        guild_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<(Vec<LogEntry>, bool), BusError> {
+        let page = self
+            .read_history(guild_id, before, limit, visibility)
             .await?;
-        let next_before = entries.last().map(|e| e.seq).filter(|_| more);
-        Ok(HistoryPage {
-            entries,
-            more,
-            next_before,
-        })
+        Ok((page.entries, page.more))
     }
 
     /// Queues a bot request on the durable work queue.

@@ -137,19 +137,6 @@ impl Bus for NatsBus {
         self.replay_after(guild_id, after, limit, visibility).await
     }
 
-    async fn read_before(
-        &self,
-        guild_id: &str,
-        before: Option<u64>,
-        limit: usize,
-        visibility: Visibility,
-    ) -> Result<(Vec<LogEntry>, bool), BusError> {
-        let page = self
-            .replay_before(guild_id, before, limit, visibility)
-            .await?;
-        Ok((page.entries, page.more))
-    }
-
     async fn read_history(
         &self,
         guild_id: &str,
