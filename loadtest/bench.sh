@@ -104,7 +104,9 @@ fanout() {
     --json "$OUT/$name.json" --plot "$OUT/$name.svg" "$@" | tee "$OUT/$name.txt"
 }
 
-gateway_env=(SEND_RATE_PER_SEC=1000000 SEND_BURST=1000000 RUST_LOG=warn LOG_FORMAT=json)
+# The per-user send limit (USER_SEND_RATE_PER_SEC, default 20/s) would cap each sender far below
+# the offered load; it is off here as the per-connection one is.
+gateway_env=(SEND_RATE_PER_SEC=1000000 SEND_BURST=1000000 USER_SEND_RATE_PER_SEC=0 RUST_LOG=warn LOG_FORMAT=json)
 
 run_ceiling() {
   for d in $RATES; do
