@@ -45,20 +45,38 @@ on_one_server_and_a_cluster!(
 
 /// Reads frames until `resumed` for `guild`, collecting every message of that guild.
 async fn resume(client: &mut Client, guild: &str, after: u64) -> Vec<(u64, String)> {
-    client
-        .send_value(json!({"type": "resume", "positions": {guild: after}}))
-        .await;
-    let mut got = Vec::new();
-    loop {
-        match client.recv().await {
-            ServerFrame::Message(m) if m.message.guild_id == guild => {
-                got.push((m.seq, m.message.message_id.clone()))
+    let mut got: Vec<(u64, String)> = Vec::new();
+    // A replay the gateway could not finish (its log read failed right after a restart) is
+    // answered `server_error`, then `resumed`: resume again from what arrived, as a client does.
+    for _ in 0..RESUME_ATTEMPTS {
+        let from = got.last().map_or(after, |(seq, _)| *seq);
+        client
+            .send_value(json!({"type": "resume", "positions": {guild: from}}))
+            .await;
+        let mut failed = false;
+        loop {
+            match client.recv().await {
+                ServerFrame::Message(m) if m.message.guild_id == guild => {
+                    got.push((m.seq, m.message.message_id.clone()))
+                }
+                ServerFrame::Error(e) if e.guild_id.as_deref() == Some(guild) => {
+                    eprintln!("resume of {guild} from {from} failed: {e:?}; resuming again");
+                    failed = true;
+                }
+                ServerFrame::Resumed(r) if r.guild_id == guild => break,
+                _ => {}
             }
-            ServerFrame::Resumed(r) if r.guild_id == guild => return got,
-            _ => {}
         }
+        if !failed {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    panic!("resume of {guild} failed {RESUME_ATTEMPTS} times");
 }
+
+/// Resumes a test tries before it fails.
+const RESUME_ATTEMPTS: usize = 20;
 
 /// Sends `text` with `id` until acked (resending with the same id, as clients do), or gives
 /// up after `within`.

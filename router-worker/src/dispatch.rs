@@ -18,7 +18,7 @@ use crate::guild::guild_task;
 use crate::metrics::RouterMetrics;
 use crate::route::RouterConfig;
 
-/// Sends waiting per guild (besides the [`crate::guild::IN_FLIGHT`] being decided); beyond
+/// Sends waiting per guild (besides the [`crate::guild::IN_FLIGHT`] batches being decided); beyond
 /// that the guild's new sends are refused `rate_limited`.
 const GUILD_QUEUE: usize = 256;
 

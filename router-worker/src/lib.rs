@@ -1,5 +1,5 @@
 //! The router worker as a library: it takes sends from the bus's ingress and decides them
-//! ([`route`]), one guild at a time in arrival order ([`dispatch`]), answering each exactly once.
+//! (`route.rs`), one guild at a time in arrival order ([`dispatch`]), answering each exactly once.
 //! Embedded mode runs it in the gateway's process; distributed mode runs any number of
 //! `router-worker` processes sharing the ingress.
 
@@ -10,4 +10,4 @@ mod route;
 
 pub use dispatch::run;
 pub use metrics::RouterMetrics;
-pub use route::{Decided, RouterConfig, decide, finish, route};
+pub use route::RouterConfig;

@@ -1,11 +1,12 @@
-//! Deciding one send: validation (every error code of the contract), the admin-only rule,
-//! stamping (messageId, ts), the idempotent append, delivery, and the bot trigger.
+//! Deciding sends: validation (every error code of the contract), the admin-only rule,
+//! stamping (messageId, ts), the idempotent append (a guild's queued sends together),
+//! delivery, and the bot trigger.
 
 use std::sync::Arc;
 
 use chat_shared::bus::{
-    AppendOutcome, BotJob, Bus, INTERNAL_VERSION, LogEntry, SendAck, SendOutcome, SendRequest,
-    UserEvent,
+    AppendOutcome, BotJob, Bus, BusError, INTERNAL_VERSION, LogEntry, SendAck, SendOutcome,
+    SendRequest, UserEvent,
 };
 use chat_shared::clock::iso_now;
 use chat_shared::protocol::identity::Role;
@@ -29,12 +30,6 @@ impl Default for RouterConfig {
     }
 }
 
-/// Decides one send and, when accepted, stores and publishes it.
-pub async fn route(bus: &dyn Bus, config: &RouterConfig, request: SendRequest) -> SendOutcome {
-    let decided = decide(bus, config, request).await;
-    finish(bus, decided).await
-}
-
 /// A send after its append: what is left to do before answering it.
 #[derive(Debug)]
 pub enum Decided {
@@ -44,52 +39,105 @@ pub enum Decided {
     Answer(SendOutcome),
 }
 
-/// Validates and appends a send. The append takes its place in the guild's order before its
-/// first await, so a caller that starts the sends of a guild in arrival order (and polls each
-/// once as it starts it) keeps that order while several are in flight.
-pub async fn decide(bus: &dyn Bus, config: &RouterConfig, request: SendRequest) -> Decided {
-    let message = match validate(config, &request) {
-        Ok(message) => message,
-        Err(code) => return Decided::Answer(Err(code)),
-    };
-    let wants_bot =
-        request.sender.role != Role::Bot && (request.request_bot || mentions_bot(&message.text));
-    let span = tracing::info_span!("log.append", guild = %message.guild_id);
-    let outcome = match bus.append(message).instrument(span).await {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            tracing::warn!(%error, "append failed");
-            return Decided::Answer(Err(ErrorCode::ServerError));
+/// A send that passed validation, waiting for its append.
+struct Accepted {
+    /// Its place among the sends decided together.
+    index: usize,
+    wants_bot: bool,
+    requested_id: Option<String>,
+}
+
+/// Validates sends of one guild, in their arrival order, and appends the valid ones together
+/// (one group commit on the bus); one decision per send, in the same order.
+pub async fn decide(
+    bus: &dyn Bus,
+    config: &RouterConfig,
+    requests: Vec<SendRequest>,
+) -> Vec<Decided> {
+    let mut decided: Vec<Option<Decided>> = Vec::with_capacity(requests.len());
+    let mut accepted = Vec::new();
+    let mut messages = Vec::new();
+    for (index, request) in requests.into_iter().enumerate() {
+        match validate(config, &request) {
+            Ok(message) => {
+                let wants_bot = request.sender.role != Role::Bot
+                    && (request.request_bot || mentions_bot(&message.text));
+                accepted.push(Accepted {
+                    index,
+                    wants_bot,
+                    requested_id: request.message_id,
+                });
+                messages.push(message);
+                decided.push(None);
+            }
+            Err(code) => decided.push(Some(Decided::Answer(Err(code)))),
         }
-    };
+    }
+    if !messages.is_empty() {
+        let span = tracing::info_span!("log.append", guild = %messages[0].guild_id,
+            messages = messages.len());
+        let outcomes = bus.append_batch(messages).instrument(span).await;
+        for (send, outcome) in accepted.into_iter().zip(outcomes) {
+            let index = send.index;
+            decided[index] = Some(after_append(outcome, send));
+        }
+    }
+    (decided.into_iter())
+        .map(|d| d.unwrap_or(Decided::Answer(Err(ErrorCode::ServerError))))
+        .collect()
+}
+
+fn after_append(outcome: Result<AppendOutcome, BusError>, send: Accepted) -> Decided {
     match outcome {
-        AppendOutcome::Appended(entry) => Decided::Appended { entry, wants_bot },
-        AppendOutcome::Duplicate { seq } => Decided::Answer(Ok(SendAck {
-            message_id: request.message_id.unwrap_or_default(),
+        Ok(AppendOutcome::Appended(entry)) => Decided::Appended {
+            entry,
+            wants_bot: send.wants_bot,
+        },
+        Ok(AppendOutcome::Duplicate { seq }) => Decided::Answer(Ok(SendAck {
+            message_id: send.requested_id.unwrap_or_default(),
             seq,
         })),
-        AppendOutcome::ForeignId => Decided::Answer(Err(ErrorCode::DuplicateMessageId)),
+        Ok(AppendOutcome::ForeignId) => Decided::Answer(Err(ErrorCode::DuplicateMessageId)),
+        Err(error) => {
+            tracing::warn!(%error, "append failed");
+            Decided::Answer(Err(ErrorCode::ServerError))
+        }
     }
 }
 
-/// Delivers an appended entry and queues its bot job; the answer for the sender. Called in
-/// the guild's order, so deliveries leave in seq order.
-pub async fn finish(bus: &dyn Bus, decided: Decided) -> SendOutcome {
-    let (entry, wants_bot) = match decided {
-        Decided::Appended { entry, wants_bot } => (entry, wants_bot),
-        Decided::Answer(outcome) => return outcome,
-    };
-    if let Err(error) = bus.publish(&entry).await {
-        tracing::warn!(%error, seq = entry.seq, "publish failed; gateways fill it from the log");
+/// Delivers the appended entries of sends decided together (in one bus message where the bus
+/// can) and queues their bot jobs; the answer for each sender, in order. Called in the guild's
+/// order, so deliveries leave in seq order.
+pub async fn finish(bus: &dyn Bus, decided: Vec<Decided>) -> Vec<SendOutcome> {
+    let entries: Vec<LogEntry> = (decided.iter())
+        .filter_map(|d| match d {
+            Decided::Appended { entry, .. } => Some(entry.clone()),
+            Decided::Answer(_) => None,
+        })
+        .collect();
+    if !entries.is_empty()
+        && let Err(error) = bus.publish_batch(&entries).await
+    {
+        tracing::warn!(%error, seq = entries[0].seq,
+            "publish failed; gateways fill it from the log");
     }
-    let ack = SendAck {
-        message_id: entry.message.message_id.clone(),
-        seq: entry.seq,
-    };
-    if wants_bot {
-        queue_bot_job(bus, entry.seq, entry.message).await;
+    let mut outcomes = Vec::with_capacity(decided.len());
+    for d in decided {
+        outcomes.push(match d {
+            Decided::Answer(outcome) => outcome,
+            Decided::Appended { entry, wants_bot } => {
+                let ack = SendAck {
+                    message_id: entry.message.message_id.clone(),
+                    seq: entry.seq,
+                };
+                if wants_bot {
+                    queue_bot_job(bus, entry.seq, entry.message).await;
+                }
+                Ok(ack)
+            }
+        });
     }
-    Ok(ack)
+    outcomes
 }
 
 /// Checks a send in the contract's order and builds the message to store.

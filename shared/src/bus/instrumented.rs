@@ -102,8 +102,31 @@ impl Bus for InstrumentedBus {
         self.time(Op::Append, self.inner.append(message)).await
     }
 
+    async fn append_batch(
+        &self,
+        messages: Vec<ChatMessage>,
+    ) -> Vec<Result<AppendOutcome, BusError>> {
+        // One call, counted as an error when any of its messages failed.
+        let call = async {
+            let outcomes = self.inner.append_batch(messages).await;
+            if outcomes.iter().any(Result::is_err) {
+                Err(outcomes)
+            } else {
+                Ok(outcomes)
+            }
+        };
+        match self.calls.time(Op::Append as usize, call).await {
+            Ok(outcomes) | Err(outcomes) => outcomes,
+        }
+    }
+
     async fn publish(&self, entry: &LogEntry) -> Result<(), BusError> {
         self.time(Op::Publish, self.inner.publish(entry)).await
+    }
+
+    async fn publish_batch(&self, entries: &[LogEntry]) -> Result<(), BusError> {
+        self.time(Op::Publish, self.inner.publish_batch(entries))
+            .await
     }
 
     async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError> {

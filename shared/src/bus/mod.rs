@@ -228,8 +228,29 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Appends a message to its guild log (the ordering and idempotency point).
     async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError>;
+    /// Appends several messages (the router hands over one guild's queued sends at once),
+    /// in order, as if one by one; one outcome per message, in the same order. A bus may store
+    /// them together (NATS: one record, one round trip).
+    async fn append_batch(
+        &self,
+        messages: Vec<ChatMessage>,
+    ) -> Vec<Result<AppendOutcome, BusError>> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            outcomes.push(self.append(message).await);
+        }
+        outcomes
+    }
     /// Delivers an appended entry to the gateways subscribed to it (best effort).
     async fn publish(&self, entry: &LogEntry) -> Result<(), BusError>;
+    /// Delivers consecutive appended entries of one guild, oldest first (best effort); a bus
+    /// may carry them together (NATS: one message per gateway).
+    async fn publish_batch(&self, entries: &[LogEntry]) -> Result<(), BusError> {
+        for entry in entries {
+            self.publish(entry).await?;
+        }
+        Ok(())
+    }
     /// Live entries of a topic, from now on.
     async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError>;
     /// Entries of a guild with seq > `after`, oldest first, at most `limit`.

@@ -28,6 +28,7 @@ macro_rules! conformance_suite {
             log::a_resend_by_its_owner_returns_the_first_seq_and_stores_nothing,
             log::an_id_of_another_sender_is_refused,
             log::appends_from_two_handles_to_one_guild_form_one_chain,
+            log::a_batch_is_appended_as_if_one_by_one,
             read::read_after_filters_by_visibility_and_cuts_at_the_limit,
             read::read_after_one_new_entry_follows_the_same_rules,
             read::read_after_reports_a_gap_when_retention_dropped_entries,

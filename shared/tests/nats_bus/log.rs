@@ -1,5 +1,6 @@
-//! Appending, NATS side: seqs are the stream's (increasing across guilds), a claim left
-//! without its seq is settled by the duplicate window, and names NATS cannot carry are refused.
+//! Appending, NATS side: seqs follow the stream's order (increasing across guilds), a claim
+//! left without its seq is settled by the duplicate window, a batch stored without its claims
+//! is still deduplicated by the next writer, and names NATS cannot carry are refused.
 
 use chat_shared::bus::nats::payload::{Claim, encode};
 use chat_shared::bus::nats::subjects::CLAIMS_BUCKET;
@@ -9,7 +10,7 @@ use testkit::NatsServer;
 use crate::support::*;
 
 #[tokio::test]
-async fn seqs_are_stream_seqs_increasing_across_guilds_with_prev_links() {
+async fn seqs_increase_across_guilds_in_stream_order_with_prev_links() {
     let nats = NatsServer::start();
     let bus = bus(&nats).await;
     let a1 = append_new(&bus, message("g1", "a1", "u1")).await;
@@ -47,6 +48,44 @@ async fn a_claim_left_without_seq_is_settled_by_the_duplicate_window() {
     assert_eq!(ids(&log.entries), ["warmup", "m1", "m2"]);
     let again = stale.append(message("g1", "m1", "u1")).await.unwrap();
     assert_eq!(again, AppendOutcome::Duplicate { seq: first.seq });
+}
+
+/// A writer that died after its batch was stored but before it wrote the claims leaves only
+/// the record (a batch has no `Nats-Msg-Id`): the next writer of the guild reads the guild's
+/// newest records when it starts on it, so a resend is still answered with the first seq and
+/// another sender's copy is still refused.
+#[tokio::test]
+async fn a_batch_stored_without_its_claims_is_deduplicated_by_the_next_writer() {
+    let nats = NatsServer::start();
+    let dying = bus(&nats).await;
+    let outcomes = dying
+        .append_batch(vec![message("g1", "m1", "u1"), message("g1", "m2", "u2")])
+        .await;
+    let seqs: Vec<u64> = (outcomes.into_iter())
+        .map(|o| match o {
+            Ok(AppendOutcome::Appended(entry)) => entry.seq,
+            other => panic!("not appended: {other:?}"),
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    forget_claim(&nats, "m1").await;
+    forget_claim(&nats, "m2").await;
+
+    let next = bus(&nats).await;
+    let resend = next.append(message("g1", "m1", "u1")).await.unwrap();
+    let foreign = next.append(message("g1", "m2", "u9")).await.unwrap();
+
+    assert_eq!(resend, AppendOutcome::Duplicate { seq: seqs[0] });
+    assert_eq!(foreign, AppendOutcome::ForeignId);
+    let log = next.read_after("g1", 0, 10, Visibility::All).await.unwrap();
+    assert_eq!(ids(&log.entries), ["m1", "m2"]);
+}
+
+async fn forget_claim(nats: &NatsServer, id: &str) {
+    let js = async_nats::jetstream::new(raw_client(nats).await);
+    let claims = js.get_key_value(CLAIMS_BUCKET).await.unwrap();
+    claims.delete(id).await.unwrap();
+    assert_eq!(claims.get(id).await.unwrap(), None, "claim of {id} gone");
 }
 
 async fn reset_claim(nats: &NatsServer, id: &str, owner: &str, guild: &str) {

@@ -15,7 +15,8 @@ const DEFAULT_BOT_MAX_DELIVER: i64 = 3;
 /// How the NATS bus sets up its streams, consumers and key-value bucket.
 #[derive(Debug, Clone, Args)]
 pub struct NatsConfig {
-    /// Log entries kept per guild (older ones are dropped; `resume` then reports a gap).
+    /// Log records kept per guild (at least that many entries: under load one record holds
+    /// several; older ones are dropped, `resume` then reports a gap).
     #[arg(long, env = "LOG_RETAIN_PER_GUILD", default_value_t = DEFAULT_RETAIN_PER_GUILD,
           value_parser = clap::value_parser!(i64).range(1..))]
     pub log_retain_per_guild: i64,

@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use super::payload::{DropCounters, DropKind, Versioned, decode};
 use crate::bus::BoxStream;
 
-/// Decodes each message as `T`, then `convert`s it (which may also skip it).
-pub fn decoded<T, U, F>(
+/// Decodes each message as `T`, then `convert`s it into any number of items (an `Option`
+/// skips or keeps one).
+pub fn decoded<T, U, I, F>(
     subscriber: Subscriber,
     drops: Arc<DropCounters>,
     kind: DropKind,
@@ -21,16 +22,18 @@ pub fn decoded<T, U, F>(
 where
     T: DeserializeOwned + Versioned,
     U: Send + 'static,
-    F: Fn(T, Message) -> Option<U> + Send + 'static,
+    I: IntoIterator<Item = U>,
+    I::IntoIter: Send + 'static,
+    F: Fn(T, Message) -> I + Send + 'static,
 {
-    Box::pin(subscriber.filter_map(move |message| {
-        let item = match decode::<T>(&message.payload) {
-            Ok(value) => convert(value, message),
+    Box::pin(subscriber.flat_map(move |message| {
+        let items = match decode::<T>(&message.payload) {
+            Ok(value) => Some(convert(value, message).into_iter()),
             Err(error) => {
                 drops.record(kind, message.subject.as_str(), &error);
                 None
             }
         };
-        futures::future::ready(item)
+        futures::stream::iter(items.into_iter().flatten())
     }))
 }

@@ -1,6 +1,7 @@
 //! Live delivery of appended entries to gateways: core NATS (at most once) on
-//! `chat.deliver.{guild}`, and admin-only entries also on `chat.admin.{guild}`. A gateway that
-//! misses one sees the `prev` gap and fills it from the log.
+//! `chat.deliver.{guild}`, and admin-only entries also on `chat.admin.{guild}`; one bus message
+//! carries all the entries of one append (a record's worth), decoded once per gateway. A
+//! gateway that misses one sees the `prev` gap and fills it from the log.
 
 use super::NatsBus;
 use super::connection::{ensure_connected, round_trip};
@@ -12,18 +13,25 @@ use super::trace_headers;
 use crate::bus::{BoxStream, BusError, LogEntry, Topic};
 
 impl NatsBus {
+    /// Delivers consecutive entries of one guild (one append's worth) in one message, and
+    /// the admin-only ones among them in one more.
     #[tracing::instrument(name = "bus.publish", skip_all,
-        fields(guild = %entry.message.guild_id, seq = entry.seq))]
-    pub(super) async fn deliver(&self, entry: &LogEntry) -> Result<(), BusError> {
+        fields(guild = entries.first().map_or("", |e| e.message.guild_id.as_str()),
+            entries = entries.len()))]
+    pub(super) async fn deliver(&self, entries: &[LogEntry]) -> Result<(), BusError> {
         ensure_connected(&self.client)?;
-        let payload = encode(&Delivery::of(entry))?;
-        let guild = &entry.message.guild_id;
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let guild = &first.message.guild_id;
         let headers = trace_headers::current_headers();
-        self.publish_traced(deliver_subject(guild), headers.clone(), payload.clone())
+        let payload = encode(&Delivery::of(entries))?;
+        self.publish_traced(deliver_subject(guild), headers.clone(), payload)
             .await
             .map_err(|e| unavailable("publishing a delivery", e))?;
-        if entry.message.admin_only {
-            self.publish_traced(admin_subject(guild), headers, payload)
+        if entries.iter().any(|e| e.message.admin_only) {
+            let admin = Delivery::of(entries.iter().filter(|e| e.message.admin_only));
+            self.publish_traced(admin_subject(guild), headers, encode(&admin)?)
                 .await
                 .map_err(|e| unavailable("publishing an admin delivery", e))?;
         }
@@ -66,9 +74,14 @@ impl NatsBus {
             self.drops.clone(),
             DropKind::Delivery,
             |delivery: Delivery, message| {
-                let mut entry = delivery.into_entry();
-                entry.trace = trace_headers::extract(message.headers.as_ref());
-                Some(entry)
+                let trace = trace_headers::extract(message.headers.as_ref());
+                delivery
+                    .into_entries()
+                    .map(move |mut entry| {
+                        entry.trace = trace.clone();
+                        entry
+                    })
+                    .collect::<Vec<_>>()
             },
         ))
     }

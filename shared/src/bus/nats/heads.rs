@@ -11,7 +11,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// The cached head of one guild: `None` until read from the stream.
+use super::recent_ids::{RecentIds, Stored};
+
+/// The cached head of one guild (the seq of its newest entry): `None` until read from the
+/// stream.
 pub type Head = Option<u64>;
 
 #[derive(Default)]
@@ -53,6 +56,7 @@ struct LaneState {
     /// Tickets given up out of order, skipped when their turn comes.
     abandoned: BTreeSet<u64>,
     head: Head,
+    recent: RecentIds,
 }
 
 impl LaneState {
@@ -109,6 +113,22 @@ impl Turn<'_> {
 
     pub fn set_head(&self, head: Head) {
         self.ticket.lane.state.lock().head = head;
+    }
+
+    /// Who stored `message_id` in this guild recently, if this process knows.
+    pub fn remembered(&self, message_id: &str) -> Option<Stored> {
+        self.ticket
+            .lane
+            .state
+            .lock()
+            .recent
+            .get(message_id)
+            .cloned()
+    }
+
+    /// Remembers that `owner` stored `message_id` at `seq` in this guild.
+    pub fn remember(&self, message_id: &str, owner: &str, seq: u64) {
+        (self.ticket.lane.state.lock().recent).insert(message_id, owner, seq);
     }
 }
 

@@ -24,9 +24,12 @@ mod ownership_plan;
 pub mod partitions;
 pub mod payload;
 mod presence;
+mod recent_ids;
+mod records;
 mod replay;
 mod setup;
 pub mod subjects;
+mod tail;
 mod trace_headers;
 
 use std::sync::Arc;
@@ -116,11 +119,23 @@ impl Bus for NatsBus {
     }
 
     async fn append(&self, message: ChatMessage) -> Result<AppendOutcome, BusError> {
-        self.append_message(message).await
+        let outcome = self.append_messages(vec![message]).await.pop();
+        outcome.unwrap_or_else(|| Err(BusError::Unavailable("no append outcome".into())))
+    }
+
+    async fn append_batch(
+        &self,
+        messages: Vec<ChatMessage>,
+    ) -> Vec<Result<AppendOutcome, BusError>> {
+        self.append_messages(messages).await
     }
 
     async fn publish(&self, entry: &LogEntry) -> Result<(), BusError> {
-        self.deliver(entry).await
+        self.deliver(std::slice::from_ref(entry)).await
+    }
+
+    async fn publish_batch(&self, entries: &[LogEntry]) -> Result<(), BusError> {
+        self.deliver(entries).await
     }
 
     async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError> {

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::bus::{BusError, INTERNAL_VERSION, LogEntry, UserEvent};
 use crate::protocol::ChatMessage;
 
-/// One stored entry of `CHAT_LOG` (its seq is the stream sequence).
+/// One stored record of `CHAT_LOG`: consecutive entries of one guild (see [`super::records`]
+/// for their seqs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogRecord {
     pub v: u8,
-    /// The seq of the previous entry of the same guild (0 for the first).
+    /// The seq of the entry before the first one of this record, in the same guild (0 for the
+    /// guild's first).
     pub prev: u64,
-    pub message: Arc<ChatMessage>,
+    pub messages: Vec<Arc<ChatMessage>>,
 }
 
 /// The value of a `CHAT_MSGIDS` key: who owns a messageId and where it was stored.
@@ -31,32 +33,44 @@ pub struct Claim {
     pub seq: u64,
 }
 
-/// A live delivery on `chat.deliver.{g}` / `chat.admin.{g}`.
+/// A live delivery on `chat.deliver.{g}` / `chat.admin.{g}`: one or more entries of a guild,
+/// oldest first (one record's worth under load), decoded once per gateway.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
     pub v: u8,
+    pub entries: Vec<DeliveredEntry>,
+}
+
+/// One entry of a [`Delivery`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveredEntry {
     pub seq: u64,
     pub prev: u64,
     pub message: Arc<ChatMessage>,
 }
 
 impl Delivery {
-    pub fn of(entry: &LogEntry) -> Self {
+    pub fn of<'a>(entries: impl IntoIterator<Item = &'a LogEntry>) -> Self {
         Delivery {
             v: INTERNAL_VERSION,
-            seq: entry.seq,
-            prev: entry.prev,
-            message: entry.message.clone(),
+            entries: entries
+                .into_iter()
+                .map(|entry| DeliveredEntry {
+                    seq: entry.seq,
+                    prev: entry.prev,
+                    message: entry.message.clone(),
+                })
+                .collect(),
         }
     }
 
-    pub fn into_entry(self) -> LogEntry {
-        LogEntry {
-            seq: self.seq,
-            prev: self.prev,
-            message: self.message,
+    pub fn into_entries(self) -> impl Iterator<Item = LogEntry> {
+        self.entries.into_iter().map(|entry| LogEntry {
+            seq: entry.seq,
+            prev: entry.prev,
+            message: entry.message,
             trace: Default::default(),
-        }
+        })
     }
 }
 

@@ -1,8 +1,9 @@
-//! Reading a guild log back. Forward (`read_after`, the resume path) first looks at the
-//! guild's newest entry (one direct get answers "nothing new" and "just one new"), else uses a
-//! short-lived ephemeral pull consumer filtered to the guild's subject; backward
-//! (`read_before`, history pages) follows the `prev` links with direct gets, since JetStream
-//! cannot read backwards, at most `bus::history::MAX_SCANNED_PER_PAGE` per request.
+//! Reading a guild log back, record by record ([`super::records`]). Forward (`read_after`, the
+//! resume path) first looks at the guild's newest record (one read answers "nothing new" and
+//! "only the newest record is new"), else uses a short-lived ephemeral pull consumer filtered
+//! to the guild's subject, from the record holding the position; backward (`read_before`,
+//! history pages) follows the records' `prev` links with direct gets, since JetStream cannot
+//! read backwards, scanning at most `bus::history::MAX_SCANNED_PER_PAGE` entries per request.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::NatsBus;
 use super::connection::ensure_connected;
 use super::errors::unavailable;
 use super::payload::{DropKind, LogRecord, decode};
+use super::records::{entries_of, record_of};
 use super::subjects::log_subject;
 use crate::bus::{BusError, HistoryPage, LogEntry, Replay, Visibility, history};
 use crate::protocol::validate::is_valid_guild_id;
@@ -48,11 +50,14 @@ impl NatsBus {
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
                 return Ok(Replay::default());
             }
-            Ok(last) if last.sequence <= after => return Ok(Replay::default()),
+            Ok(last) if last.sequence < record_of(after) => return Ok(Replay::default()),
             Ok(last) => {
-                let entry = self.decode_entry(last.sequence, &last.subject, &last.payload);
-                if let Some(entry) = entry.filter(|e| e.prev <= after) {
-                    return Ok(only_entry(entry, limit, visibility));
+                let entries = self.decode_entries(last.sequence, &last.subject, &last.payload);
+                if entries.last().is_some_and(|e| e.seq <= after) {
+                    return Ok(Replay::default());
+                }
+                if entries.first().is_some_and(|e| e.prev <= after) {
+                    return Ok(newest_only(entries, after, limit, visibility));
                 }
             }
             Err(e) => return Err(unavailable("reading the head of a guild log", e)),
@@ -72,7 +77,7 @@ impl NatsBus {
     async fn replay_consumer(&self, guild_id: &str, after: u64) -> Result<PullConsumer, BusError> {
         let config = pull::Config {
             deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: after.saturating_add(1),
+                start_sequence: record_of(after).max(1),
             },
             filter_subject: log_subject(guild_id),
             ack_policy: AckPolicy::None,
@@ -117,20 +122,22 @@ impl NatsBus {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(|e| unavailable("reading a guild log", e))?;
                 received += 1;
-                let Some(entry) = self.consumed_entry(&message) else {
-                    continue;
-                };
-                if std::mem::take(&mut first) {
-                    replay.gap = entry.prev > after;
+                for entry in self.consumed_entries(&message) {
+                    if entry.seq <= after {
+                        continue;
+                    }
+                    if std::mem::take(&mut first) {
+                        replay.gap = entry.prev > after;
+                    }
+                    if !visibility.admits(&entry.message) {
+                        continue;
+                    }
+                    if replay.entries.len() == limit {
+                        replay.more = true;
+                        return Ok(replay);
+                    }
+                    replay.entries.push(entry);
                 }
-                if !visibility.admits(&entry.message) {
-                    continue;
-                }
-                if replay.entries.len() == limit {
-                    replay.more = true;
-                    return Ok(replay);
-                }
-                replay.entries.push(entry);
             }
             if received == 0 {
                 break;
@@ -140,13 +147,18 @@ impl NatsBus {
         Ok(replay)
     }
 
-    fn consumed_entry(&self, message: &async_nats::jetstream::Message) -> Option<LogEntry> {
-        let seq = message.info().ok()?.stream_sequence;
-        self.decode_entry(seq, &message.subject, &message.payload)
+    fn consumed_entries(&self, message: &async_nats::jetstream::Message) -> Vec<LogEntry> {
+        match message.info() {
+            Ok(info) => {
+                self.decode_entries(info.stream_sequence, &message.subject, &message.payload)
+            }
+            Err(_) => Vec::new(),
+        }
     }
 
-    /// Follows `prev` links down from `before`, one direct get per entry, at most
-    /// [`history::MAX_SCANNED_PER_PAGE`] of them ([`history::PageBuilder`] decides).
+    /// Follows the records' `prev` links down from `before`, one direct get per record,
+    /// offering at most [`history::MAX_SCANNED_PER_PAGE`] entries ([`history::PageBuilder`]
+    /// decides).
     #[tracing::instrument(name = "bus.read_before", skip(self, visibility))]
     pub(super) async fn replay_before(
         &self,
@@ -160,77 +172,93 @@ impl NatsBus {
             return Ok(HistoryPage::default());
         }
         let mut current = match before {
-            None => self.newest_entry(guild_id).await?,
-            Some(before) => self.newest_entry_before(guild_id, before).await?,
+            None => self.newest_record(guild_id).await?,
+            Some(before) => self.record_at_or_after(guild_id, record_of(before)).await?,
         };
         let mut builder = history::PageBuilder::new(limit, visibility);
-        while let Some(entry) = current {
-            let prev = entry.prev;
-            if builder.offer(entry, prev != 0) == history::Walk::Stop {
-                break;
+        'walk: while let Some(entries) = current.take() {
+            let older = entries.first().map_or(0, |e| record_of(e.prev));
+            for entry in entries.into_iter().rev() {
+                if before.is_some_and(|before| entry.seq >= before) {
+                    continue;
+                }
+                let has_older = entry.prev != 0;
+                if builder.offer(entry, has_older) == history::Walk::Stop {
+                    break 'walk;
+                }
             }
-            current = self.entry_at(guild_id, prev).await?;
+            current = self.record_at(guild_id, older).await?;
         }
         tracing::debug!(scanned = builder.scanned(), "history page read");
         Ok(builder.finish())
     }
 
-    async fn newest_entry(&self, guild_id: &str) -> Result<Option<LogEntry>, BusError> {
+    /// The entries of the guild's newest record.
+    async fn newest_record(&self, guild_id: &str) -> Result<Option<Vec<LogEntry>>, BusError> {
         let found = self
             .log
             .direct_get_last_for_subject(log_subject(guild_id))
             .await;
-        self.found_entry(found)
+        self.found_entries(found)
     }
 
-    /// The newest entry with seq < `before`: the prev of the first entry at or after `before`,
-    /// or the guild's newest entry when there is none.
-    async fn newest_entry_before(
+    /// The entries of the guild's first record at or after stream sequence `stream_seq`, or of
+    /// its newest record when there is none.
+    async fn record_at_or_after(
         &self,
         guild_id: &str,
-        before: u64,
-    ) -> Result<Option<LogEntry>, BusError> {
-        let at_or_after = self
+        stream_seq: u64,
+    ) -> Result<Option<Vec<LogEntry>>, BusError> {
+        let found = self
             .log
-            .direct_get_next_for_subject(log_subject(guild_id), Some(before))
+            .direct_get_next_for_subject(log_subject(guild_id), Some(stream_seq.max(1)))
             .await;
-        match self.found_entry(at_or_after)? {
-            Some(next) => self.entry_at(guild_id, next.prev).await,
-            None => self.newest_entry(guild_id).await,
+        match self.found_entries(found)? {
+            Some(entries) => Ok(Some(entries)),
+            None => self.newest_record(guild_id).await,
         }
     }
 
-    /// The guild's entry at `seq`; `None` at 0, or when it is no longer retained.
-    async fn entry_at(&self, guild_id: &str, seq: u64) -> Result<Option<LogEntry>, BusError> {
-        if seq == 0 {
+    /// The entries of the guild's record at `stream_seq`; `None` at 0, or when it is no longer
+    /// retained.
+    async fn record_at(
+        &self,
+        guild_id: &str,
+        stream_seq: u64,
+    ) -> Result<Option<Vec<LogEntry>>, BusError> {
+        if stream_seq == 0 {
             return Ok(None);
         }
-        let entry = self.found_entry(self.log.direct_get(seq).await)?;
-        Ok(entry.filter(|e| e.message.guild_id == guild_id))
+        let entries = self.found_entries(self.log.direct_get(stream_seq).await)?;
+        Ok(entries.filter(|e| e.first().is_some_and(|e| e.message.guild_id == guild_id)))
     }
 
-    fn found_entry(
+    fn found_entries(
         &self,
         found: Result<StreamMessage, DirectGetError>,
-    ) -> Result<Option<LogEntry>, BusError> {
+    ) -> Result<Option<Vec<LogEntry>>, BusError> {
         match found {
             Ok(message) => {
-                Ok(self.decode_entry(message.sequence, &message.subject, &message.payload))
+                let entries =
+                    self.decode_entries(message.sequence, &message.subject, &message.payload);
+                Ok(Some(entries).filter(|e| !e.is_empty()))
             }
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(direct_get_error(e)),
         }
     }
 
-    /// A stored record as an entry; one that does not decode is logged, counted and skipped.
-    fn decode_entry(&self, seq: u64, subject: &str, payload: &[u8]) -> Option<LogEntry> {
+    /// A stored record's entries; one that does not decode is logged, counted and skipped.
+    fn decode_entries(&self, stream_seq: u64, subject: &str, payload: &[u8]) -> Vec<LogEntry> {
+        self.decode_record(subject, payload)
+            .map(|record| entries_of(stream_seq, record))
+            .unwrap_or_default()
+    }
+
+    /// A stored record; one that does not decode is logged, counted and `None`.
+    pub(super) fn decode_record(&self, subject: &str, payload: &[u8]) -> Option<LogRecord> {
         match decode::<LogRecord>(payload) {
-            Ok(record) => Some(LogEntry {
-                seq,
-                prev: record.prev,
-                message: record.message,
-                trace: Default::default(),
-            }),
+            Ok(record) => Some(record),
             Err(error) => {
                 self.drops.record(DropKind::Log, subject, &error);
                 None
@@ -247,16 +275,15 @@ fn direct_get_error(error: DirectGetError) -> BusError {
     }
 }
 
-/// The replay when the guild's newest entry is the only one after the position.
-fn only_entry(entry: LogEntry, limit: usize, visibility: Visibility) -> Replay {
-    let visible = visibility.admits(&entry.message);
+/// The replay when only the guild's newest record has entries after the position.
+fn newest_only(entries: Vec<LogEntry>, after: u64, limit: usize, visibility: Visibility) -> Replay {
+    let mut visible = entries
+        .into_iter()
+        .filter(|e| e.seq > after && visibility.admits(&e.message));
+    let page: Vec<LogEntry> = visible.by_ref().take(limit).collect();
     Replay {
-        more: visible && limit == 0,
-        entries: if visible && limit > 0 {
-            vec![entry]
-        } else {
-            Vec::new()
-        },
+        more: visible.next().is_some(),
+        entries: page,
         gap: false,
     }
 }
