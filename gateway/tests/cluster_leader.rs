@@ -137,9 +137,6 @@ async fn log_by_prev_links(bus: &NatsBus, guild: &str) -> Vec<LogEntry> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "intermittent (about 1 run in 3 on 2026-12-01): right after the leader change a resume \
-            from 0 is answered server_error several times (its replay consumer times out), and \
-            one run still failed after the retries; run with --ignored --nocapture while fixing"]
 async fn killing_the_stream_leader_loses_and_repeats_nothing() {
     let topology = Topology {
         env: vec![("INGRESS_TIMEOUT_MS".into(), "3000".into())],
