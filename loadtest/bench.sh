@@ -21,7 +21,8 @@
 #   PRESENCE_ENABLED=true|false passed to every gateway (unset: the gateway's default, on)
 #   presence (issue #13): the storm (STORM_CLIENTS) and an idle hold of IDLE_CLIENTS for
 #                               PRESENCE_IDLE=30s, each with presence on then off, embedded;
-#                               PRESENCE_DISTRIBUTED=1 adds the distributed storm on/off
+#                               PRESENCE_DISTRIBUTED=1 adds the distributed storm on/off;
+#                               PRESENCE_RUNS="storm idle" picks the embedded runs
 #   OUT=bench-results/<UTC timestamp>
 #   PROFILE=release             (debug: only to check the script itself, numbers meaningless)
 #   BENCH_BIN=dir               use the binaries in dir without building (a baseline copy)
@@ -305,9 +306,12 @@ run_presence() {
   local base=("${orig[@]}" MAX_HANDSHAKES_PER_IP_PER_SEC=0)
   for mode in true false; do
     gateway_env=("${base[@]}" PRESENCE_ENABLED="$mode")
-    start_embedded
-    storm "storm-presence-$mode-embedded" --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID"
-    cleanup
+    if [[ " ${PRESENCE_RUNS:-storm idle} " == *" storm "* ]]; then
+      start_embedded
+      storm "storm-presence-$mode-embedded" --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID"
+      cleanup
+    fi
+    [[ " ${PRESENCE_RUNS:-storm idle} " == *" idle "* ]] || continue
     start_embedded
     echo "=== idle-presence-$mode-embedded: $IDLE_CLIENTS connections for ${PRESENCE_IDLE:-30s}"
     "$BIN/loadtest" idle --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID" --clients "$IDLE_CLIENTS" \
