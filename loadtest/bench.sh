@@ -4,7 +4,7 @@
 # JetStream, Redis) under the same fanout load, plus an idle-connections run. Every run writes
 # <name>.json and <name>.svg into $OUT; a Markdown summary goes to $OUT/summary.md.
 #
-# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|idle-multi|handshake|storm|all]...
+# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|idle-multi|handshake|storm|presence|all]...
 #        (default: all)
 # Knobs (environment):
 #   RATES="10000 50000 100000"  target deliveries per second (each one run per target)
@@ -18,6 +18,11 @@
 #                               ramp allows against the distributed deployment (JWT + Redis)
 #   STORM_CLIENTS=$CLIENTS      receivers dropped at once by the storm run
 #   STORM_RATE=100              messages/s kept flowing during the reconnect storm
+#   PRESENCE_ENABLED=true|false passed to every gateway (unset: the gateway's default, on)
+#   presence (issue #13): the storm (STORM_CLIENTS) and an idle hold of IDLE_CLIENTS for
+#                               PRESENCE_IDLE=30s, each with presence on then off, embedded;
+#                               PRESENCE_DISTRIBUTED=1 adds the distributed storm on/off;
+#                               PRESENCE_RUNS="storm idle" picks the embedded runs
 #   OUT=bench-results/<UTC timestamp>
 #   PROFILE=release             (debug: only to check the script itself, numbers meaningless)
 #   BENCH_BIN=dir               use the binaries in dir without building (a baseline copy)
@@ -107,6 +112,7 @@ fanout() {
 # The per-user send limit (USER_SEND_RATE_PER_SEC, default 20/s) would cap each sender far below
 # the offered load; it is off here as the per-connection one is.
 gateway_env=(SEND_RATE_PER_SEC=1000000 SEND_BURST=1000000 USER_SEND_RATE_PER_SEC=0 RUST_LOG=warn LOG_FORMAT=json)
+[[ -z "${PRESENCE_ENABLED:-}" ]] || gateway_env+=(PRESENCE_ENABLED="$PRESENCE_ENABLED")
 
 run_ceiling() {
   for d in $RATES; do
@@ -291,14 +297,51 @@ run_storm() {
   cleanup
 }
 
+# presence (issue #13): the same storm and idle hold with presence on, then off (the gateways'
+# PRESENCE_ENABLED), so the cost of presence is a ratio within one run.
+# Every loadtest client comes from 127.0.0.1: the per-address handshake limit (100/s, burst
+# 1,000) is off here so the 10k reconnect as they would from 10k addresses.
+run_presence() {
+  local orig=("${gateway_env[@]}") mode
+  local base=("${orig[@]}" MAX_HANDSHAKES_PER_IP_PER_SEC=0)
+  for mode in true false; do
+    gateway_env=("${base[@]}" PRESENCE_ENABLED="$mode")
+    if [[ " ${PRESENCE_RUNS:-storm idle} " == *" storm "* ]]; then
+      start_embedded
+      storm "storm-presence-$mode-embedded" --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID"
+      cleanup
+    fi
+    [[ " ${PRESENCE_RUNS:-storm idle} " == *" idle "* ]] || continue
+    start_embedded
+    echo "=== idle-presence-$mode-embedded: $IDLE_CLIENTS connections for ${PRESENCE_IDLE:-30s}"
+    "$BIN/loadtest" idle --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID" --clients "$IDLE_CLIENTS" \
+      --guilds "$GUILDS" --duration "${PRESENCE_IDLE:-30s}" --quiet \
+      --json "$OUT/idle-presence-$mode-embedded.json" | tee "$OUT/idle-presence-$mode-embedded.txt"
+    cleanup
+  done
+  if [[ "${PRESENCE_DISTRIBUTED:-0}" == 1 ]]; then
+    for mode in true false; do
+      gateway_env=("${base[@]}" PRESENCE_ENABLED="$mode")
+      start_distributed
+      local watch=()
+      for pid in "${DIST_PIDS[@]}"; do watch+=(--watch-pid "$pid"); done
+      storm "storm-presence-$mode-distributed" "${DIST_TARGETS[@]}" "${watch[@]}" \
+        --redis-url "$REDIS_URL" --jwt-secret "$SECRET"
+      cleanup
+    done
+  fi
+  gateway_env=("${orig[@]}")
+}
+
 summarize() {
   python3 - "$OUT" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 rows = ["| run | deliveries/s | ratio | p50 ms | p99 ms | p99.9 ms | server CPU-µs/delivery | server RSS KiB/conn |",
         "|---|---|---|---|---|---|---|---|"]
-storms = ["", "| storm run | clients | all resumed ms | resume p50 / p99 ms | lost | duplicates | reconnect failures |",
-          "|---|---|---|---|---|---|---|"]
+storms = ["", "| storm run | clients | all resumed ms | handshakes/s | resume p50 / p99 ms | lost | duplicates | reconnect failures | presence snapshots / diffs per client |",
+          "|---|---|---|---|---|---|---|---|---|"]
+idles = ["", "| idle run | connections held | window s | gateway CPU s | % of one core |", "|---|---|---|---|---|"]
 def f(v, fmt="{:.2f}"):
     return "–" if v is None else fmt.format(v)
 for path in sorted(out.glob("*.json")):
@@ -312,11 +355,18 @@ for path in sorted(out.glob("*.json")):
     st = r.get("storm")
     if st:
         res = st.get("resume") or {}
+        pres = st.get("presence_per_client") or {}
         storms.append(f"| {path.stem} | {st['clients_dropped']} | {f(st.get('all_resumed_ms'), '{:.1f}')} "
+                      f"| {f(st.get('handshakes_per_s'), '{:.0f}')} "
                       f"| {f(res.get('p50_ms'))} / {f(res.get('p99_ms'))} | {st['lost']} | {st['duplicates']} "
-                      f"| {st['reconnect_failures']} |")
+                      f"| {st['reconnect_failures']} | {f(pres.get('snapshots'))} / {f(pres.get('diffs'))} |")
+    if path.stem.startswith("idle-presence-"):
+        idles.append(f"| {path.stem} | {(r.get('connections') or {}).get('connected', '–')} | {f(s.get('window_s'), '{:.1f}')} "
+                     f"| {f(s.get('cpu_us') and s['cpu_us'] / 1e6)} | {f(s.get('cpu_percent_of_one_core'))} |")
 if len(storms) > 3:
     rows += storms
+if len(idles) > 3:
+    rows += idles
 (out / "summary.md").write_text("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
@@ -336,8 +386,9 @@ for scenario in "${SCENARIOS[@]}"; do
     handshake) run_handshake ;;
     storm) run_storm ;;
     abuse) run_abuse ;;
+    presence) run_presence ;;
     all) run_ceiling; run_embedded; run_distributed; run_idle; run_idle_multi; run_handshake; run_storm ;;
-    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|idle-multi|handshake|storm|abuse|all)" >&2; exit 2 ;;
+    *) echo "bench: unknown scenario $scenario (ceiling|embedded|distributed|idle|idle-multi|handshake|storm|abuse|presence|all)" >&2; exit 2 ;;
   esac
 done
 summarize

@@ -20,6 +20,7 @@ pub mod send;
 pub mod send_limit;
 pub mod sequencer;
 pub mod server;
+pub mod shared_frame;
 pub mod socketio;
 pub mod state;
 pub mod wire_entry;

@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use crate::sequencer::{Fetch, Out, Sequencer};
+use crate::shared_frame::SharedFrame;
 use crate::wire_entry::WireEntry;
 use crate::ws::handle::ConnHandle;
 
@@ -41,6 +42,8 @@ pub enum Outbound {
     Live(Arc<WireEntry>),
     /// A frame for this connection only (hello, ack, error, pong, …).
     Frame(Box<ServerFrame>),
+    /// A frame many connections get (presence, typing), encoded once for all of them.
+    Shared(Arc<SharedFrame>),
     /// A resume of this guild starts: its live entries wait for the replay.
     ResumeBegin(Box<ResumeBegin>),
     /// A page of a replay.
@@ -69,6 +72,7 @@ impl Outbound {
         ITEM_OVERHEAD
             + match self {
                 Outbound::Live(entry) => entry.message.text.len(),
+                Outbound::Shared(frame) => frame.len(),
                 Outbound::ResumePage(page) => entries(&page.entries),
                 Outbound::Filled(filled) => {
                     filled.page.as_ref().map_or(0, |(page, _)| entries(page))
@@ -117,6 +121,7 @@ pub enum Write {
         live: bool,
     },
     Frame(ServerFrame),
+    Shared(Arc<SharedFrame>),
 }
 
 /// One connection's outbound core: the sequencer and the effects it asks for.
@@ -149,6 +154,7 @@ impl Outbox {
         let mut live = false;
         match item {
             Outbound::Frame(frame) => return writes.push(Write::Frame(*frame)),
+            Outbound::Shared(frame) => return writes.push(Write::Shared(frame)),
             Outbound::Live(entry) => {
                 live = true;
                 self.sequencer.live(entry, &mut self.out);

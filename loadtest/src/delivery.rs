@@ -60,6 +60,9 @@ pub struct DeliveryBook {
     /// When the last client so far finished its resume (ns, see [`crate::clock`]).
     pub last_resume_done_ns: AtomicU64,
     pub resume_times: Mutex<Vec<u64>>,
+    /// `presence` snapshots and `presence_diff` frames received by receivers (issue #13).
+    pub presence_snapshots: AtomicU64,
+    pub presence_diffs: AtomicU64,
 }
 
 impl DeliveryBook {
@@ -84,6 +87,8 @@ impl DeliveryBook {
             resumed_clients: AtomicU64::new(0),
             last_resume_done_ns: AtomicU64::new(0),
             resume_times: Mutex::new(Vec::new()),
+            presence_snapshots: AtomicU64::new(0),
+            presence_diffs: AtomicU64::new(0),
         }
     }
 
@@ -170,6 +175,12 @@ impl ClientLedger {
                 book.acks.fetch_add(1, Relaxed);
             }
             ServerFrame::Error(error) => book.on_error(&error),
+            ServerFrame::Presence(_) if self.counting => {
+                book.presence_snapshots.fetch_add(1, Relaxed);
+            }
+            ServerFrame::PresenceDiff(_) if self.counting => {
+                book.presence_diffs.fetch_add(1, Relaxed);
+            }
             ServerFrame::Resumed(_) if self.pending_resumes > 0 => {
                 self.pending_resumes -= 1;
                 if self.pending_resumes == 0 {

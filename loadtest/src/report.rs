@@ -68,6 +68,17 @@ pub struct StormStats {
     /// Owed deliveries never received (after every resume and the drain).
     pub lost: u64,
     pub duplicates: u64,
+    /// Reconnect handshakes per second: clients resumed over the time until all resumed.
+    pub handshakes_per_s: Option<f64>,
+    /// Presence frames per dropped client from the drop to the end of the run (issue #13).
+    pub presence_per_client: PresenceFrames,
+}
+
+/// `presence` snapshots and `presence_diff` frames per client.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PresenceFrames {
+    pub snapshots: f64,
+    pub diffs: f64,
 }
 
 /// Cost on the watched server processes over the measured window.
@@ -204,6 +215,17 @@ fn render_storm(table: &mut Table, s: &StormStats) {
         table,
         "storm: lost / duplicates / reconnect failures",
         format!("{} / {} / {}", s.lost, s.duplicates, s.reconnect_failures),
+    );
+    if let Some(rate) = s.handshakes_per_s {
+        row(table, "storm: reconnect handshakes/s", format!("{rate:.0}"));
+    }
+    row(
+        table,
+        "storm: presence frames per client",
+        format!(
+            "{:.2} snapshots + {:.2} diffs",
+            s.presence_per_client.snapshots, s.presence_per_client.diffs
+        ),
     );
 }
 

@@ -298,5 +298,12 @@ async fn storm_against_a_gateway_resumes_everyone_without_loss() {
     assert!(storm.all_resumed_ms.is_some(), "{}", report.render());
     assert_eq!(storm.lost, 0, "{}", report.render());
     assert_eq!(storm.duplicates, 0, "{}", report.render());
+    assert!(storm.handshakes_per_s.is_some(), "{}", report.render());
+    // Every resumed connection gets its guild's presence snapshot again (issue #13).
+    assert!(
+        storm.presence_per_client.snapshots >= 1.0,
+        "{}",
+        report.render()
+    );
     assert_clean_delivery(&report);
 }

@@ -9,6 +9,11 @@ const PRESENCE: &str = "Presence";
 
 #[derive(Debug, Clone, Args)]
 pub struct PresenceConfig {
+    /// Presence on (`true`) or off (`false`: nothing tracked or published, every `presence`
+    /// snapshot and `GET /api/guilds/{guildId}/presence` say `available:false`); typing
+    /// indicators work either way.
+    #[arg(long, env = "PRESENCE_ENABLED", help_heading = PRESENCE, default_value_t = true, action = clap::ArgAction::Set)]
+    pub presence_enabled: bool,
     /// How long a user whose last connection to a guild closed still counts as online there
     /// (a page reload does not flap).
     #[arg(long, env = "PRESENCE_LINGER_MS", help_heading = PRESENCE, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
@@ -38,5 +43,33 @@ impl PresenceConfig {
 
     pub fn max_listed(&self) -> usize {
         self.presence_max_listed as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::PresenceConfig;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        presence: PresenceConfig,
+    }
+
+    #[test]
+    fn presence_is_on_unless_switched_off() {
+        let table: [(&[&str], bool); 4] = [
+            (&[], true),
+            (&["--presence-enabled", "true"], true),
+            (&["--presence-enabled", "false"], false),
+            (&["--presence-enabled=false"], false),
+        ];
+        for (args, enabled) in table {
+            let cli = Cli::parse_from(std::iter::once("gateway").chain(args.iter().copied()));
+            assert_eq!(cli.presence.presence_enabled, enabled, "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["gateway", "--presence-enabled", "maybe"]).is_err());
     }
 }

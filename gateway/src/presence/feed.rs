@@ -58,9 +58,15 @@ async fn run(
         let Some(service) = service.upgrade() else {
             return;
         };
-        service.publish(&guild, PresenceBody::Request { to: None });
+        if service.enabled() {
+            service.publish(&guild, PresenceBody::Request { to: None });
+        }
     }
-    let settle = tokio::time::sleep(SETTLE);
+    // Presence off: no full lists to wait for, typing flows at once.
+    let settle = tokio::time::sleep(match service.upgrade() {
+        Some(service) if !service.enabled() => Duration::ZERO,
+        _ => SETTLE,
+    });
     tokio::pin!(settle);
     let mut live = false;
     loop {
@@ -95,6 +101,13 @@ impl PresenceService {
         let now = Instant::now();
         let from: Arc<str> = Arc::from(update.from);
         let mut st = self.state.lock();
+        if !self.enabled() {
+            // Presence off: only the typing notices of the other gateways count.
+            if let PresenceBody::Typing { user } = &update.body {
+                self.deliver_typing(&mut st, guild, user, now);
+            }
+            return;
+        }
         if !st.cluster.follows(guild) {
             return;
         }

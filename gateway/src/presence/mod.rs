@@ -7,7 +7,8 @@
 //!
 //! The connection core calls it from a few marked hooks: `PresenceService::join` / `leave`
 //! when a connection opens, closes or its guilds change, and `PresenceService::typing` for a
-//! client `typing` frame.
+//! client `typing` frame. With `PRESENCE_ENABLED=false` the same hooks go to [`off`]: typing
+//! only, every snapshot `available:false`.
 
 pub mod cluster;
 pub mod coalesce;
@@ -15,6 +16,7 @@ pub mod config;
 mod feed;
 pub mod local;
 mod metrics;
+mod off;
 mod outbox;
 pub mod service;
 pub mod typing;

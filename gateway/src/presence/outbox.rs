@@ -1,25 +1,36 @@
-//! A presence or typing frame on its way to many local connections, queued without waiting (a
-//! full queue drops it and counts the drop). The connection's writer encodes it, as it does
-//! every transport-neutral frame of the outbound queue.
+//! A presence or typing frame on its way to many local connections: made into one
+//! [`SharedFrame`] on first use (encoded once per encoding, however many connections get it)
+//! and queued without waiting (a full queue drops it and counts the drop).
+
+use std::sync::Arc;
 
 use chat_shared::protocol::ServerFrame;
 
+use crate::shared_frame::SharedFrame;
 use crate::ws::handle::{ConnHandle, Outbound};
 
 use super::metrics::PresenceMetrics;
 
 pub struct Outgoing<'f> {
     frame: &'f ServerFrame,
+    shared: Option<Arc<SharedFrame>>,
 }
 
 impl<'f> Outgoing<'f> {
     pub fn new(frame: &'f ServerFrame) -> Self {
-        Outgoing { frame }
+        Outgoing {
+            frame,
+            shared: None,
+        }
     }
 
     /// Queues the frame for `conn`.
     pub fn send(&mut self, conn: &ConnHandle, metrics: &PresenceMetrics) {
-        if !conn.try_send(Outbound::frame(self.frame.clone())) && !conn.is_closed() {
+        let shared = self
+            .shared
+            .get_or_insert_with(|| Arc::new(SharedFrame::new(self.frame.clone())))
+            .clone();
+        if !conn.try_send(Outbound::Shared(shared)) && !conn.is_closed() {
             metrics.frames_dropped.inc();
         }
     }

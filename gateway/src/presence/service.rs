@@ -92,6 +92,9 @@ impl PresenceService {
     /// Hook: a connection of `user` is open in `guilds` (after `hello`). Each guild's members
     /// get a diff if the user is new there; the connection gets the guild's snapshot.
     pub fn join(self: &Arc<Self>, conn: &ConnHandle, user: &UserInfo, guilds: &[String]) {
+        if !self.enabled() {
+            return self.join_typing_only(conn, guilds);
+        }
         let now = Instant::now();
         let mut st = self.state.lock();
         for guild in guilds {
@@ -116,6 +119,9 @@ impl PresenceService {
     /// Hook: a connection left `guilds` (closed, or its membership was removed: `at_once`
     /// skips the linger).
     pub fn leave(&self, conn: &ConnHandle, guilds: &[String], at_once: bool) {
+        if !self.enabled() {
+            return self.leave_typing_only(conn, guilds);
+        }
         let now = Instant::now();
         let mut st = self.state.lock();
         for guild in guilds {
@@ -161,6 +167,9 @@ impl PresenceService {
 
     /// The snapshot of a guild for `GET /api/guilds/{id}/presence` (the caller is a member).
     pub async fn read(self: &Arc<Self>, guild: &str) -> PresenceSnapshot {
+        if !self.enabled() {
+            return self.snapshot_of(&self.state.lock(), guild, false);
+        }
         let guild: Arc<str> = Arc::from(guild);
         {
             let mut st = self.state.lock();
@@ -194,6 +203,9 @@ impl PresenceService {
         let Some(mut outbox) = self.outbox_rx.lock().take() else {
             return;
         };
+        if !self.enabled() {
+            return self.run_typing_only(outbox, stop).await;
+        }
         let mut tick = tokio::time::interval(TICK);
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_every());
         loop {
@@ -212,7 +224,7 @@ impl PresenceService {
         }
     }
 
-    async fn send_to_bus(&self, update: &PresenceUpdate) {
+    pub(super) async fn send_to_bus(&self, update: &PresenceUpdate) {
         let Some(bus) = &self.bus else { return };
         if let Err(error) = bus.publish(update).await {
             tracing::debug!(%error, "presence update not published");
@@ -358,12 +370,14 @@ impl PresenceService {
     }
 
     /// Starts following a guild: its room, its merged view and its bus subscription.
-    fn ensure_room(self: &Arc<Self>, st: &mut State, guild: &Arc<str>) {
+    pub(super) fn ensure_room(self: &Arc<Self>, st: &mut State, guild: &Arc<str>) {
         if st.rooms.contains_key(guild) {
             return;
         }
-        let users = st.local.users(guild);
-        st.cluster.follow(guild, &self.own, users);
+        if self.enabled() {
+            let users = st.local.users(guild);
+            st.cluster.follow(guild, &self.own, users);
+        }
         let stop = CancellationToken::new();
         let live = match &self.bus {
             Some(bus) => {
@@ -389,7 +403,7 @@ impl PresenceService {
         self.metrics.followed_guilds.inc();
     }
 
-    fn close_room_if_unused(&self, st: &mut State, guild: &Arc<str>) {
+    pub(super) fn close_room_if_unused(&self, st: &mut State, guild: &Arc<str>) {
         let unused = st
             .rooms
             .get(guild)
@@ -414,7 +428,8 @@ impl PresenceService {
         };
         room.live = live;
         st.coalescer.forget(guild);
-        let frame = ServerFrame::Presence(self.snapshot_of(&st, guild, live));
+        let available = live && self.enabled();
+        let frame = ServerFrame::Presence(self.snapshot_of(&st, guild, available));
         let mut out = Outgoing::new(&frame);
         for conn in st
             .rooms

@@ -288,6 +288,7 @@ impl Pump {
                         self.emit_message(&entry.message, entry.seq).await
                     }
                     Write::Frame(frame) => self.emit_notice(&frame).await,
+                    Write::Shared(frame) => self.emit_notice(frame.frame()).await,
                 };
                 if !written {
                     break;

@@ -204,5 +204,6 @@ fn encode(write: Write, encoding: Encoding) -> (Message, FrameType, Option<std::
             let control = control_frame(&frame, encoding);
             (control.message, control.frame_type, None)
         }
+        Write::Shared(frame) => (frame.message(encoding), frame.frame_type(), None),
     }
 }

@@ -1,8 +1,11 @@
 //! `idle`: open N authenticated connections at the ramp rate, hold them for the duration
 //! (answering pings, counting any connection the server drops), and report the connect rate,
-//! handshake latency, failures by reason and the server's memory per connection.
+//! handshake latency, failures by reason and the server's memory per connection. The CPU
+//! window starts [`SETTLE`] after the last connection, so the tail of the connect phase (its
+//! last writes, the presence diffs coalesced during it) is not counted as idle.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +21,9 @@ use crate::progress::Live;
 use crate::report::Report;
 use crate::stats::Tally;
 use crate::users::provision;
+
+/// Between the last connection and the start of the measured hold.
+pub const SETTLE: Duration = Duration::from_secs(2);
 
 pub async fn run(
     config: &RunConfig,
@@ -80,6 +86,7 @@ pub async fn run(
             watch_book.disconnects.total()
         )
     });
+    tokio::time::sleep(SETTLE).await;
     samples.window_start = setup.watcher.sample();
     tokio::time::sleep(config.duration).await;
     samples.window_end = setup.watcher.sample();

@@ -26,7 +26,7 @@ use crate::delivery::{ClientLedger, DeliveryBook, ReadEnd, Window, receive};
 use crate::error::LoadTestError;
 use crate::membership::{Membership, new_nonce};
 use crate::progress::Live;
-use crate::report::{Report, StormStats};
+use crate::report::{PresenceFrames, Report, StormStats};
 use crate::sender::{MessageCounter, SenderPlan, run_sender};
 use crate::stats::{Tally, latency::summarize};
 use crate::users::{UserSpec, VirtualUser, provision};
@@ -132,6 +132,7 @@ pub async fn run(
     live.phase("storm", config.duration.as_secs());
     let storm_started = Instant::now();
     let storm_ns = now_ns();
+    let presence_before = presence_counts(&book);
     shared.storm.cancel();
     let drain_deadline = instant_at(send_end) + shape.drain;
     let all_resumed = wait_until(drain_deadline, || {
@@ -153,7 +154,8 @@ pub async fn run(
     live.finish();
 
     let delivery = delivery_stats(&book, config.warmup + config.duration);
-    let storm = storm_stats(&book, &shared.reconnect_failures, dropped, all_resumed);
+    let mut storm = storm_stats(&book, &shared.reconnect_failures, dropped, all_resumed);
+    storm.presence_per_client = presence_per_client(&book, presence_before, dropped);
     let mut all_failures = failures.snapshot();
     merge_book_failures(&mut all_failures, &book);
     for (reason, count) in shared.reconnect_failures.snapshot() {
@@ -195,6 +197,28 @@ fn storm_stats(
             .load(Relaxed)
             .saturating_sub(book.received.load(Relaxed)),
         duplicates: book.duplicates.load(Relaxed),
+        handshakes_per_s: all_resumed
+            .filter(|d| !d.is_zero())
+            .map(|d| book.resumed_clients.load(Relaxed) as f64 / d.as_secs_f64()),
+        presence_per_client: PresenceFrames::default(),
+    }
+}
+
+/// (snapshots, diffs) the receivers have received so far.
+fn presence_counts(book: &DeliveryBook) -> (u64, u64) {
+    (
+        book.presence_snapshots.load(Relaxed),
+        book.presence_diffs.load(Relaxed),
+    )
+}
+
+/// Presence frames per dropped client since `before` (the storm signal).
+fn presence_per_client(book: &DeliveryBook, before: (u64, u64), dropped: u64) -> PresenceFrames {
+    let (snapshots, diffs) = presence_counts(book);
+    let per = |n: u64| n as f64 / dropped.max(1) as f64;
+    PresenceFrames {
+        snapshots: per(snapshots.saturating_sub(before.0)),
+        diffs: per(diffs.saturating_sub(before.1)),
     }
 }
 

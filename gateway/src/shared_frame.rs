@@ -1,0 +1,92 @@
+//! A frame for many connections at once (presence snapshots, diffs, typing notices): made once,
+//! shared by every recipient's queue behind an `Arc`, and encoded at most once per encoding
+//! however many connections write it, as [`crate::wire_entry::WireEntry`] does for messages.
+//! The JSON encoding is made up front: its length is what a queued copy is taken to cost.
+
+use std::sync::OnceLock;
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
+use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::codec::{Encoding, encode};
+
+use crate::metrics::FrameType;
+
+#[derive(Debug)]
+pub struct SharedFrame {
+    frame: ServerFrame,
+    json: Utf8Bytes,
+    msgpack: OnceLock<Bytes>,
+}
+
+impl SharedFrame {
+    pub fn new(frame: ServerFrame) -> Self {
+        let json = serde_json::to_string(&frame).unwrap_or_default().into();
+        SharedFrame {
+            frame,
+            json,
+            msgpack: OnceLock::new(),
+        }
+    }
+
+    /// The frame itself (for transports that re-shape it, such as Socket.IO events).
+    pub fn frame(&self) -> &ServerFrame {
+        &self.frame
+    }
+
+    pub fn frame_type(&self) -> FrameType {
+        FrameType::of(&self.frame)
+    }
+
+    /// The bytes of its JSON encoding (what a queued copy pins, at most).
+    pub fn len(&self) -> usize {
+        self.json.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.json.is_empty()
+    }
+
+    /// The WebSocket message in `encoding`; a cheap clone of bytes encoded once.
+    pub fn message(&self, encoding: Encoding) -> Message {
+        match encoding {
+            Encoding::Json => Message::Text(self.json.clone()),
+            Encoding::MsgPack => Message::Binary(
+                self.msgpack
+                    .get_or_init(|| encode(&self.frame, Encoding::MsgPack).unwrap_or_default())
+                    .clone(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_shared::protocol::identity::{Role, UserInfo};
+    use chat_shared::protocol::presence::PresenceDiff;
+
+    use super::*;
+    use crate::wire_entry::control_frame;
+
+    #[test]
+    fn encodes_as_a_frame_for_one_connection_does() {
+        let frame = ServerFrame::PresenceDiff(PresenceDiff {
+            guild_id: "g1".into(),
+            count: 2,
+            joined: vec![UserInfo {
+                id: "u1".into(),
+                name: "Ann".into(),
+                role: Role::Member,
+                color: "#3b82f6".into(),
+            }],
+            left: vec!["u2".into()],
+        });
+        let shared = SharedFrame::new(frame.clone());
+        for encoding in [Encoding::Json, Encoding::MsgPack] {
+            let one = control_frame(&frame, encoding);
+            assert_eq!(shared.message(encoding), one.message, "{encoding:?}");
+            assert_eq!(shared.frame_type(), one.frame_type);
+        }
+        assert_eq!(shared.len(), serde_json::to_string(&frame).unwrap().len());
+    }
+}
