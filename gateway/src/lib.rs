@@ -22,6 +22,7 @@ pub mod sequencer;
 pub mod server;
 pub mod socketio;
 pub mod state;
+pub mod user_budget;
 pub mod wire_entry;
 pub mod ws;
 

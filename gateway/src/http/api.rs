@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::http::auth::{ApiError, Caller, authenticate};
 use crate::send::{SendFields, send};
 use crate::state::AppState;
+use crate::user_budget::{self, Budget};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
@@ -37,6 +38,9 @@ pub async fn list_messages(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = readable_guild(&state, &headers, &guild_id).await?;
+    if let Err(refusal) = user_budget::spend(&state, Budget::History, &caller.user.id).await {
+        return Ok(refusal.into_response());
+    }
     let limit = parse_limit(query.get("limit"), false)?;
     let before = match query.get("before") {
         None => None,
@@ -73,6 +77,9 @@ pub async fn legacy_history(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = readable_guild(&state, &headers, &guild_id).await?;
+    if let Err(refusal) = user_budget::spend(&state, Budget::History, &caller.user.id).await {
+        return Ok(refusal.into_response());
+    }
     let limit = parse_limit(query.get("limit"), true)?;
     let page = page(&state, &caller, &guild_id, None, limit).await?;
     let messages: Vec<_> = page.entries.into_iter().map(|e| e.message).collect();
