@@ -1,6 +1,8 @@
 //! Per-user budgets for the requests a signed-in member can repeat cheaply but the gateway pays
-//! for: WebSocket handshakes (session lookup, connection lease, subscriptions, `hello`) and
-//! history pages (`GET /api/guilds/{id}/messages`, up to `MAX_SCANNED_PER_PAGE` reads each).
+//! for: WebSocket handshakes (session lookup, connection lease, subscriptions, `hello`),
+//! `resume` frames (replays; each connection's `RESUME_FRAMES_PER_MIN` starts afresh on every
+//! new connection, this one does not) and history pages (`GET /api/guilds/{id}/messages`, up
+//! to `MAX_SCANNED_PER_PAGE` reads each). Over budget a resume is answered `rate_limited`.
 //! One GCRA budget per user and kind in the shared [`RateLimiter`] (Redis in distributed mode,
 //! so it holds across gateways; memory in embedded mode), like the send limit
 //! (`send_limit.rs`). Over budget: 429 `rate_limited` with `Retry-After`, before the work.
@@ -36,6 +38,11 @@ pub struct UserBudgetArgs {
     /// the minute (0: no limit); beyond it 429 `rate_limited` with Retry-After.
     #[arg(long, env = "USER_HISTORY_REQUESTS_PER_MIN", help_heading = HEADING, default_value_t = 120)]
     pub user_history_requests_per_min: u32,
+    /// `resume` frames one user may send per minute across every connection and gateway, as
+    /// a burst of this many refilled evenly over the minute (0: no limit), besides each
+    /// connection's own `RESUME_FRAMES_PER_MIN`; beyond it the frame is answered `rate_limited`.
+    #[arg(long, env = "USER_RESUMES_PER_MIN", help_heading = HEADING, default_value_t = 30)]
+    pub user_resumes_per_min: u32,
 }
 
 /// What a budget is spent on; also the key's prefix and the metric's `budget` label.
@@ -43,6 +50,7 @@ pub struct UserBudgetArgs {
 pub enum Budget {
     Handshake,
     History,
+    Resume,
 }
 
 impl Budget {
@@ -50,6 +58,7 @@ impl Budget {
         match self {
             Budget::Handshake => "handshake",
             Budget::History => "history",
+            Budget::Resume => "resume",
         }
     }
 
@@ -64,6 +73,7 @@ pub struct UserBudgets {
     limiter: Arc<dyn RateLimiter>,
     handshakes: Option<Quota>,
     history: Option<Quota>,
+    resumes: Option<Quota>,
     /// `chat_gateway_user_budget_refusals_total{budget}`.
     refusals: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
@@ -75,6 +85,7 @@ impl UserBudgets {
             limiter,
             handshakes: per_minute(args.user_handshakes_per_min),
             history: per_minute(args.user_history_requests_per_min),
+            resumes: per_minute(args.user_resumes_per_min),
             refusals: Family::default(),
         }
     }
@@ -83,7 +94,7 @@ impl UserBudgets {
     pub fn register(&self, registry: &mut Registry) {
         registry.sub_registry_with_prefix("chat_gateway").register(
             "user_budget_refusals",
-            "Requests refused by the per-user budgets, by budget (handshake, history)",
+            "Requests refused by the per-user budgets, by budget (handshake, history, resume)",
             self.refusals.clone(),
         );
     }
@@ -94,6 +105,7 @@ impl UserBudgets {
         let quota = match budget {
             Budget::Handshake => self.handshakes,
             Budget::History => self.history,
+            Budget::Resume => self.resumes,
         };
         let Some(quota) = quota else {
             return Ok(());
@@ -144,8 +156,14 @@ mod tests {
             "2",
             "--user-history-requests-per-min",
             "3",
+            "--user-resumes-per-min",
+            "2",
         ]);
-        let cases = [(Budget::Handshake, 2), (Budget::History, 3)];
+        let cases = [
+            (Budget::Handshake, 2),
+            (Budget::History, 3),
+            (Budget::Resume, 2),
+        ];
         for (budget, allowed) in cases {
             for _ in 0..allowed {
                 budgets.spend(budget, "u1").await.expect("within the burst");
@@ -167,10 +185,13 @@ mod tests {
             "0",
             "--user-history-requests-per-min",
             "0",
+            "--user-resumes-per-min",
+            "0",
         ]);
         for _ in 0..1000 {
             budgets.spend(Budget::Handshake, "u1").await.expect("off");
             budgets.spend(Budget::History, "u1").await.expect("off");
+            budgets.spend(Budget::Resume, "u1").await.expect("off");
         }
     }
 
@@ -179,6 +200,7 @@ mod tests {
         let cli = Cli::parse_from(["gateway"]);
         assert_eq!(cli.args.user_handshakes_per_min, 60);
         assert_eq!(cli.args.user_history_requests_per_min, 120);
+        assert_eq!(cli.args.user_resumes_per_min, 30);
         assert_eq!(Budget::History.key("u1"), "ratelimit:history:user:u1");
         assert_eq!(Budget::Handshake.key("u1"), "ratelimit:handshake:user:u1");
     }

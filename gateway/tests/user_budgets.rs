@@ -1,12 +1,16 @@
-//! The per-user handshake and history budgets over real sockets and HTTP (issue #14, the soak's
-//! finding: an abuser's reconnect loop and history flood were never refused). Over budget:
-//! 429 `rate_limited` with Retry-After; another user is unaffected; a user's refused
-//! handshakes spend none of the node's shared handshake rate; and over two gateway processes
-//! on a real Redis each budget is still one.
+//! The per-user handshake, resume and history budgets over real sockets and HTTP (issue #14,
+//! the soak's finding: an abuser's reconnect loop and history flood were never refused, and
+//! each new connection brought a fresh resume allowance). Over budget: 429 `rate_limited` with
+//! Retry-After (a resume: an `error` `rate_limited`); another user is unaffected; a user's
+//! refused handshakes spend none of the node's shared handshake rate; and over two gateway
+//! processes on a real Redis each budget is still one.
 
 mod support;
 
+use chat_shared::protocol::ServerFrame;
 use chat_shared::protocol::identity::Role;
+use serde_json::json;
+use support::client::Client;
 use support::distributed::{Distributed, Topology};
 use support::{Deployment, Embedded, Scope, TestUser, http, user};
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -135,11 +139,52 @@ async fn history_pages_are_refused_over_the_users_budget_on_both_paths() {
     assert_eq!(history(&d, 0, &bob, &g, false).await.0, 200, "another user");
 }
 
+/// Sends one `resume` of `guild` from 0 and reads its answer: true when it ran (`resumed`),
+/// false when the frame was refused `rate_limited`.
+async fn resume(client: &mut Client, guild: &str) -> bool {
+    client
+        .send_value(json!({"type": "resume", "positions": {guild: 0}}))
+        .await;
+    loop {
+        match client.recv().await {
+            ServerFrame::Resumed(_) => return true,
+            ServerFrame::Error(e) => {
+                assert_eq!(e.code.as_str(), "rate_limited");
+                return false;
+            }
+            ServerFrame::Message(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn resumes_are_counted_per_user_not_per_connection() {
+    let d = Embedded::start_with(|c| c.user_budgets.user_resumes_per_min = 3, true).await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let bob = user(&d, &s.user_id("bob"), Role::Member, &[&g]).await;
+    // Each new connection has its own allowance of 4 at once (RESUME_FRAMES_PER_MIN's burst);
+    // the user's budget of 3 holds over all of them.
+    let mut ran = 0;
+    for _ in 0..3 {
+        let mut a = ann.connect(&d, 0).await;
+        for _ in 0..2 {
+            ran += usize::from(resume(&mut a, &g).await);
+        }
+    }
+    assert_eq!(ran, 3, "3 of 6 resumes over three connections ran");
+    let mut b = bob.connect(&d, 0).await;
+    assert!(resume(&mut b, &g).await, "another user's resume runs");
+}
+
 #[tokio::test]
 async fn both_budgets_hold_across_two_gateways() {
     let env = [
         ("USER_HANDSHAKES_PER_MIN", "3"),
         ("USER_HISTORY_REQUESTS_PER_MIN", "4"),
+        ("USER_RESUMES_PER_MIN", "2"),
     ];
     let d = Distributed::start_with(Topology {
         env: env
@@ -171,4 +216,11 @@ async fn both_budgets_hold_across_two_gateways() {
     let bob = user(&d, &s.user_id("bob"), Role::Member, &[&g]).await;
     open(&d, 1, &bob).await.expect("another user");
     assert_eq!(history(&d, 1, &bob, &g, false).await.0, 200);
+    // Resumes: 2 in all, over a connection on each gateway.
+    let cat = user(&d, &s.user_id("cat"), Role::Member, &[&g]).await;
+    let (mut on_first, mut on_second) = (cat.connect(&d, 0).await, cat.connect(&d, 1).await);
+    assert!(resume(&mut on_first, &g).await);
+    assert!(resume(&mut on_second, &g).await);
+    assert!(!resume(&mut on_second, &g).await, "over the shared budget");
+    assert!(!resume(&mut on_first, &g).await, "over the shared budget");
 }
