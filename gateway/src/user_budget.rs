@@ -12,6 +12,7 @@
 //! handshake rate and in-flight places, so one user's reconnect loop spends only its own budget.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_shared::store::rate_limit::{Decision, Quota, RateLimiter};
 use clap::Args;
@@ -29,10 +30,14 @@ const HEADING: &str = "Per-user request budgets";
 #[derive(Debug, Clone, Args)]
 pub struct UserBudgetArgs {
     /// WebSocket handshakes (`/ws` and Socket.IO CONNECT) one user may start per minute across
-    /// every gateway, as a burst of this many refilled evenly over the minute (0: no limit);
-    /// beyond it the handshake is refused with 429 `rate_limited` and Retry-After.
+    /// every gateway, refilled evenly (0: no limit); beyond it the handshake is refused with
+    /// 429 `rate_limited` and Retry-After.
     #[arg(long, env = "USER_HANDSHAKES_PER_MIN", help_heading = HEADING, default_value_t = 60)]
     pub user_handshakes_per_min: u32,
+    /// Handshakes one user may start at once above that rate (at least
+    /// `MAX_CONNECTIONS_PER_USER`, so a user's every tab can reconnect after a drain).
+    #[arg(long, env = "USER_HANDSHAKE_BURST", help_heading = HEADING, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_handshake_burst: u32,
     /// History pages (`GET /api/guilds/{id}/messages`, `GET /api/chat/{id}/history`) one user
     /// may read per minute across every gateway, as a burst of this many refilled evenly over
     /// the minute (0: no limit); beyond it 429 `rate_limited` with Retry-After.
@@ -81,9 +86,14 @@ pub struct UserBudgets {
 impl UserBudgets {
     pub fn new(args: &UserBudgetArgs, limiter: Arc<dyn RateLimiter>) -> Self {
         let per_minute = |n: u32| (n > 0).then(|| Quota::per_minute(n));
+        let handshakes = (args.user_handshakes_per_min > 0).then(|| {
+            let burst = args.user_handshake_burst.max(1);
+            let secs = 60.0 * f64::from(burst) / f64::from(args.user_handshakes_per_min);
+            Quota::new(burst, Duration::from_secs_f64(secs))
+        });
         UserBudgets {
             limiter,
-            handshakes: per_minute(args.user_handshakes_per_min),
+            handshakes,
             history: per_minute(args.user_history_requests_per_min),
             resumes: per_minute(args.user_resumes_per_min),
             refusals: Family::default(),
@@ -154,6 +164,8 @@ mod tests {
         let budgets = budgets(&[
             "--user-handshakes-per-min",
             "2",
+            "--user-handshake-burst",
+            "2",
             "--user-history-requests-per-min",
             "3",
             "--user-resumes-per-min",
@@ -199,6 +211,12 @@ mod tests {
     fn defaults_and_keys() {
         let cli = Cli::parse_from(["gateway"]);
         assert_eq!(cli.args.user_handshakes_per_min, 60);
+        let budgets = UserBudgets::new(&cli.args, Arc::new(MemoryRateLimiter::new()));
+        assert_eq!(
+            budgets.handshakes,
+            Some(Quota::new(20, Duration::from_secs(20))),
+            "a burst of 20, then one a second"
+        );
         assert_eq!(cli.args.user_history_requests_per_min, 120);
         assert_eq!(cli.args.user_resumes_per_min, 30);
         assert_eq!(Budget::History.key("u1"), "ratelimit:history:user:u1");

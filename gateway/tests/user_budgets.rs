@@ -97,6 +97,7 @@ async fn a_users_reconnect_loop_is_refused_and_spends_none_of_the_nodes_handshak
     let d = Embedded::start_with(
         |c| {
             c.user_budgets.user_handshakes_per_min = 2;
+            c.user_budgets.user_handshake_burst = 2;
             c.connection_limits.max_handshakes_per_sec = 1;
             c.connection_limits.handshake_burst = 4;
         },
@@ -183,6 +184,7 @@ async fn resumes_are_counted_per_user_not_per_connection() {
 async fn both_budgets_hold_across_two_gateways() {
     let env = [
         ("USER_HANDSHAKES_PER_MIN", "3"),
+        ("USER_HANDSHAKE_BURST", "3"),
         ("USER_HISTORY_REQUESTS_PER_MIN", "4"),
         ("USER_RESUMES_PER_MIN", "2"),
     ];
