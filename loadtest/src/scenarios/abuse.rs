@@ -92,7 +92,15 @@ impl AbusersProcess {
     async fn start(config: &RunConfig) -> Result<Self, LoadTestError> {
         let fail = |what: String| LoadTestError::Abusers(what);
         let exe = std::env::current_exe().map_err(|e| fail(format!("own executable: {e}")))?;
-        let mut child = Command::new(exe)
+        let mut command = match abusers_nice() {
+            Some(nice) => {
+                let mut command = Command::new("nice");
+                command.arg("-n").arg(nice.to_string()).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(child_args(config))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -137,6 +145,16 @@ impl AbusersProcess {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
         totals.ok_or_else(|| LoadTestError::Abusers("ended without its totals".into()))
     }
+}
+
+/// `ABUSERS_NICE`: the niceness to start the abusers' process with (coreutils `nice`), so on
+/// one shared machine it takes CPU only when the gateway and the measured clients leave some,
+/// as abusers on other hosts would; unset or 0: the same priority as this process.
+fn abusers_nice() -> Option<u32> {
+    std::env::var("ABUSERS_NICE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n > 0)
 }
 
 /// The child's command line: the first target, the same users, encoding and timeouts; it runs
