@@ -4,7 +4,7 @@
 # JetStream, Redis) under the same fanout load, plus an idle-connections run. Every run writes
 # <name>.json and <name>.svg into $OUT; a Markdown summary goes to $OUT/summary.md.
 #
-# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|idle-multi|handshake|storm|presence|all]...
+# Usage: loadtest/bench.sh [ceiling|embedded|distributed|idle|idle-multi|handshake|storm|presence|abuse|all]...
 #        (default: all)
 # Knobs (environment):
 #   RATES="10000 50000 100000"  target deliveries per second (each one run per target)
@@ -149,8 +149,12 @@ run_embedded() {
 }
 
 # abuse (harden, issue #14): the reference load on an embedded gateway without, then with, 20
-# abusive clients (loadtest abuse); ABUSE_DELIVERIES sets the load (default 10000 deliveries/s).
+# abusive clients (loadtest abuse; the abusers run in a second loadtest process it starts, from
+# 127.0.1.x); ABUSE_DELIVERIES sets the load (default 10000 deliveries/s). The gateway keeps its
+# default limits (the point of the run); the reference senders (10 msg/s each) are within them.
+# ABUSERS_NICE=N starts the abusers' process with nice -n N (see loadtest/src/scenarios/abuse.rs).
 run_abuse() {
+  local gateway_env=(RUST_LOG=warn LOG_FORMAT=json)
   start_embedded
   "$BIN/loadtest" abuse --target "$GATEWAY_URL" --watch-pid "$GATEWAY_PID" \
     --clients "$CLIENTS" --guilds "$GUILDS" --guilds-per-client "$GPC" --senders "$SENDERS" \

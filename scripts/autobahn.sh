@@ -77,7 +77,8 @@ wait_for_port "$echo_port"
 
 gateway_port="$(free_port)"
 gateway_log="$out/gateway.log"
-LISTEN_ADDR="127.0.0.1:$gateway_port" DEV_LOGIN=true \
+# One dev-login user opens every case's connection: no per-user handshake budget here.
+LISTEN_ADDR="127.0.0.1:$gateway_port" DEV_LOGIN=true USER_HANDSHAKES_PER_MIN=0 \
     JWT_SECRET="autobahn-secret-0123456789abcdef" RUST_LOG=info \
     "$root/target/debug/gateway" >"$gateway_log" 2>&1 &
 gateway_pid="$!"

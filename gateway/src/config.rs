@@ -76,6 +76,9 @@ pub struct GatewayConfig {
     pub presence: crate::presence::PresenceConfig,
     #[command(flatten)]
     pub send_limits: crate::send_limit::SendLimitArgs,
+    /// Per-user handshake and history budgets (issue #14).
+    #[command(flatten)]
+    pub user_budgets: crate::user_budget::UserBudgetArgs,
     #[command(flatten)]
     pub outbound: crate::ws::limits::OutboundLimits,
     #[command(flatten)]

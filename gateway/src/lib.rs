@@ -23,6 +23,7 @@ pub mod server;
 pub mod shared_frame;
 pub mod socketio;
 pub mod state;
+pub mod user_budget;
 pub mod wire_entry;
 pub mod ws;
 

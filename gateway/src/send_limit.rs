@@ -68,7 +68,8 @@ pub struct SendLimits {
     refusals: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
-/// A send refused by the per-user limit.
+/// A request refused by a per-user limit (sends here, handshakes and history pages in
+/// `user_budget.rs`): 429 `rate_limited` with Retry-After.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendRefusal {
     pub retry_after: Duration,

@@ -23,6 +23,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::presence::PresenceService;
 use crate::send_limit::SendLimits;
+use crate::user_budget::UserBudgets;
 
 /// How often the bus and the store are probed for `/readyz` and handshakes.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
@@ -40,6 +41,8 @@ pub struct Inner {
     pub admission: Arc<Admission>,
     /// The per-user send limits every send path checks.
     pub send_limits: SendLimits,
+    /// The per-user handshake and history budgets.
+    pub user_budgets: UserBudgets,
     /// Presence (issue #13).
     pub presence: Arc<PresenceService>,
     pub metrics: Arc<Metrics>,
@@ -72,8 +75,10 @@ impl AppState {
         metrics.register_with(connection_events::register);
         let hub = Hub::new(bus.clone(), metrics.clone());
         let admission = Admission::new(&config.connection_limits, store.clone());
-        let send_limits = SendLimits::new(&config.send_limits, rate_limiter);
+        let send_limits = SendLimits::new(&config.send_limits, rate_limiter.clone());
         metrics.register_with(|registry| send_limits.register(registry));
+        let user_budgets = UserBudgets::new(&config.user_budgets, rate_limiter);
+        metrics.register_with(|registry| user_budgets.register(registry));
         let dev_sessions = DevSessions::new(
             config.dev_login_max_sessions as usize,
             crate::http::dev_login::TOKEN_TTL,
@@ -87,6 +92,7 @@ impl AppState {
             hub,
             admission,
             send_limits,
+            user_budgets,
             presence,
             metrics,
             dev_sessions,

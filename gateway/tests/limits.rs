@@ -176,6 +176,8 @@ async fn the_node_cap_is_exact_under_concurrent_handshakes() {
         |c| {
             c.connection_limits.max_connections = 5;
             c.connection_limits.max_connections_per_user = 0;
+            // 30 handshakes of one user at once: only the node cap may answer them.
+            c.user_budgets.user_handshakes_per_min = 0;
         },
         true,
     )
@@ -247,7 +249,12 @@ async fn the_per_user_cap_refuses_with_429_in_embedded_mode() {
 }
 
 fn limited(extra: &[(&str, &str)]) -> Topology {
-    let mut env = vec![("MAX_CONNECTIONS_PER_USER".to_owned(), "2".to_owned())];
+    // These tests retry one user's handshakes every 50 ms while its cap is full: the per-user
+    // handshake budget (user_budgets.rs tests it) is off so only the cap answers.
+    let mut env = vec![
+        ("MAX_CONNECTIONS_PER_USER".to_owned(), "2".to_owned()),
+        ("USER_HANDSHAKES_PER_MIN".to_owned(), "0".to_owned()),
+    ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Topology {
         gateways: 2,

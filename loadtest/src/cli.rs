@@ -95,6 +95,16 @@ pub enum Command {
     /// The fanout load without, then with, 20 abusive clients flooding sends, resumes,
     /// handshakes and history; p99 and delivery ratio of both, and the watched RSS.
     Abuse(ShapeArgs),
+    /// Only the 20 abusive clients of `abuse`, for --duration (the process `abuse` starts for
+    /// its abused run; or run it beside any other load by hand). Prints what they did.
+    Abusers(AbusersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AbusersArgs {
+    /// Also stop when stdin reaches its end (how `abuse` stops its abusers' process).
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +202,10 @@ impl Cli {
             Command::Fanout(a) => Scenario::Fanout(a.shape()),
             Command::Storm(a) => Scenario::Storm(a.shape()),
             Command::Abuse(a) => Scenario::Abuse(a.shape()),
+            Command::Abusers(a) => Scenario::Abusers {
+                shape: LoadShape::default(),
+                stop_on_stdin_eof: a.stop_on_stdin_eof,
+            },
             Command::Ceiling(a) => Scenario::Ceiling {
                 shape: a.shape.shape(),
                 mode: match (a.ceiling_listen, g.targets.is_empty()) {

@@ -87,6 +87,12 @@ pub enum Scenario {
     },
     /// The fanout load without, then with, abusive clients (`scenarios/abuse.rs`).
     Abuse(LoadShape),
+    /// Only the abusive clients, as a process of their own (`scenarios/abusers.rs`); the
+    /// shape is unused. With `stop_on_stdin_eof` they also stop when stdin closes.
+    Abusers {
+        shape: LoadShape,
+        stop_on_stdin_eof: bool,
+    },
 }
 
 impl Scenario {
@@ -97,13 +103,14 @@ impl Scenario {
             Scenario::Storm(_) => "storm",
             Scenario::Ceiling { .. } => "ceiling",
             Scenario::Abuse(_) => "abuse",
+            Scenario::Abusers { .. } => "abusers",
         }
     }
 
     pub fn shape(&self) -> &LoadShape {
         match self {
             Scenario::Idle(s) | Scenario::Fanout(s) | Scenario::Storm(s) | Scenario::Abuse(s) => s,
-            Scenario::Ceiling { shape, .. } => shape,
+            Scenario::Ceiling { shape, .. } | Scenario::Abusers { shape, .. } => shape,
         }
     }
 

@@ -15,6 +15,8 @@ pub enum LoadTestError {
     Ceiling(#[source] std::io::Error),
     #[error("the run exceeded its hard time limit of {0:?} (--timeout)")]
     Timeout(Duration),
+    #[error("the abusers' process: {0}")]
+    Abusers(String),
     #[error("cannot write {path}: {reason}")]
     Output { path: String, reason: String },
 }

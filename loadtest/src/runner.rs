@@ -5,7 +5,7 @@ use crate::config::{CeilingMode, RunConfig, Scenario};
 use crate::error::LoadTestError;
 use crate::limits::raise_open_file_limit;
 use crate::report::Report;
-use crate::scenarios::{Setup, abuse, ceiling, fanout, idle, storm};
+use crate::scenarios::{Setup, abuse, abusers, ceiling, fanout, idle, storm};
 use crate::watch::Watcher;
 
 /// Runs `config` to the end and returns its report. A serve-only ceiling returns an empty
@@ -39,6 +39,12 @@ async fn run_scenario(config: &RunConfig) -> Result<Report, LoadTestError> {
         Scenario::Abuse(shape) => {
             let (baseline, abused) = (setup().await?, setup().await?);
             abuse::run(config, shape, baseline, abused, &config.users).await
+        }
+        Scenario::Abusers {
+            stop_on_stdin_eof, ..
+        } => {
+            abusers::run(config, setup().await?, *stop_on_stdin_eof).await?;
+            Ok(Report::default())
         }
         Scenario::Ceiling { shape, mode } => match mode {
             CeilingMode::InProcess => ceiling::run_in_process(config, shape).await,

@@ -12,9 +12,10 @@ use chat_shared::bus::{HistoryPage, Visibility};
 use chat_shared::protocol::{ErrorCode, SendFrame, SequencedMessage};
 use serde_json::json;
 
-use crate::http::auth::{ApiError, Caller, authenticate};
+use crate::http::auth::{ApiError, Caller, authenticate, load_guilds, verify_token};
 use crate::send::{SendFields, send};
 use crate::state::AppState;
+use crate::user_budget::{self, Budget};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
@@ -36,7 +37,10 @@ pub async fn list_messages(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = readable_guild(&state, &headers, &guild_id).await?;
+    let caller = match history_caller(&state, &headers, &guild_id).await? {
+        Ok(caller) => caller,
+        Err(refused) => return Ok(refused),
+    };
     let limit = parse_limit(query.get("limit"), false)?;
     let before = match query.get("before") {
         None => None,
@@ -72,7 +76,10 @@ pub async fn legacy_history(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = readable_guild(&state, &headers, &guild_id).await?;
+    let caller = match history_caller(&state, &headers, &guild_id).await? {
+        Ok(caller) => caller,
+        Err(refused) => return Ok(refused),
+    };
     let limit = parse_limit(query.get("limit"), true)?;
     let page = page(&state, &caller, &guild_id, None, limit).await?;
     let messages: Vec<_> = page.entries.into_iter().map(|e| e.message).collect();
@@ -111,19 +118,31 @@ pub async fn post_message(
     }
 }
 
-async fn readable_guild(
+/// A history request's caller: the token, then the user's history budget (before the session
+/// lookup, so a refused flood costs no store read), then the guild check. `Ok(Err(429))` when
+/// over budget.
+async fn history_caller(
     state: &AppState,
     headers: &HeaderMap,
     guild_id: &str,
-) -> Result<Caller, ApiError> {
-    let caller = authenticate(state, headers).await?;
+) -> Result<Result<Caller, Response>, ApiError> {
+    let token = verify_token(state, headers)?;
+    if let Err(refusal) = user_budget::spend(state, Budget::History, &token.user.id).await {
+        return Ok(Err(refusal.into_response()));
+    }
+    let guilds = load_guilds(state, &token.user.id).await?;
+    let caller = Caller {
+        user: token.user,
+        guilds,
+        exp: token.exp,
+    };
     if !caller.may_read(guild_id) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::ForbiddenGuild,
         ));
     }
-    Ok(caller)
+    Ok(Ok(caller))
 }
 
 /// `limit`: default 50; 1–200, or clamped to 200 on the legacy path.

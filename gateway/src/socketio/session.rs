@@ -181,6 +181,14 @@ impl Socket {
             .verifier
             .verify(token)
             .map_err(|_| ErrorCode::NotAuthorized)?;
+        // The user's handshake budget, as on `/ws` (issue #14; `user_budget.rs`).
+        crate::user_budget::spend(
+            &state,
+            crate::user_budget::Budget::Handshake,
+            &token.user.id,
+        )
+        .await
+        .map_err(|_| ErrorCode::RateLimited)?;
         let guilds = load_guilds(&state, &token.user.id)
             .await
             .map_err(|e| e.code)?;

@@ -347,7 +347,12 @@ impl Reader {
     /// sequencer) or is refused.
     async fn on_resume(&mut self, frame: ResumeFrame) {
         let per_minute = self.state.config.outbound.resume_frames_per_min;
-        if !self.resumes.frame_allowed(per_minute) {
+        let budget = crate::user_budget::Budget::Resume;
+        if !self.resumes.frame_allowed(per_minute)
+            || crate::user_budget::spend(&self.state, budget, &self.caller.user.id)
+                .await
+                .is_err()
+        {
             let refusal = ErrorFrame::new(ErrorCode::RateLimited, None);
             return self.reply(ServerFrame::Error(refusal));
         }

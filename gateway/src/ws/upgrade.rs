@@ -1,6 +1,6 @@
 //! `GET /ws`: refusals before the upgrade, cheapest first — not an upgrade, origin, token
 //! signature, encoding (none of them spends the shared handshake budget), then the client
-//! address's handshake rate, the node's connection cap, handshake rate and handshakes in
+//! address's handshake rate, the user's handshake budget (`user_budget.rs`), the node's connection cap, handshake rate and handshakes in
 //! flight, then guilds, dependencies, and the user's connection cap — then
 //! registration in the hub, `hello`, and the connection tasks. The connection slots admission
 //! grants live as long as the connection task (or until the upgrade fails).
@@ -22,6 +22,7 @@ use crate::client_ip::client_ip;
 use crate::http::auth::{ApiError, Caller, load_guilds, verify_token};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::user_budget::{self, Budget};
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound, QueueBounds};
 use crate::ws::registration::Registration;
@@ -65,6 +66,12 @@ pub async fn ws_handler(
     );
     if let Err(refusal) = state.admission.admit_ip(ip).await {
         return refused(&state, refusal);
+    }
+    // The user's own handshake budget, before the node's shared one: one user's reconnect
+    // loop spends only its own.
+    if let Err(refusal) = user_budget::spend(&state, Budget::Handshake, &token.user.id).await {
+        Metrics::count(&state.metrics.handshake_refusals, "reason", "user_rate");
+        return refusal.into_response();
     }
     let node_slot = match state.admission.admit_to_node() {
         Ok(slot) => slot,

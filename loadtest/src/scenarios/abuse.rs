@@ -1,41 +1,28 @@
 //! `abuse` (issue #14, "Tests"): the fanout load twice — first alone (the baseline), then while
-//! [`ABUSERS`] abusive clients flood the first target — and the well-behaved clients' p99 and
-//! delivery ratio of both runs side by side, with the watched gateway's RSS at the end. Each
-//! abuser, as a signed-in member with a script, loops: open a WebSocket (handshake flood),
-//! fire a burst of sends and `resume` frames (positions 0: full replays), drop the socket
-//! without reading; beside it a task pulls history pages as fast as they come. The server's
-//! limits (per-user send budget, resume bounds, per-IP handshake limit, byte-bounded queues)
-//! should keep the well-behaved clients within 10% of their baseline.
+//! [`super::abusers::ABUSERS`] abusive clients flood the first target — and the well-behaved clients' p99 and
+//! delivery ratio of both runs side by side, with the watched gateway's RSS at the end. The
+//! abusers (`abusers.rs`) run in a second `loadtest abusers` process this one starts, from
+//! source addresses of their own, so their client-side work and their handshakes are not the
+//! measured clients'. The server's limits (per-user send, handshake and history budgets,
+//! resume bounds, per-address handshake limit, byte-bounded queues) should keep the
+//! well-behaved clients within 10% of their baseline.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::process::Stdio;
 use std::time::Duration;
 
-use chat_shared::protocol::{ClientFrame, ResumeFrame, SendFrame};
-use futures::SinkExt;
 use serde::Serialize;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
-use super::{Setup, fanout, finish_tasks};
+use super::abusers::{AbuserTotals, READY_LINE, TOTALS_PREFIX};
+use super::{Setup, fanout};
 use crate::config::{LoadShape, RunConfig, UserSource};
-use crate::connect::Connector;
 use crate::error::LoadTestError;
-use crate::membership::new_nonce;
 use crate::report::Report;
-use crate::users::{ClientAuth, UserSpec, VirtualUser, provision};
 use crate::watch::Watcher;
-use crate::wire::encode_client;
 
-/// Abusive clients beside the well-behaved ones.
-pub const ABUSERS: usize = 20;
-/// Sends and resumes each abuser fires per connection before dropping it.
-const SENDS_PER_SOCKET: usize = 50;
-const RESUMES_PER_SOCKET: usize = 10;
-/// Guilds each abuser is a member of (its own: it floods, resumes and pages those).
-const GUILDS_PER_ABUSER: usize = 4;
+/// How long the abusers' process may take to create its users and start.
+const CHILD_START: Duration = Duration::from_secs(60);
 
 /// What the abusers did, and the comparison with the baseline.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -55,17 +42,8 @@ pub struct AbuseStats {
     pub rss_kib_end: Option<u64>,
 }
 
-#[derive(Default)]
-struct Counters {
-    handshakes_attempted: AtomicU64,
-    handshakes_accepted: AtomicU64,
-    frames_sent: AtomicU64,
-    history_requests: AtomicU64,
-    history_refused: AtomicU64,
-}
-
-/// Runs the baseline fanout, then the same fanout under abuse; prints both runs' numbers
-/// ([`AbuseStats`]) and returns the abused run's report.
+/// Runs the baseline fanout, then the same fanout while a `loadtest abusers` process floods;
+/// prints both runs' numbers ([`AbuseStats`]) and returns the abused run's report.
 pub async fn run(
     config: &RunConfig,
     shape: &LoadShape,
@@ -77,42 +55,20 @@ pub async fn run(
     let baseline = fanout::run(config, shape, baseline_setup, source).await?;
     let rss_kib_after_baseline = watcher.sample().rss_kib;
 
-    let base = abused_setup.http_base();
-    let connector = Arc::new(abuser_connector(config, &abused_setup).await?);
-    let abusers = Arc::new(abusive_users(source, &base).await?);
-    let counters = Arc::new(Counters::default());
-    let stop = CancellationToken::new();
-    let mut tasks = JoinSet::new();
-    for index in 0..abusers.len() {
-        tasks.spawn(flood_socket(
-            index,
-            connector.clone(),
-            abusers.clone(),
-            counters.clone(),
-            stop.clone(),
-        ));
-        tasks.spawn(flood_history(
-            index,
-            base.clone(),
-            abusers.clone(),
-            counters.clone(),
-            stop.clone(),
-        ));
-    }
+    let abusers = AbusersProcess::start(config).await?;
     let abused = fanout::run(config, shape, abused_setup, source).await;
     let rss_kib_end = watcher.sample().rss_kib;
-    stop.cancel();
-    finish_tasks(&mut tasks).await;
+    let totals = abusers.stop().await?;
     let abused = abused?;
     let p99 = |r: &Report| r.delivery.as_ref().map_or(0.0, |d| d.latency.p99_ms);
     let ratio = |r: &Report| r.delivery.as_ref().map_or(0.0, |d| d.delivery_ratio);
     let stats = AbuseStats {
-        abusers: abusers.len() as u64,
-        handshakes_attempted: counters.handshakes_attempted.load(Relaxed),
-        handshakes_accepted: counters.handshakes_accepted.load(Relaxed),
-        frames_sent: counters.frames_sent.load(Relaxed),
-        history_requests: counters.history_requests.load(Relaxed),
-        history_refused: counters.history_refused.load(Relaxed),
+        abusers: totals.abusers,
+        handshakes_attempted: totals.handshakes_attempted,
+        handshakes_accepted: totals.handshakes_accepted,
+        frames_sent: totals.frames_sent,
+        history_requests: totals.history_requests,
+        history_refused: totals.history_refused,
         baseline_p99_ms: p99(&baseline),
         abused_p99_ms: p99(&abused),
         baseline_delivery_ratio: ratio(&baseline),
@@ -122,6 +78,131 @@ pub async fn run(
     };
     println!("{}", render(&stats));
     Ok(abused)
+}
+
+/// The `loadtest abusers` child: started, told to stop by closing its stdin.
+struct AbusersProcess {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl AbusersProcess {
+    /// Starts this executable as `loadtest abusers` against the same first target and users,
+    /// and waits for its ready line.
+    async fn start(config: &RunConfig) -> Result<Self, LoadTestError> {
+        let fail = |what: String| LoadTestError::Abusers(what);
+        let exe = std::env::current_exe().map_err(|e| fail(format!("own executable: {e}")))?;
+        let mut command = match abusers_nice() {
+            Some(nice) => {
+                let mut command = Command::new("nice");
+                command.arg("-n").arg(nice.to_string()).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
+            .args(child_args(config))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(format!("cannot start: {e}")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail("no stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(CHILD_START, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == READY_LINE {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if ready != Ok(true) {
+            return Err(fail("did not start (see its output above)".into()));
+        }
+        Ok(AbusersProcess { child, lines })
+    }
+
+    /// Closes its stdin, reads its totals and waits for it to exit.
+    async fn stop(mut self) -> Result<AbuserTotals, LoadTestError> {
+        drop(self.child.stdin.take());
+        let totals = tokio::time::timeout(CHILD_START, async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                if let Some(json) = line.strip_prefix(TOTALS_PREFIX) {
+                    return serde_json::from_str::<AbuserTotals>(json).ok();
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        totals.ok_or_else(|| LoadTestError::Abusers("ended without its totals".into()))
+    }
+}
+
+/// `ABUSERS_NICE`: the niceness to start the abusers' process with (coreutils `nice`), so on
+/// one shared machine it takes CPU only when the gateway and the measured clients leave some,
+/// as abusers on other hosts would; unset or 0: the same priority as this process.
+fn abusers_nice() -> Option<u32> {
+    std::env::var("ABUSERS_NICE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n > 0)
+}
+
+/// The child's command line: the first target, the same users, encoding and timeouts; it runs
+/// until its stdin closes (the duration is only a backstop).
+fn child_args(config: &RunConfig) -> Vec<String> {
+    let backstop = config.effective_timeout();
+    let mut args: Vec<String> = vec!["abusers".into(), "--stop-on-stdin-eof".into()];
+    if let Some(target) = config.targets.first() {
+        args.extend(["--target".into(), target.clone()]);
+    }
+    let encoding = match config.encoding {
+        chat_shared::protocol::codec::Encoding::Json => "json",
+        chat_shared::protocol::codec::Encoding::MsgPack => "msgpack",
+    };
+    args.extend(["--encoding".into(), encoding.into()]);
+    args.extend([
+        "--connect-timeout".into(),
+        format!("{}ms", config.connect_timeout.as_millis()),
+        "--duration".into(),
+        format!("{}s", backstop.as_secs()),
+        "--timeout".into(),
+        format!("{}s", backstop.as_secs() * 2 + 60),
+        "--quiet".into(),
+    ]);
+    if !config.source_addrs.is_empty() {
+        let addrs: Vec<String> = config
+            .source_addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        args.extend(["--source-addrs".into(), addrs.join(",")]);
+    }
+    if config.allow_remote {
+        args.push("--allow-remote".into());
+    }
+    if let UserSource::Minted {
+        redis_url,
+        jwt_secret,
+    } = &config.users
+    {
+        args.extend([
+            "--redis-url".into(),
+            redis_url.clone(),
+            "--jwt-secret".into(),
+            jwt_secret.clone(),
+        ]);
+    }
+    args
 }
 
 /// The comparison as a text table (and one JSON line for scripts).
@@ -171,128 +252,4 @@ pub fn render(s: &AbuseStats) -> String {
     ]);
     let json = serde_json::to_string(s).unwrap_or_default();
     format!("{table}\nabuse-json {json}")
-}
-
-/// The abusers' connector: on loopback targets each abuser connects from an address of its own
-/// (127.0.1.1 + index), like clients on other hosts, so the per-address handshake limit
-/// counts each abuser on its own, not against the well-behaved clients' 127.0.0.1–.4.
-async fn abuser_connector(config: &RunConfig, setup: &Setup) -> Result<Connector, LoadTestError> {
-    let loopback = setup.targets.iter().all(|t| t.is_loopback());
-    let sources: Vec<IpAddr> = if loopback && config.source_addrs.is_empty() {
-        (0..ABUSERS)
-            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + i as u8)))
-            .collect()
-    } else {
-        config.source_addrs.clone()
-    };
-    Connector::new(
-        &setup.targets,
-        &sources,
-        config.encoding,
-        config.connect_timeout,
-    )
-    .await
-}
-
-async fn abusive_users(source: &UserSource, base: &str) -> Result<Vec<VirtualUser>, LoadTestError> {
-    let nonce = new_nonce();
-    let specs = (0..ABUSERS)
-        .map(|i| UserSpec {
-            id: format!("ab{nonce}u{i}"),
-            guilds: (0..GUILDS_PER_ABUSER)
-                .map(|g| format!("ab{nonce}g{i}x{g}"))
-                .collect(),
-        })
-        .collect();
-    provision(source, base, specs).await
-}
-
-/// One abuser's socket side: connect, burst, drop, again.
-async fn flood_socket(
-    index: usize,
-    connector: Arc<Connector>,
-    abusers: Arc<Vec<VirtualUser>>,
-    counters: Arc<Counters>,
-    stop: CancellationToken,
-) {
-    let user = &abusers[index];
-    let encoding = connector.encoding();
-    let frames = burst(user);
-    while !stop.is_cancelled() {
-        counters.handshakes_attempted.fetch_add(1, Relaxed);
-        let connected = tokio::select! {
-            _ = stop.cancelled() => return,
-            connected = connector.connect(index, user) => connected,
-        };
-        let Ok(mut connected) = connected else {
-            // Refused (rate limited, busy): try again at once, as an abuser would.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        };
-        counters.handshakes_accepted.fetch_add(1, Relaxed);
-        for frame in &frames {
-            let Ok(message) = encode_client(frame, encoding) else {
-                continue;
-            };
-            if connected.stream.feed(message).await.is_err() {
-                break;
-            }
-            counters.frames_sent.fetch_add(1, Relaxed);
-        }
-        let _ = connected.stream.flush().await;
-        // Dropped without reading a byte of the answers or replays.
-    }
-}
-
-/// The frames one abusive socket fires: sends into its guilds, then full-replay resumes.
-fn burst(user: &VirtualUser) -> Vec<ClientFrame> {
-    let sends = (0..SENDS_PER_SOCKET).map(|i| {
-        ClientFrame::Send(SendFrame {
-            reference: Some(format!("a{i}")),
-            guild_id: user.guilds.get(i % user.guilds.len().max(1)).cloned(),
-            text: Some("x".repeat(512)),
-            ..SendFrame::default()
-        })
-    });
-    let positions: BTreeMap<String, u64> = user.guilds.iter().map(|g| (g.clone(), 0)).collect();
-    let resumes = (0..RESUMES_PER_SOCKET).map(|_| {
-        ClientFrame::Resume(ResumeFrame {
-            positions: positions.clone(),
-        })
-    });
-    sends.chain(resumes).collect()
-}
-
-/// One abuser's history side: the largest pages, back to back.
-async fn flood_history(
-    index: usize,
-    base: String,
-    abusers: Arc<Vec<VirtualUser>>,
-    counters: Arc<Counters>,
-    stop: CancellationToken,
-) {
-    let user = &abusers[index];
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    else {
-        return;
-    };
-    let mut page = 0usize;
-    while !stop.is_cancelled() {
-        let guild = &user.guilds[page % user.guilds.len().max(1)];
-        page += 1;
-        let mut request = http.get(format!("{base}/api/guilds/{guild}/messages?limit=200"));
-        if let ClientAuth::Bearer(token) = &user.auth {
-            request = request.bearer_auth(token);
-        }
-        counters.history_requests.fetch_add(1, Relaxed);
-        let answered = tokio::select! {
-            _ = stop.cancelled() => return,
-            answered = request.send() => answered,
-        };
-        if !answered.is_ok_and(|r| r.status().is_success()) {
-            counters.history_refused.fetch_add(1, Relaxed);
-        }
-    }
 }

@@ -2,6 +2,7 @@
 //! watched-process samples into server cost, and waiting on live counters.
 
 pub mod abuse;
+pub mod abusers;
 pub mod ceiling;
 pub mod fanout;
 pub mod idle;

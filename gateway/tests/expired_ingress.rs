@@ -1,0 +1,108 @@
+//! Issue #14 item 8d over real NATS: a router drops a send whose submitter has stopped waiting
+//! (`Chat-Timeout-Ms` on the ingress request, `shared/src/bus/nats/ingress.rs`): it is answered
+//! `server_error` (what the gateway already told its client) and never stored, so the
+//! client's retry cannot make a duplicate. A router in this process on the NATS bus; sends
+//! made as a gateway makes them, on the ingress subject with the header.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use chat_shared::bus::nats::payload::encode;
+use chat_shared::bus::nats::subjects::ingress_subject;
+use chat_shared::bus::nats::{NatsBus, NatsConfig};
+use chat_shared::bus::{Bus, INTERNAL_VERSION, SendOutcome, SendRequest, Visibility};
+use chat_shared::protocol::ErrorCode;
+use chat_shared::protocol::identity::{Role, UserInfo};
+use prometheus_client::registry::Registry;
+use router_worker::{RouterConfig, RouterMetrics};
+use testkit::Nats;
+use tokio_util::sync::CancellationToken;
+
+const GUILD: &str = "g-expired";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn request(message_id: &str) -> SendRequest {
+    SendRequest {
+        v: INTERNAL_VERSION,
+        sender: UserInfo::new("ann", "Ann", Role::Member),
+        guild_id: Some(GUILD.to_owned()),
+        text: Some(format!("text of {message_id}")),
+        admin_only: false,
+        request_bot: false,
+        message_id: Some(message_id.to_owned()),
+        member_verified: true,
+    }
+}
+
+/// One ingress request saying its submitter waits `timeout_ms`; the router's answer.
+async fn send_with_timeout(
+    client: &async_nats::Client,
+    message_id: &str,
+    timeout_ms: u64,
+) -> SendOutcome {
+    let mut headers = HeaderMap::new();
+    headers.insert("Chat-Timeout-Ms", timeout_ms.to_string().as_str());
+    let payload = encode(&request(message_id)).expect("encodes");
+    let answer = tokio::time::timeout(
+        PATIENCE,
+        client.request_with_headers(ingress_subject(Some(GUILD)), headers, payload),
+    )
+    .await
+    .expect("answered in time")
+    .expect("a router answered");
+    rmp_serde::from_slice(&answer.payload).expect("an outcome")
+}
+
+#[tokio::test]
+async fn a_router_drops_a_send_whose_submitter_gave_up() {
+    let nats = Nats::start(1).await;
+    let bus: Arc<NatsBus> = NatsBus::connect(&nats.url(), &NatsConfig::default())
+        .await
+        .expect("the bus connects");
+    let stop = CancellationToken::new();
+    let metrics = Arc::new(RouterMetrics::registered(&mut Registry::default()));
+    let router_bus: Arc<dyn Bus> = bus.clone();
+    let router_stop = stop.clone();
+    let router = tokio::spawn(async move {
+        let config = RouterConfig {
+            max_text_chars: 2000,
+        };
+        router_worker::run(router_bus, config, metrics, router_stop).await
+    });
+    // The router serves the guild's partition once a plain submit is answered.
+    let first = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(Ok(ack)) = bus.submit(request("m-first")).await {
+                return ack;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the router serves");
+    let client = async_nats::connect(nats.url()).await.expect("nats client");
+
+    // Nobody waits any more (0 ms): answered server_error, not stored.
+    assert_eq!(
+        send_with_timeout(&client, "m-expired", 0).await,
+        Err(ErrorCode::ServerError)
+    );
+    // Still waiting: stored, right after the first.
+    let kept = send_with_timeout(&client, "m-kept", 5_000)
+        .await
+        .expect("stored");
+    assert_eq!(kept.seq, first.seq + 1, "the expired send took no seq");
+    let page = bus
+        .read_history(GUILD, None, 10, Visibility::for_admin(false))
+        .await
+        .expect("history");
+    let ids: Vec<&str> = page
+        .entries
+        .iter()
+        .map(|e| e.message.message_id.as_str())
+        .collect();
+    assert_eq!(ids, ["m-kept", "m-first"], "newest first, no m-expired");
+    stop.cancel();
+    let _ = tokio::time::timeout(PATIENCE, router).await;
+}
