@@ -65,7 +65,7 @@ pub struct SendLimits {
     sends: Option<Quota>,
     bots: Option<Quota>,
     /// `chat_gateway_user_send_refusals_total{budget}`: sends refused by these limits.
-    refusals: Family<Vec<(&'static str, &'static str)>, Counter>,
+    refusals: Refusals,
 }
 
 /// A request refused by a per-user limit (sends here, handshakes and history pages in
@@ -109,16 +109,32 @@ impl SendLimits {
     }
 
     async fn hit(&self, key: &str, quota: Quota, budget: &'static str) -> Result<(), SendRefusal> {
-        match self.limiter.hit(key, quota).await {
-            Ok(Decision::Allowed) => Ok(()),
-            Ok(Decision::Limited { retry_after }) => {
-                self.refusals.get_or_create(&vec![("budget", budget)]).inc();
-                Err(SendRefusal { retry_after })
-            }
-            Err(error) => {
-                tracing::warn!(%error, "per-user send limit not checked");
-                Ok(())
-            }
+        hit_budget(self.limiter.as_ref(), &self.refusals, key, quota, budget).await
+    }
+}
+
+/// Refusals counted per `budget` label.
+pub type Refusals = Family<Vec<(&'static str, &'static str)>, Counter>;
+
+/// Spends one request of a per-user budget in the shared limiter, counting a refusal under
+/// `budget`. When the limiter cannot be reached the request goes ahead (logged): the
+/// per-connection and per-node limits still hold.
+pub async fn hit_budget(
+    limiter: &dyn RateLimiter,
+    refusals: &Refusals,
+    key: &str,
+    quota: Quota,
+    budget: &'static str,
+) -> Result<(), SendRefusal> {
+    match limiter.hit(key, quota).await {
+        Ok(Decision::Allowed) => Ok(()),
+        Ok(Decision::Limited { retry_after }) => {
+            refusals.get_or_create(&vec![("budget", budget)]).inc();
+            Err(SendRefusal { retry_after })
+        }
+        Err(error) => {
+            tracing::warn!(%error, budget, "per-user limit not checked");
+            Ok(())
         }
     }
 }

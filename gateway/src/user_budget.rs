@@ -14,13 +14,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_shared::store::rate_limit::{Decision, Quota, RateLimiter};
+use chat_shared::store::rate_limit::{Quota, RateLimiter};
 use clap::Args;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::send_limit::SendRefusal;
+use crate::send_limit::{Refusals, SendRefusal, hit_budget};
 use crate::state::AppState;
 
 /// The `--help` heading of these settings.
@@ -80,7 +78,7 @@ pub struct UserBudgets {
     history: Option<Quota>,
     resumes: Option<Quota>,
     /// `chat_gateway_user_budget_refusals_total{budget}`.
-    refusals: Family<Vec<(&'static str, &'static str)>, Counter>,
+    refusals: Refusals,
 }
 
 impl UserBudgets {
@@ -96,7 +94,7 @@ impl UserBudgets {
             handshakes,
             history: per_minute(args.user_history_requests_per_min),
             resumes: per_minute(args.user_resumes_per_min),
-            refusals: Family::default(),
+            refusals: Refusals::default(),
         }
     }
 
@@ -120,19 +118,15 @@ impl UserBudgets {
         let Some(quota) = quota else {
             return Ok(());
         };
-        match self.limiter.hit(&budget.key(user_id), quota).await {
-            Ok(Decision::Allowed) => Ok(()),
-            Ok(Decision::Limited { retry_after }) => {
-                self.refusals
-                    .get_or_create(&vec![("budget", budget.as_str())])
-                    .inc();
-                Err(SendRefusal { retry_after })
-            }
-            Err(error) => {
-                tracing::warn!(%error, budget = budget.as_str(), "per-user budget not checked");
-                Ok(())
-            }
-        }
+        let key = budget.key(user_id);
+        hit_budget(
+            self.limiter.as_ref(),
+            &self.refusals,
+            &key,
+            quota,
+            budget.as_str(),
+        )
+        .await
     }
 }
 
