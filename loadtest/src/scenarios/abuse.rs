@@ -27,12 +27,8 @@ const CHILD_START: Duration = Duration::from_secs(60);
 /// What the abusers did, and the comparison with the baseline.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AbuseStats {
-    pub abusers: u64,
-    pub handshakes_attempted: u64,
-    pub handshakes_accepted: u64,
-    pub frames_sent: u64,
-    pub history_requests: u64,
-    pub history_refused: u64,
+    #[serde(flatten)]
+    pub totals: AbuserTotals,
     pub baseline_p99_ms: f64,
     pub abused_p99_ms: f64,
     pub baseline_delivery_ratio: f64,
@@ -63,12 +59,7 @@ pub async fn run(
     let p99 = |r: &Report| r.delivery.as_ref().map_or(0.0, |d| d.latency.p99_ms);
     let ratio = |r: &Report| r.delivery.as_ref().map_or(0.0, |d| d.delivery_ratio);
     let stats = AbuseStats {
-        abusers: totals.abusers,
-        handshakes_attempted: totals.handshakes_attempted,
-        handshakes_accepted: totals.handshakes_accepted,
-        frames_sent: totals.frames_sent,
-        history_requests: totals.history_requests,
-        history_refused: totals.history_refused,
+        totals,
         baseline_p99_ms: p99(&baseline),
         abused_p99_ms: p99(&abused),
         baseline_delivery_ratio: ratio(&baseline),
@@ -239,15 +230,15 @@ pub fn render(s: &AbuseStats) -> String {
         kib(s.rss_kib_end),
     ]);
     table.add_row(vec![
-        format!("{} abusers", s.abusers),
+        format!("{} abusers", s.totals.abusers),
         String::new(),
         format!(
             "handshakes {}/{} accepted, frames {}, history {} ({} refused)",
-            s.handshakes_accepted,
-            s.handshakes_attempted,
-            s.frames_sent,
-            s.history_requests,
-            s.history_refused
+            s.totals.handshakes_accepted,
+            s.totals.handshakes_attempted,
+            s.totals.frames_sent,
+            s.totals.history_requests,
+            s.totals.history_refused
         ),
     ]);
     let json = serde_json::to_string(s).unwrap_or_default();
