@@ -67,7 +67,6 @@ async fn a_batch_stored_without_its_claims_is_deduplicated_by_the_next_writer() 
             other => panic!("not appended: {other:?}"),
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     forget_claim(&nats, "m1").await;
     forget_claim(&nats, "m2").await;
 
@@ -81,9 +80,18 @@ async fn a_batch_stored_without_its_claims_is_deduplicated_by_the_next_writer() 
     assert_eq!(ids(&log.entries), ["m1", "m2"]);
 }
 
+/// Deletes a claim once its background write has landed (as if it was never written).
 async fn forget_claim(nats: &NatsServer, id: &str) {
     let js = async_nats::jetstream::new(raw_client(nats).await);
     let claims = js.get_key_value(CLAIMS_BUCKET).await.unwrap();
+    let written = async {
+        while claims.get(id).await.unwrap().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), written)
+        .await
+        .expect("the claim is written in the background");
     claims.delete(id).await.unwrap();
     assert_eq!(claims.get(id).await.unwrap(), None, "claim of {id} gone");
 }
