@@ -155,11 +155,9 @@ fn plan_senders(
     start_ns: u64,
     end_ns: u64,
 ) -> HashMap<usize, SenderPlan> {
-    let up: Vec<usize> = (0..connected.len())
-        .filter(|i| connected[*i].is_some())
-        .collect();
-    let senders = shape.senders.min(up.len());
-    let anchors: Vec<usize> = (0..senders).map(|j| up[j * up.len() / senders]).collect();
+    let up: Vec<bool> = connected.iter().map(Option::is_some).collect();
+    let anchors = sender_anchors(membership, &up, shape.senders);
+    let senders = anchors.len();
     let plans = SenderPlan::spread(
         senders,
         shape.rate,
@@ -169,6 +167,25 @@ fn plan_senders(
         |j| membership.guilds_of(anchors[j]).to_vec(),
     );
     anchors.into_iter().zip(plans).collect()
+}
+
+/// The clients that send, one per sender (at most one per connected client): sender `j`'s
+/// is the membership's anchor (senders start at guild `j mod G`, so they cover every guild),
+/// else the next connected client in the same guild, else any connected client.
+fn sender_anchors(membership: &Membership, up: &[bool], senders: usize) -> Vec<usize> {
+    let senders = senders.min(up.iter().filter(|u| **u).count());
+    let guilds = membership.guild_count().max(1);
+    let mut anchors: Vec<usize> = Vec::with_capacity(senders);
+    for j in 0..senders {
+        let start = membership.sender_anchor(j, senders);
+        let free = |i: &usize| up.get(*i).copied().unwrap_or(false) && !anchors.contains(i);
+        let same_guild = (start..up.len()).step_by(guilds).find(free);
+        let any = (0..up.len()).map(|k| (start + k) % up.len()).find(free);
+        if let Some(anchor) = same_guild.or(any) {
+            anchors.push(anchor);
+        }
+    }
+    anchors
 }
 
 fn spawn_clients(
@@ -290,5 +307,48 @@ pub fn merge_book_failures(
             "send: no ack or error by the end of the drain".into(),
             unanswered,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guilds_sent_to(m: &Membership, anchors: &[usize]) -> Vec<usize> {
+        let mut guilds: Vec<usize> = anchors.iter().map(|a| m.guilds_of(*a)[0]).collect();
+        guilds.sort_unstable();
+        guilds
+    }
+
+    #[test]
+    fn senders_cover_every_guild_and_never_share_a_client() {
+        let m = Membership::new("abc", 1000, 10, 1);
+        let all_up = vec![true; 1000];
+        let mut gaps = all_up.clone();
+        // The anchors of senders 0 and 3 are down: each moves to another client of its guild.
+        gaps[m.sender_anchor(0, 10)] = false;
+        gaps[m.sender_anchor(3, 10)] = false;
+        for up in [&all_up, &gaps] {
+            let anchors = sender_anchors(&m, up, 10);
+            assert_eq!(guilds_sent_to(&m, &anchors), (0..10).collect::<Vec<_>>());
+            assert!(anchors.iter().all(|a| up[*a]));
+        }
+    }
+
+    #[test]
+    fn fewer_clients_up_than_senders_gives_one_sender_per_client() {
+        let m = Membership::new("abc", 4, 10, 1);
+        let cases: [(&[bool], usize); 3] = [
+            (&[true, true, true, true], 4),
+            (&[false, true, false, true], 2),
+            (&[false, false, false, false], 0),
+        ];
+        for (up, expected) in cases {
+            let mut anchors = sender_anchors(&m, up, 10);
+            assert_eq!(anchors.len(), expected, "{up:?}");
+            anchors.sort_unstable();
+            anchors.dedup();
+            assert_eq!(anchors.len(), expected, "{up:?}");
+        }
     }
 }
