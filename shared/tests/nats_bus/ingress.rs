@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chat_shared::bus::nats::payload::{IngressBatch, decode};
 use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{Bus, BusError, INTERNAL_VERSION, IngressItem, SendAck, SendRequest};
 use futures::StreamExt;
@@ -75,6 +76,73 @@ async fn two_routers_share_the_sends_and_each_is_answered_once() {
     }
 }
 
+/// A router that holds the send `m0` until `release` fires, so the sends behind it queue.
+async fn held_router(bus: Arc<NatsBus>, release: tokio::sync::oneshot::Receiver<()>) {
+    let mut items = bus.ingress().await.unwrap();
+    tokio::spawn(async move {
+        // Dropping the bus would stop its partition ownership.
+        let _serving = bus;
+        let mut release = Some(release);
+        while let Some(IngressItem { request, reply, .. }) = items.next().await {
+            if request.message_id.as_deref() == Some("m0")
+                && let Some(release) = release.take()
+            {
+                let _ = release.await;
+            }
+            let id = request.message_id.unwrap_or_default();
+            reply
+                .reply(Ok(SendAck {
+                    message_id: id,
+                    seq: 1,
+                }))
+                .await;
+        }
+    });
+}
+
+#[tokio::test]
+async fn sends_that_queue_behind_open_requests_share_one_request() {
+    let nats = NatsServer::start();
+    let gateway = bus(&nats).await;
+    let (release, released) = tokio::sync::oneshot::channel();
+    held_router(bus(&nats).await, released).await;
+    // Once the router serves the partition (a request before would reach only `raw` below).
+    let warm = gateway.submit(send(Some("g"), "warm")).await.unwrap();
+    assert_eq!(warm.expect("acked").message_id, "warm");
+    let raw = raw_client(&nats).await;
+    let mut requests = raw.subscribe("chat.ingress.>").await.unwrap();
+
+    let submitter = gateway.clone();
+    let answered = tokio::spawn(async move {
+        let sends = (0..100).map(|i| submitter.submit(send(Some("g"), &format!("m{i}"))));
+        futures::future::join_all(sends).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = release.send(());
+    let answers = answered.await.unwrap();
+
+    for (i, answer) in answers.into_iter().enumerate() {
+        let ack = answer
+            .unwrap_or_else(|e| panic!("send {i}: {e:?}"))
+            .expect("acked");
+        assert_eq!(
+            ack.message_id,
+            format!("m{i}"),
+            "each send gets its own answer"
+        );
+    }
+    let mut carried = 0;
+    let mut messages = 0;
+    while carried < 100 {
+        let request = next(&mut requests).await;
+        let batch: IngressBatch = decode(&request.payload).unwrap();
+        carried += batch.sends.len();
+        messages += 1;
+    }
+    assert_eq!(carried, 100);
+    assert!(messages <= 4, "100 sends took {messages} requests");
+}
+
 #[tokio::test]
 async fn no_router_means_unavailable_and_a_silent_router_means_timeout() {
     let nats = NatsServer::start();
@@ -89,7 +157,12 @@ async fn no_router_means_unavailable_and_a_silent_router_means_timeout() {
 
     let router_bus = bus(&nats).await;
     let mut items = router_bus.ingress().await.unwrap();
-    let held = tokio::spawn(async move { items.next().await.map(|item| item.request) });
+    // Takes the send and holds it (an item dropped unanswered is answered `server_error`).
+    let held = tokio::spawn(async move {
+        let item = items.next().await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        item.map(|item| item.request)
+    });
     let silent = gateway.submit(send(Some("g1"), "m2")).await.unwrap_err();
     assert!(matches!(silent, BusError::Timeout), "{silent:?}");
     assert!(held.await.unwrap().is_some());

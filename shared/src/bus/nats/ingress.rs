@@ -1,28 +1,28 @@
 //! Sends from gateways to routers: core NATS request/reply on `chat.ingress.{partition}`
 //! (partition = hash(guild) mod 16, [`super::partitions`]), each partition served by the one
-//! router that holds its lease ([`super::leases`]): one writer per guild. Each request says in
-//! `Chat-Timeout-Ms` how long its submitter waits, so a router can drop what nobody waits for
-//! any more. A send that finds no router on its partition (a handover in progress) is asked
-//! again, with a short backoff, until the submitter's time is up: nobody received it, so
-//! asking again cannot store it twice.
-
-use std::time::{Duration, Instant};
+//! router that holds its lease ([`super::leases`]): one writer per guild. A request carries a
+//! batch of sends ([`super::submitter`] coalesces them on the gateway), each saying how long
+//! its submitter waits, so a router can drop what nobody waits for any more; the reply carries
+//! one outcome per send, sent once the last of them is known.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use async_nats::{Client, Message, Request, RequestErrorKind, Subject};
+use async_nats::{Client, Message, Subject};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::NatsBus;
 use super::connection::ensure_connected;
-use super::errors::from_request;
 use super::leases::{Forward, Ownership};
-use super::payload::{DropCounters, DropKind, decode, decode_unversioned, encode};
+use super::payload::{DropCounters, DropKind, IngressAnswers, IngressBatch, decode, encode};
 use super::subjects::ingress_subject;
 use super::trace_headers;
-use crate::bus::{BoxStream, BusError, IngressItem, IngressReply, SendOutcome, SendRequest};
+use crate::bus::{
+    BoxStream, BusError, INTERNAL_VERSION, IngressItem, IngressReply, SendOutcome, SendRequest,
+};
+use crate::protocol::ErrorCode;
 
 impl NatsBus {
     #[tracing::instrument(name = "bus.submit", skip_all,
@@ -33,39 +33,9 @@ impl NatsBus {
     ) -> Result<SendOutcome, BusError> {
         ensure_connected(&self.client)?;
         let subject = ingress_subject(request.guild_id.as_deref());
-        let payload = encode(&request)?;
-        let deadline = Instant::now() + self.config.ingress_timeout();
-        let mut pause = NO_RESPONDERS_FIRST_PAUSE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.request_once(&subject, payload.clone(), left).await {
-                // Nobody took the send (its partition is between routers): nothing happened,
-                // so it is safe to ask again until the submitter's time is up.
-                Err(e) if e.kind() == RequestErrorKind::NoResponders && left > pause => {
-                    tracing::debug!(%subject, "no router on the partition yet; asking again");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(NO_RESPONDERS_MAX_PAUSE);
-                }
-                Err(e) => return Err(from_request("submitting a send", &e)),
-                Ok(reply) => return decode_unversioned(&reply.payload),
-            }
-        }
-    }
-
-    /// One request on the partition's subject, telling the router how long it is waited for.
-    async fn request_once(
-        &self,
-        subject: &str,
-        payload: bytes::Bytes,
-        timeout: Duration,
-    ) -> Result<Message, async_nats::RequestError> {
-        let mut headers = trace_headers::current_headers().unwrap_or_default();
-        headers.insert(TIMEOUT_HEADER, timeout.as_millis().to_string().as_str());
-        let outgoing = Request::new()
-            .payload(payload)
-            .timeout(Some(timeout))
-            .headers(headers);
-        self.client.send_request(subject.to_owned(), outgoing).await
+        self.submitter
+            .submit(&subject, request, self.config.ingress_timeout())
+            .await
     }
 
     /// The sends of the partitions this router owns (see [`super::leases`]), in one stream.
@@ -73,7 +43,7 @@ impl NatsBus {
         let (tx, rx) = mpsc::channel(INGRESS_BUFFER);
         let client = self.client.clone();
         let drops = self.drops.clone();
-        let forward: Forward = Arc::new(move |message| to_item(&client, &drops, message));
+        let forward: Forward = Arc::new(move |message| to_items(&client, &drops, message));
         let ownership = Ownership::start(
             &self.js,
             self.client.clone(),
@@ -100,11 +70,6 @@ impl NatsBus {
     }
 }
 
-/// First wait before asking again when no router serves the partition (a handover).
-const NO_RESPONDERS_FIRST_PAUSE: Duration = Duration::from_millis(25);
-/// Longest wait between two such attempts.
-const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(250);
-
 /// How a router stops its partition ownership: the stop signal and the ownership task.
 pub(super) type IngressStop = parking_lot::Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>;
 
@@ -114,60 +79,167 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Sends taken from the partitions' subscriptions and not yet read by the router.
 const INGRESS_BUFFER: usize = 1024;
 
-/// A raw ingress message as an item, or `None` (counted) when it does not decode or cannot
-/// be answered.
-fn to_item(client: &Client, drops: &DropCounters, message: Message) -> Option<IngressItem> {
-    let request: SendRequest = match decode(&message.payload) {
-        Ok(request) => request,
+/// The sends of one ingress message as items (none, counted, when it does not decode or
+/// cannot be answered). Their answers are collected and sent back as one reply.
+fn to_items(client: &Client, drops: &DropCounters, message: Message) -> Vec<IngressItem> {
+    let batch: IngressBatch = match decode(&message.payload) {
+        Ok(batch) => batch,
         Err(error) => {
             drops.record(DropKind::Ingress, message.subject.as_str(), &error);
-            return None;
+            return Vec::new();
         }
     };
     let Some(reply_to) = message.reply.clone() else {
-        tracing::warn!(subject = %message.subject, "dropping a send with no reply subject");
-        return None;
+        tracing::warn!(subject = %message.subject, "dropping sends with no reply subject");
+        return Vec::new();
     };
-    Some(IngressItem {
-        request,
-        reply: Box::new(NatsReply {
-            client: client.clone(),
-            reply_to,
-        }),
-        trace: trace_headers::extract(message.headers.as_ref()),
-        deadline: deadline(message.headers.as_ref()),
-    })
+    let answers = Answers::new(client.clone(), reply_to, batch.sends.len());
+    let now = Instant::now();
+    batch
+        .sends
+        .into_iter()
+        .enumerate()
+        .map(|(index, send)| IngressItem {
+            trace: trace_headers::extract_fields(&send.trace),
+            deadline: now.checked_add(Duration::from_millis(send.timeout_ms)),
+            request: send.request,
+            reply: Box::new(AnswerSlot {
+                answers: answers.clone(),
+                index,
+                answered: false,
+            }),
+        })
+        .collect()
 }
 
-/// How long the submitter waits for the answer, in milliseconds.
-const TIMEOUT_HEADER: &str = "Chat-Timeout-Ms";
-
-/// When the submitter stops waiting, counted from now (the time on the wire is ignored, so it
-/// is a little late: a send dropped as expired was certainly answered `server_error`).
-fn deadline(headers: Option<&async_nats::HeaderMap>) -> Option<Instant> {
-    let millis = headers?.get(TIMEOUT_HEADER)?.as_str().parse::<u64>().ok()?;
-    Instant::now().checked_add(Duration::from_millis(millis))
-}
-
-/// Answers one send on its reply subject.
-struct NatsReply {
+/// The outcomes of one ingress message's sends, sent back as one [`IngressAnswers`] once
+/// every send has one.
+struct Answers {
     client: Client,
     reply_to: Subject,
+    outcomes: parking_lot::Mutex<Outcomes>,
 }
 
-#[async_trait::async_trait]
-impl IngressReply for NatsReply {
-    async fn reply(self: Box<Self>, outcome: SendOutcome) {
-        let sent = match encode(&outcome) {
+impl Answers {
+    fn new(client: Client, reply_to: Subject, sends: usize) -> Arc<Self> {
+        Arc::new(Answers {
+            client,
+            reply_to,
+            outcomes: parking_lot::Mutex::new(Outcomes::new(sends)),
+        })
+    }
+
+    /// Records send `index`'s outcome; the complete answer when it was the last one missing.
+    fn fill(&self, index: usize, outcome: SendOutcome) -> Option<IngressAnswers> {
+        let outcomes = self.outcomes.lock().fill(index, outcome)?;
+        Some(IngressAnswers {
+            v: INTERNAL_VERSION,
+            outcomes,
+        })
+    }
+
+    async fn send(&self, answers: IngressAnswers) {
+        let sent = match encode(&answers) {
             Ok(payload) => self
                 .client
-                .publish(self.reply_to, payload)
+                .publish(self.reply_to.clone(), payload)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(error) = sent {
-            tracing::warn!(%error, "could not answer a send");
+            tracing::warn!(%error, "could not answer sends");
+        }
+    }
+}
+
+/// The way back for one send of a batch. Dropped unanswered (a router that drops an expired
+/// send, or stops), it answers `server_error`, so the batch's other sends are still answered.
+struct AnswerSlot {
+    answers: Arc<Answers>,
+    index: usize,
+    answered: bool,
+}
+
+#[async_trait::async_trait]
+impl IngressReply for AnswerSlot {
+    async fn reply(mut self: Box<Self>, outcome: SendOutcome) {
+        self.answered = true;
+        if let Some(complete) = self.answers.fill(self.index, outcome) {
+            self.answers.send(complete).await;
+        }
+    }
+}
+
+impl Drop for AnswerSlot {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        if let Some(complete) = self.answers.fill(self.index, Err(ErrorCode::ServerError)) {
+            let answers = self.answers.clone();
+            tokio::spawn(async move { answers.send(complete).await });
+        }
+    }
+}
+
+/// One outcome per send of a batch, as they come in.
+struct Outcomes(Vec<Option<SendOutcome>>);
+
+impl Outcomes {
+    fn new(sends: usize) -> Self {
+        Outcomes(vec![None; sends])
+    }
+
+    /// Records send `index`'s outcome (the first one counts); all of them, in send order,
+    /// when this was the last one missing.
+    fn fill(&mut self, index: usize, outcome: SendOutcome) -> Option<Vec<SendOutcome>> {
+        let slot = self.0.get_mut(index)?;
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(outcome);
+        if self.0.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(self.0.iter_mut().filter_map(Option::take).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::SendAck;
+
+    fn ack(seq: u64) -> SendOutcome {
+        Ok(SendAck {
+            message_id: format!("m{seq}"),
+            seq,
+        })
+    }
+
+    #[test]
+    fn a_batch_is_answered_once_every_send_has_its_outcome() {
+        // (sends, fills in arrival order, which fill completes the answer)
+        let cases: [(usize, &[usize], Option<usize>); 5] = [
+            (1, &[0], Some(0)),
+            (3, &[2, 0, 1], Some(2)),
+            (3, &[0, 0, 1], None),
+            (2, &[1, 5, 0], Some(2)),
+            (2, &[0], None),
+        ];
+        for (sends, fills, completes_at) in cases {
+            let mut outcomes = Outcomes::new(sends);
+            let mut completed = None;
+            for (k, index) in fills.iter().enumerate() {
+                if let Some(all) = outcomes.fill(*index, ack(*index as u64)) {
+                    assert!(completed.is_none(), "answered twice: {fills:?}");
+                    let seqs: Vec<u64> = all.iter().map(|o| o.as_ref().unwrap().seq).collect();
+                    assert_eq!(seqs, (0..sends as u64).collect::<Vec<_>>(), "{fills:?}");
+                    completed = Some(k);
+                }
+            }
+            assert_eq!(completed, completes_at, "{sends} sends, fills {fills:?}");
         }
     }
 }

@@ -45,7 +45,7 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const TAKEOVER_BOUND: Duration = Duration::from_secs(6);
 
 /// Turns a partition's raw ingress messages into items on the router's one channel.
-pub type Forward = Arc<dyn Fn(async_nats::Message) -> Option<IngressItem> + Send + Sync>;
+pub type Forward = Arc<dyn Fn(async_nats::Message) -> Vec<IngressItem> + Send + Sync>;
 
 /// One router's view of its partitions.
 pub struct Ownership {
@@ -345,10 +345,10 @@ impl Ownership {
                     message = subscriber.next() => message,
                 };
                 let Some(message) = message else { return };
-                if let Some(item) = forward(message)
-                    && items.send(item).await.is_err()
-                {
-                    return;
+                for item in forward(message) {
+                    if items.send(item).await.is_err() {
+                        return;
+                    }
                 }
             }
         });

@@ -29,6 +29,7 @@ mod records;
 mod replay;
 mod setup;
 pub mod subjects;
+mod submitter;
 mod tail;
 mod trace_headers;
 
@@ -67,6 +68,8 @@ pub struct NatsBus {
     drops: Arc<DropCounters>,
     /// Stops the router's partition ownership (`ingress.rs`); `None` until `ingress`.
     ingress_stop: ingress::IngressStop,
+    /// A gateway's sends, coalesced per ingress partition.
+    submitter: submitter::Submitter,
 }
 
 impl NatsBus {
@@ -86,6 +89,7 @@ impl NatsBus {
         js.set_timeout(JETSTREAM_TIMEOUT);
         let setup = setup::ensure(&js, config, role).await?;
         Ok(Arc::new(NatsBus {
+            submitter: submitter::Submitter::new(client.clone()),
             client,
             js,
             log: setup.log,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::{BusError, INTERNAL_VERSION, LogEntry, UserEvent};
+use crate::bus::{BusError, INTERNAL_VERSION, LogEntry, SendOutcome, SendRequest, UserEvent};
 use crate::protocol::ChatMessage;
 
 /// One stored record of `CHAT_LOG`: consecutive entries of one guild (see [`super::records`]
@@ -74,6 +74,43 @@ impl Delivery {
     }
 }
 
+/// Sends of one gateway to one ingress partition, coalesced while its earlier batches were
+/// being answered (see [`super::submitter`]): one request on `chat.ingress.{partition}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngressBatch {
+    pub v: u8,
+    pub sends: Vec<IngressSend>,
+}
+
+/// One send of an [`IngressBatch`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngressSend {
+    pub request: SendRequest,
+    /// How long its submitter still waits, in milliseconds, when the batch leaves: a router
+    /// drops a send taken after that instead of storing a message nobody is told about.
+    pub timeout_ms: u64,
+    /// The submitting span's W3C context (empty while tracing export is off).
+    #[serde(default)]
+    pub trace: WireTrace,
+}
+
+/// The router's answer to an [`IngressBatch`]: one outcome per send, in the same order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngressAnswers {
+    pub v: u8,
+    pub outcomes: Vec<SendOutcome>,
+}
+
+/// W3C trace context carried inside a payload, for what travels several to a message (the
+/// sends of an [`IngressBatch`]); see [`super::trace_headers`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTrace {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+}
+
 /// A user event on `session.events.{user}`; the user id travels in full here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserEventPayload {
@@ -102,7 +139,9 @@ versioned!(
     Claim,
     Delivery,
     UserEventPayload,
-    crate::bus::SendRequest,
+    IngressBatch,
+    IngressAnswers,
+    SendRequest,
     crate::bus::BotJob
 );
 

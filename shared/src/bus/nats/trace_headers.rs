@@ -1,12 +1,14 @@
 //! W3C trace context (`traceparent`, `tracestate`) in NATS message headers: written on every
-//! publish and request the bus makes, read where a message is consumed. Only while this
-//! process exports traces; otherwise no header is written or read.
+//! publish and request the bus makes, read where a message is consumed; and in a payload's
+//! [`WireTrace`] fields where one message carries several sends, each with its own span. Only
+//! while this process exports traces; otherwise nothing is written or read.
 
 use async_nats::HeaderMap;
 use async_nats::header::HeaderName;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
+use super::payload::WireTrace;
 use crate::telemetry::trace_context::{TraceContext, exporting};
 
 const TRACEPARENT: &str = "traceparent";
@@ -46,6 +48,50 @@ impl Extractor for HeaderExtractor<'_> {
             .filter(|key| self.get(key).is_some())
             .collect()
     }
+}
+
+impl Injector for WireTrace {
+    fn set(&mut self, key: &str, value: String) {
+        match key {
+            TRACEPARENT => self.traceparent = Some(value),
+            TRACESTATE => self.tracestate = Some(value),
+            _ => {}
+        }
+    }
+}
+
+impl Extractor for WireTrace {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => self.traceparent.as_deref(),
+            TRACESTATE => self.tracestate.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        [TRACEPARENT, TRACESTATE]
+            .into_iter()
+            .filter(|key| self.get(key).is_some())
+            .collect()
+    }
+}
+
+/// The current span's context as payload fields (empty when there is nothing to carry).
+pub fn current_fields() -> WireTrace {
+    let mut fields = WireTrace::default();
+    if let Some(cx) = TraceContext::current().to_otel() {
+        TraceContextPropagator::new().inject_context(&cx, &mut fields);
+    }
+    fields
+}
+
+/// The context payload fields carry (empty when export is off or they carry none).
+pub fn extract_fields(fields: &WireTrace) -> TraceContext {
+    if !exporting() || fields.traceparent.is_none() {
+        return TraceContext::none();
+    }
+    TraceContext::from_otel(&TraceContextPropagator::new().extract(fields))
 }
 
 /// Writes `context` into `headers` (nothing when it is empty).

@@ -1,0 +1,287 @@
+//! A gateway's sends to the routers, coalesced per ingress partition (a group commit on the
+//! way in): each partition has one task here that keeps at most [`IN_FLIGHT`] requests on
+//! `chat.ingress.{partition}` open, and every send that queued meanwhile goes out in the next
+//! one, as one [`IngressBatch`] of at most [`MAX_BATCH`]. Under light load a batch is one send
+//! and nothing waits; under load the request, its reply and the router's work per message
+//! fall with the batch size.
+//!
+//! Each send keeps its own deadline (`INGRESS_TIMEOUT_MS` from its submit), its own trace
+//! context and its own answer. A batch that finds no router on its partition (a handover in
+//! progress) is asked again, with a short backoff, while any of its sends is still waited for:
+//! nobody received it, so asking again cannot store anything twice. The sends of one
+//! connection keep their order: one task per partition publishes its batches in queue order
+//! on one NATS connection, which the router reads in that order.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, Request, RequestErrorKind};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+
+use super::errors::from_request;
+use super::payload::{IngressAnswers, IngressBatch, IngressSend, WireTrace, decode, encode};
+use super::trace_headers;
+use crate::bus::{BusError, INTERNAL_VERSION, SendOutcome, SendRequest};
+
+/// Requests one partition's task keeps open at once.
+const IN_FLIGHT: usize = 2;
+/// Most sends in one request.
+const MAX_BATCH: usize = 128;
+/// Sends queued for one partition and not yet taken into a batch.
+const QUEUE: usize = 4096;
+/// First wait before asking again when no router serves the partition (a handover).
+const NO_RESPONDERS_FIRST_PAUSE: Duration = Duration::from_millis(25);
+/// Longest wait between two such attempts.
+const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(250);
+
+type Answer = Result<SendOutcome, BusError>;
+
+/// A send waiting for its batch.
+struct Queued {
+    request: SendRequest,
+    trace: WireTrace,
+    deadline: Instant,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The per-partition queues of one process (created on a partition's first send).
+pub struct Submitter {
+    client: Client,
+    queues: parking_lot::Mutex<HashMap<String, mpsc::Sender<Queued>>>,
+}
+
+impl Submitter {
+    pub fn new(client: Client) -> Self {
+        Submitter {
+            client,
+            queues: parking_lot::Mutex::default(),
+        }
+    }
+
+    /// Queues `request` on `subject` and waits for its answer until `timeout` has passed.
+    pub async fn submit(
+        &self,
+        subject: &str,
+        request: SendRequest,
+        timeout: Duration,
+    ) -> Result<SendOutcome, BusError> {
+        let deadline = Instant::now() + timeout;
+        let (answer, answered) = oneshot::channel();
+        let queued = Queued {
+            request,
+            trace: trace_headers::current_fields(),
+            deadline,
+            answer,
+        };
+        let queue = self.queue(subject);
+        match tokio::time::timeout_at(deadline.into(), queue.send(queued)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(BusError::Unavailable("the ingress queue stopped".into())),
+            Err(_) => return Err(BusError::Timeout),
+        }
+        match tokio::time::timeout_at(deadline.into(), answered).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(BusError::Unavailable("a send was not answered".into())),
+            Err(_) => Err(BusError::Timeout),
+        }
+    }
+
+    /// The queue of `subject`, with its task started on first use.
+    fn queue(&self, subject: &str) -> mpsc::Sender<Queued> {
+        let mut queues = self.queues.lock();
+        if let Some(queue) = queues.get(subject).filter(|q| !q.is_closed()) {
+            return queue.clone();
+        }
+        let (queue, queued) = mpsc::channel(QUEUE);
+        tokio::spawn(run_partition(
+            self.client.clone(),
+            subject.to_owned(),
+            queued,
+        ));
+        queues.insert(subject.to_owned(), queue.clone());
+        queue
+    }
+}
+
+/// One partition's task: batches what queued while its requests were open, until every
+/// sender is gone.
+async fn run_partition(client: Client, subject: String, mut queued: mpsc::Receiver<Queued>) {
+    let mut open = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(()) = open.next(), if !open.is_empty() => {}
+            first = queued.recv(), if open.len() < IN_FLIGHT => {
+                let Some(first) = first else { break };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queued.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                open.push(send_batch(&client, &subject, batch));
+            }
+        }
+    }
+    while open.next().await.is_some() {}
+}
+
+/// Sends one batch and hands each send its answer.
+async fn send_batch(client: &Client, subject: &str, batch: Vec<Queued>) {
+    let now = Instant::now();
+    // A send whose submitter stopped waiting is not sent at all.
+    let batch: Vec<Queued> = batch
+        .into_iter()
+        .filter(|q| q.deadline > now && !q.answer.is_closed())
+        .collect();
+    let Some(last_deadline) = batch.iter().map(|q| q.deadline).max() else {
+        return;
+    };
+    let sends = batch
+        .iter()
+        .map(|q| IngressSend {
+            request: q.request.clone(),
+            timeout_ms: millis(q.deadline.saturating_duration_since(now)),
+            trace: q.trace.clone(),
+        })
+        .collect();
+    let answers = match encode(&IngressBatch {
+        v: INTERNAL_VERSION,
+        sends,
+    }) {
+        Ok(payload) => request(client, subject, payload, last_deadline).await,
+        Err(error) => Err(error),
+    };
+    hand_out(batch, answers);
+}
+
+/// Asks until answered, or until the last send's submitter stops waiting.
+async fn request(
+    client: &Client,
+    subject: &str,
+    payload: bytes::Bytes,
+    deadline: Instant,
+) -> Result<Vec<SendOutcome>, BusError> {
+    let mut pause = NO_RESPONDERS_FIRST_PAUSE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outgoing = Request::new().payload(payload.clone()).timeout(Some(left));
+        match client.send_request(subject.to_owned(), outgoing).await {
+            // Nobody took the batch (its partition is between routers): nothing happened, so
+            // it is safe to ask again.
+            Err(e) if e.kind() == RequestErrorKind::NoResponders && left > pause => {
+                tracing::debug!(%subject, "no router on the partition yet; asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(NO_RESPONDERS_MAX_PAUSE);
+            }
+            Err(e) => return Err(from_request("submitting sends", &e)),
+            Ok(reply) => return decode::<IngressAnswers>(&reply.payload).map(|a| a.outcomes),
+        }
+    }
+}
+
+/// Gives each send its outcome (all of them the error, when the batch failed as a whole).
+fn hand_out(batch: Vec<Queued>, answers: Result<Vec<SendOutcome>, BusError>) {
+    let answers = answers.and_then(|outcomes| {
+        if outcomes.len() == batch.len() {
+            Ok(outcomes)
+        } else {
+            Err(BusError::BadPayload(format!(
+                "{} answers to {} sends",
+                outcomes.len(),
+                batch.len()
+            )))
+        }
+    });
+    match answers {
+        Ok(outcomes) => {
+            for (queued, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = queued.answer.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            for queued in batch {
+                let _ = queued.answer.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::SendAck;
+    use crate::protocol::ErrorCode;
+
+    fn queued() -> (Queued, oneshot::Receiver<Answer>) {
+        let (answer, answered) = oneshot::channel();
+        let request = SendRequest {
+            v: INTERNAL_VERSION,
+            sender: crate::protocol::identity::UserInfo::new(
+                "u",
+                "u",
+                crate::protocol::identity::Role::Member,
+            ),
+            guild_id: Some("g".into()),
+            text: Some("hi".into()),
+            admin_only: false,
+            request_bot: false,
+            message_id: None,
+            member_verified: true,
+        };
+        let queued = Queued {
+            request,
+            trace: WireTrace::default(),
+            deadline: Instant::now(),
+            answer,
+        };
+        (queued, answered)
+    }
+
+    fn ack(seq: u64) -> SendOutcome {
+        Ok(SendAck {
+            message_id: format!("m{seq}"),
+            seq,
+        })
+    }
+
+    #[test]
+    fn each_send_gets_its_own_outcome_or_the_batchs_error() {
+        let wrong_count = Err(BusError::BadPayload("2 answers to 3 sends".into()));
+        type Answers = Result<Vec<SendOutcome>, BusError>;
+        let cases: [(Answers, Vec<Answer>); 3] = [
+            (
+                Ok(vec![ack(1), Err(ErrorCode::RateLimited), ack(3)]),
+                vec![Ok(ack(1)), Ok(Err(ErrorCode::RateLimited)), Ok(ack(3))],
+            ),
+            (
+                Ok(vec![ack(1), ack(2)]),
+                vec![wrong_count.clone(), wrong_count.clone(), wrong_count],
+            ),
+            (
+                Err(BusError::Timeout),
+                vec![
+                    Err(BusError::Timeout),
+                    Err(BusError::Timeout),
+                    Err(BusError::Timeout),
+                ],
+            ),
+        ];
+        for (answers, expected) in cases {
+            let (batch, mut answered): (Vec<_>, Vec<_>) = (0..3).map(|_| queued()).unzip();
+            hand_out(batch, answers);
+            let got: Vec<String> = answered
+                .iter_mut()
+                .map(|rx| format!("{:?}", rx.try_recv().expect("answered")))
+                .collect();
+            let want: Vec<String> = expected.iter().map(|a| format!("{a:?}")).collect();
+            assert_eq!(got, want);
+        }
+    }
+}
