@@ -24,12 +24,17 @@ use super::errors::from_request;
 use super::payload::{IngressAnswers, IngressBatch, IngressSend, WireTrace, decode, encode};
 use super::trace_headers;
 use crate::bus::{BusError, INTERNAL_VERSION, SendOutcome, SendRequest};
+use crate::protocol::ErrorCode;
 
 /// Requests one partition's task keeps open at once.
 const IN_FLIGHT: usize = 2;
-/// Most sends in one request.
-const MAX_BATCH: usize = 128;
-/// Sends queued for one partition and not yet taken into a batch.
+/// Most sends in one request: more than a router queues per guild, so a flooded guild's
+/// overflow reaches the router and is refused there (`rate_limited`), as without batching.
+const MAX_BATCH: usize = 512;
+/// Most payload bytes in one request, estimated (NATS refuses messages over 1 MiB).
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+/// Sends queued for one partition and not yet taken into a batch; a send that finds the queue
+/// full is refused `rate_limited` at once instead of waiting behind it.
 const QUEUE: usize = 4096;
 /// First wait before asking again when no router serves the partition (a handover).
 const NO_RESPONDERS_FIRST_PAUSE: Duration = Duration::from_millis(25);
@@ -75,11 +80,12 @@ impl Submitter {
             deadline,
             answer,
         };
-        let queue = self.queue(subject);
-        match tokio::time::timeout_at(deadline.into(), queue.send(queued)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(BusError::Unavailable("the ingress queue stopped".into())),
-            Err(_) => return Err(BusError::Timeout),
+        match self.queue(subject).try_send(queued) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Ok(Err(ErrorCode::RateLimited)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(BusError::Unavailable("the ingress queue stopped".into()));
+            }
         }
         match tokio::time::timeout_at(deadline.into(), answered).await {
             Ok(Ok(answer)) => answer,
@@ -114,18 +120,33 @@ async fn run_partition(client: Client, subject: String, mut queued: mpsc::Receiv
             Some(()) = open.next(), if !open.is_empty() => {}
             first = queued.recv(), if open.len() < IN_FLIGHT => {
                 let Some(first) = first else { break };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match queued.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                open.push(send_batch(&client, &subject, batch));
+                open.push(send_batch(&client, &subject, take_batch(first, &mut queued)));
             }
         }
     }
     while open.next().await.is_some() {}
+}
+
+/// `first` and what queued behind it, within [`MAX_BATCH`] and [`MAX_BATCH_BYTES`].
+fn take_batch(first: Queued, queued: &mut mpsc::Receiver<Queued>) -> Vec<Queued> {
+    let mut bytes = estimated_bytes(&first);
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        let Ok(next) = queued.try_recv() else { break };
+        bytes += estimated_bytes(&next);
+        batch.push(next);
+    }
+    batch
+}
+
+/// A send's share of a batch's payload, over-estimated (the text, its ids, the sender).
+fn estimated_bytes(queued: &Queued) -> usize {
+    const FIELDS: usize = 512;
+    let request = &queued.request;
+    FIELDS
+        + request.text.as_deref().map_or(0, str::len)
+        + request.sender.id.len()
+        + request.sender.name.len()
 }
 
 /// Sends one batch and hands each send its answer.
@@ -217,9 +238,12 @@ fn millis(d: Duration) -> u64 {
 mod tests {
     use super::*;
     use crate::bus::SendAck;
-    use crate::protocol::ErrorCode;
 
     fn queued() -> (Queued, oneshot::Receiver<Answer>) {
+        queued_text("hi")
+    }
+
+    fn queued_text(text: &str) -> (Queued, oneshot::Receiver<Answer>) {
         let (answer, answered) = oneshot::channel();
         let request = SendRequest {
             v: INTERNAL_VERSION,
@@ -229,7 +253,7 @@ mod tests {
                 crate::protocol::identity::Role::Member,
             ),
             guild_id: Some("g".into()),
-            text: Some("hi".into()),
+            text: Some(text.into()),
             admin_only: false,
             request_bot: false,
             message_id: None,
@@ -282,6 +306,31 @@ mod tests {
                 .collect();
             let want: Vec<String> = expected.iter().map(|a| format!("{a:?}")).collect();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_count_or_its_bytes() {
+        let long = "x".repeat(4_000);
+        // (queued sends, text of each, sizes of the batches taken one after another)
+        let cases: [(usize, &str, &[usize]); 3] = [
+            (3, "hi", &[3]),
+            (MAX_BATCH + 10, "hi", &[MAX_BATCH, 10]),
+            (200, long.as_str(), &[117, 83]),
+        ];
+        for (sends, text, sizes) in cases {
+            let (tx, mut rx) = mpsc::channel(QUEUE);
+            let mut keep = Vec::new();
+            for _ in 0..sends {
+                let (queued, answered) = queued_text(text);
+                keep.push(answered);
+                assert!(tx.try_send(queued).is_ok());
+            }
+            let mut taken = Vec::new();
+            while let Ok(first) = rx.try_recv() {
+                taken.push(take_batch(first, &mut rx).len());
+            }
+            assert_eq!(taken, sizes, "{sends} sends of {} bytes", text.len());
         }
     }
 }
