@@ -168,7 +168,7 @@ start_distributed() {
   local nats_port redis_port
   nats_port="$(free_port)"
   redis_port="$(free_port)"
-  start nats nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$WORK/nats-$RANDOM"
+  start nats nats-server -js -a 127.0.0.1 -p "$nats_port" ${NATS_MONITOR_PORT:+-m "$NATS_MONITOR_PORT"} -sd "$WORK/nats-$RANDOM"
   DIST_PIDS=("$LAST_PID")
   start redis redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no
   DIST_PIDS+=("$LAST_PID")
