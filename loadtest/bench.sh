@@ -19,6 +19,8 @@
 #   STORM_CLIENTS=$CLIENTS      receivers dropped at once by the storm run
 #   STORM_RATE=100              messages/s kept flowing during the reconnect storm
 #   PRESENCE_ENABLED=true|false passed to every gateway (unset: the gateway's default, on)
+#   SERVER_THREADS=n            tokio worker threads of every server process (unset: one per core)
+#   NATS_MONITOR_PORT=8222      the distributed run's nats-server serves /varz, /connz there
 #   presence (issue #13): the storm (STORM_CLIENTS) and an idle hold of IDLE_CLIENTS for
 #                               PRESENCE_IDLE=30s, each with presence on then off, embedded;
 #                               PRESENCE_DISTRIBUTED=1 adds the distributed storm on/off;
@@ -113,6 +115,7 @@ fanout() {
 # the offered load; it is off here as the per-connection one is.
 gateway_env=(SEND_RATE_PER_SEC=1000000 SEND_BURST=1000000 USER_SEND_RATE_PER_SEC=0 RUST_LOG=warn LOG_FORMAT=json)
 [[ -z "${PRESENCE_ENABLED:-}" ]] || gateway_env+=(PRESENCE_ENABLED="$PRESENCE_ENABLED")
+[[ -z "${SERVER_THREADS:-}" ]] || gateway_env+=(TOKIO_WORKER_THREADS="$SERVER_THREADS")
 
 run_ceiling() {
   for d in $RATES; do
