@@ -1,14 +1,13 @@
 //! Issue #14 item 8d over real NATS: a router drops a send whose submitter has stopped waiting
-//! (`Chat-Timeout-Ms` on the ingress request, `shared/src/bus/nats/ingress.rs`): it is answered
-//! `server_error` (what the gateway already told its client) and never stored, so the
+//! (`timeout_ms` of its entry in the ingress batch, `shared/src/bus/nats/ingress.rs`): it is
+//! answered `server_error` (what the gateway already told its client) and never stored, so the
 //! client's retry cannot make a duplicate. A router in this process on the NATS bus; sends
-//! made as a gateway makes them, on the ingress subject with the header.
+//! made as a gateway makes them, as an `IngressBatch` on the ingress subject.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
-use chat_shared::bus::nats::payload::encode;
+use chat_shared::bus::nats::payload::{IngressAnswers, IngressBatch, IngressSend, decode, encode};
 use chat_shared::bus::nats::subjects::ingress_subject;
 use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{Bus, INTERNAL_VERSION, SendOutcome, SendRequest, Visibility};
@@ -35,23 +34,31 @@ fn request(message_id: &str) -> SendRequest {
     }
 }
 
-/// One ingress request saying its submitter waits `timeout_ms`; the router's answer.
+/// One ingress request of one send whose submitter waits `timeout_ms`; the router's answer.
 async fn send_with_timeout(
     client: &async_nats::Client,
     message_id: &str,
     timeout_ms: u64,
 ) -> SendOutcome {
-    let mut headers = HeaderMap::new();
-    headers.insert("Chat-Timeout-Ms", timeout_ms.to_string().as_str());
-    let payload = encode(&request(message_id)).expect("encodes");
+    let batch = IngressBatch {
+        v: INTERNAL_VERSION,
+        sends: vec![IngressSend {
+            request: request(message_id),
+            timeout_ms,
+            trace: Default::default(),
+        }],
+    };
+    let payload = encode(&batch).expect("encodes");
     let answer = tokio::time::timeout(
         PATIENCE,
-        client.request_with_headers(ingress_subject(Some(GUILD)), headers, payload),
+        client.request(ingress_subject(Some(GUILD)), payload),
     )
     .await
     .expect("answered in time")
     .expect("a router answered");
-    rmp_serde::from_slice(&answer.payload).expect("an outcome")
+    let mut answers: IngressAnswers = decode(&answer.payload).expect("answers");
+    assert_eq!(answers.outcomes.len(), 1, "one outcome per send");
+    answers.outcomes.remove(0)
 }
 
 #[tokio::test]

@@ -8,9 +8,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use chat_shared::bus::nats::payload::{decode_unversioned, encode};
+use chat_shared::bus::nats::payload::{IngressAnswers, IngressBatch, IngressSend, decode, encode};
 use chat_shared::bus::nats::subjects::ingress_subject;
-use chat_shared::bus::{Bus, SendOutcome, Topic, Visibility};
+use chat_shared::bus::{Bus, INTERNAL_VERSION, Topic, Visibility};
 use futures::StreamExt;
 use futures::future::join_all;
 use support::*;
@@ -32,8 +32,8 @@ async fn pipelined_sends_keep_their_order_in_the_log_and_the_deliveries() {
         .expect("warm-up acked");
     let mut live = bus.subscribe(Topic::Guild(guild.into())).await.unwrap();
 
-    // The sends leave one connection in this order without waiting for answers (each on its
-    // own reply subject), so this is the order the router takes them in.
+    // The sends leave one connection in this order without waiting for answers (each its own
+    // one-send batch on its own reply subject), so this is the order the router takes them in.
     let client = async_nats::connect(nats.url()).await.expect("raw client");
     let mut replies = Vec::new();
     for i in 0..SENDS {
@@ -44,7 +44,15 @@ async fn pipelined_sends_keep_their_order_in_the_log_and_the_deliveries() {
                 .await
                 .expect("reply subscription"),
         );
-        let payload = encode(&send(guild, &format!("p-{i}"))).expect("encode");
+        let batch = IngressBatch {
+            v: INTERNAL_VERSION,
+            sends: vec![IngressSend {
+                request: send(guild, &format!("p-{i}")),
+                timeout_ms: TIMEOUT_MS,
+                trace: Default::default(),
+            }],
+        };
+        let payload = encode(&batch).expect("encode");
         client
             .publish_with_reply(ingress_subject(Some(guild)), inbox, payload)
             .await
@@ -60,8 +68,9 @@ async fn pipelined_sends_keep_their_order_in_the_log_and_the_deliveries() {
     let mut seqs = Vec::new();
     for (i, reply) in outcomes.into_iter().enumerate() {
         let reply = reply.expect("an answer");
-        match decode_unversioned::<SendOutcome>(&reply.payload) {
-            Ok(Ok(ack)) => seqs.push(ack.seq),
+        let answers = decode::<IngressAnswers>(&reply.payload).map(|a| a.outcomes);
+        match answers.as_deref() {
+            Ok([Ok(ack)]) => seqs.push(ack.seq),
             other => panic!("p-{i}: {other:?}"),
         }
     }

@@ -154,7 +154,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Bytes, BusError> {
 
 /// Decodes a versioned payload, refusing another version.
 pub fn decode<T: DeserializeOwned + Versioned>(bytes: &[u8]) -> Result<T, BusError> {
-    let value: T = decode_unversioned(bytes)?;
+    let value: T = rmp_serde::from_slice(bytes).map_err(|e| BusError::BadPayload(e.to_string()))?;
     if value.version() != INTERNAL_VERSION {
         return Err(BusError::BadPayload(format!(
             "version {} (expected {INTERNAL_VERSION})",
@@ -162,11 +162,6 @@ pub fn decode<T: DeserializeOwned + Versioned>(bytes: &[u8]) -> Result<T, BusErr
         )));
     }
     Ok(value)
-}
-
-/// Decodes a payload that has no version field (the router's reply to a send).
-pub fn decode_unversioned<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BusError> {
-    rmp_serde::from_slice(bytes).map_err(|e| BusError::BadPayload(e.to_string()))
 }
 
 /// Payloads dropped because they did not decode, per consumer kind.
