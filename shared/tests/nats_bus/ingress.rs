@@ -100,10 +100,20 @@ async fn held_router(bus: Arc<NatsBus>, release: tokio::sync::oneshot::Receiver<
     });
 }
 
+/// A gateway that waits long for its router (a loaded machine may take seconds to hand the
+/// partition to the router just started).
+async fn patient_gateway(nats: &NatsServer) -> Arc<NatsBus> {
+    let config = NatsConfig {
+        ingress_timeout_ms: 30_000,
+        ..NatsConfig::default()
+    };
+    bus_with(nats, config).await
+}
+
 #[tokio::test]
 async fn sends_that_queue_behind_open_requests_share_one_request() {
     let nats = NatsServer::start();
-    let gateway = bus(&nats).await;
+    let gateway = patient_gateway(&nats).await;
     let (release, released) = tokio::sync::oneshot::channel();
     held_router(bus(&nats).await, released).await;
     // Once the router serves the partition (a request before would reach only `raw` below).
@@ -111,6 +121,13 @@ async fn sends_that_queue_behind_open_requests_share_one_request() {
     assert_eq!(warm.expect("acked").message_id, "warm");
     let raw = raw_client(&nats).await;
     let mut requests = raw.subscribe("chat.ingress.>").await.unwrap();
+    // The server has the subscription before the first send leaves: it echoes a probe (no
+    // router serves "probe") back to it.
+    raw.publish("chat.ingress.probe", "probe".into())
+        .await
+        .unwrap();
+    let probe = next(&mut requests).await;
+    assert_eq!(probe.subject.as_str(), "chat.ingress.probe");
 
     let submitter = gateway.clone();
     let answered = tokio::spawn(async move {
@@ -191,4 +208,39 @@ async fn garbage_on_an_ingress_subject_is_dropped_and_routing_goes_on() {
         Some("m1")
     );
     assert_eq!(router_bus.dropped_payloads().ingress, 1);
+}
+
+#[tokio::test]
+async fn a_send_the_router_drops_unanswered_is_answered_server_error_at_once() {
+    let nats = NatsServer::start();
+    let gateway = patient_gateway(&nats).await;
+    let router_bus = bus(&nats).await;
+    let mut items = router_bus.ingress().await.unwrap();
+    tokio::spawn(async move {
+        // Answers the warm-up, then drops every send without answering it.
+        let _serving = router_bus;
+        let mut first = true;
+        while let Some(IngressItem { request, reply, .. }) = items.next().await {
+            if std::mem::take(&mut first) {
+                let id = request.message_id.unwrap_or_default();
+                reply
+                    .reply(Ok(SendAck {
+                        message_id: id,
+                        seq: 1,
+                    }))
+                    .await;
+            }
+        }
+    });
+    let warm = gateway.submit(send(Some("g"), "warm")).await.unwrap();
+    assert!(warm.is_ok(), "{warm:?}");
+
+    let started = std::time::Instant::now();
+    let dropped = gateway.submit(send(Some("g"), "m1")).await.unwrap();
+    assert_eq!(dropped, Err(chat_shared::protocol::ErrorCode::ServerError));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "answered when dropped, not at the timeout: {:?}",
+        started.elapsed()
+    );
 }

@@ -177,8 +177,11 @@ impl Drop for AnswerSlot {
             return;
         }
         if let Some(complete) = self.answers.fill(self.index, Err(ErrorCode::ServerError)) {
-            let answers = self.answers.clone();
-            tokio::spawn(async move { answers.send(complete).await });
+            // Dropped outside a runtime (a process shutting down), nobody can be answered.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let answers = self.answers.clone();
+                runtime.spawn(async move { answers.send(complete).await });
+            }
         }
     }
 }
