@@ -76,6 +76,12 @@ async fn two_routers_share_the_sends_and_each_is_answered_once() {
     }
 }
 
+/// Acks a send with its own messageId (seq 1).
+async fn ack_with_its_id(request: SendRequest, reply: Box<dyn chat_shared::bus::IngressReply>) {
+    let message_id = request.message_id.unwrap_or_default();
+    reply.reply(Ok(SendAck { message_id, seq: 1 })).await;
+}
+
 /// A router that holds the send `m0` until `release` fires, so the sends behind it queue.
 async fn held_router(bus: Arc<NatsBus>, release: tokio::sync::oneshot::Receiver<()>) {
     let mut items = bus.ingress().await.unwrap();
@@ -89,13 +95,7 @@ async fn held_router(bus: Arc<NatsBus>, release: tokio::sync::oneshot::Receiver<
             {
                 let _ = release.await;
             }
-            let id = request.message_id.unwrap_or_default();
-            reply
-                .reply(Ok(SendAck {
-                    message_id: id,
-                    seq: 1,
-                }))
-                .await;
+            ack_with_its_id(request, reply).await;
         }
     });
 }
@@ -222,13 +222,7 @@ async fn a_send_the_router_drops_unanswered_is_answered_server_error_at_once() {
         let mut first = true;
         while let Some(IngressItem { request, reply, .. }) = items.next().await {
             if std::mem::take(&mut first) {
-                let id = request.message_id.unwrap_or_default();
-                reply
-                    .reply(Ok(SendAck {
-                        message_id: id,
-                        seq: 1,
-                    }))
-                    .await;
+                ack_with_its_id(request, reply).await;
             }
         }
     });
