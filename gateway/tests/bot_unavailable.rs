@@ -7,33 +7,28 @@ mod support;
 
 use std::sync::Arc;
 
-use chat_shared::auth::JwtVerifier;
 use chat_shared::bus::{Bus, MemoryBus, MemoryBusConfig};
 use chat_shared::protocol::ServerFrame;
 use chat_shared::protocol::identity::Role;
-use chat_shared::store::SessionStore;
-use gateway::{GatewayConfig, Node};
 use prometheus_client::registry::Registry;
 use router_worker::{RouterConfig, RouterMetrics};
 use serde_json::json;
-use support::{ALLOWED_ORIGIN, Deployment, SECRET, Scope, user};
+use support::{Embedded, Scope, test_deps, user};
 use tokio_util::sync::CancellationToken;
 
 /// A gateway with a router and a one-job bot queue nobody takes from.
 struct NoBotWorker {
-    node: Node,
+    gateway: Embedded,
     stop: CancellationToken,
 }
 
 impl NoBotWorker {
     async fn start() -> Self {
-        let mut config = GatewayConfig::for_tests();
-        config.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
         let bus: Arc<dyn Bus> = MemoryBus::new(MemoryBusConfig {
             bot_queue: 1,
             ..Default::default()
         });
-        let mut deps = Node::embedded_deps(JwtVerifier::hs256(SECRET.as_bytes()));
+        let mut deps = test_deps();
         deps.bus = bus.clone();
         deps.in_process_workers = false;
         let stop = CancellationToken::new();
@@ -45,8 +40,8 @@ impl NoBotWorker {
             };
             let _ = router_worker::run(bus, config, metrics, router_stop).await;
         });
-        let node = Node::start(config, deps).await.expect("gateway starts");
-        NoBotWorker { node, stop }
+        let gateway = Embedded::start_on(|_| {}, deps).await;
+        NoBotWorker { gateway, stop }
     }
 }
 
@@ -56,28 +51,14 @@ impl Drop for NoBotWorker {
     }
 }
 
-impl Deployment for NoBotWorker {
-    fn gateway(&self, _i: usize) -> String {
-        format!("http://{}", self.node.addr)
-    }
-    fn gateway_count(&self) -> usize {
-        1
-    }
-    fn ops(&self, _i: usize) -> String {
-        format!("http://{}", self.node.ops_addr)
-    }
-    fn store(&self) -> Arc<dyn SessionStore> {
-        self.node.state.store.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_bot_request_that_cannot_be_queued_gets_bot_unavailable() {
-    let d = NoBotWorker::start().await;
+    let no_bot = NoBotWorker::start().await;
+    let d = &no_bot.gateway;
     let s = Scope::new();
     let g = s.guild("g");
-    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
-    let mut a = ann.connect(&d, 0).await;
+    let ann = user(d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let mut a = ann.connect(d, 0).await;
     let ask = |n: u32| json!({"guildId": g, "text": format!("@bot {n}"), "requestBot": true});
     // The first job fills the queue (no bot worker takes it); the second cannot be queued.
     a.request(ask(1)).await.expect("stored, job queued");

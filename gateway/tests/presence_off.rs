@@ -15,8 +15,8 @@ use chat_shared::protocol::identity::Role;
 use futures::StreamExt;
 use serde_json::json;
 use support::distributed::{Distributed, Topology};
-use support::presence::Tracker;
-use support::{Deployment, Embedded, Scope, http, user};
+use support::presence::{Tracker, http_presence};
+use support::{Deployment, Embedded, Scope, user};
 
 /// How long the test listens for frames that must not come (well past a diff's latency).
 const QUIET: Duration = Duration::from_millis(1500);
@@ -97,14 +97,8 @@ async fn presence_off(d: &impl Deployment, bus: &dyn Bus) {
     assert!(at.typing.is_empty(), "not to the typist: {at:?}");
 
     for (who, status) in [(&ann, 200), (&bob, 200), (&outsider, 403)] {
-        let response = http()
-            .get(format!("{}/api/guilds/{g}/presence", d.gateway(1)))
-            .bearer_auth(&who.token)
-            .send()
-            .await
-            .expect("presence");
-        assert_eq!(response.status().as_u16(), status);
-        let body: serde_json::Value = response.json().await.expect("json");
+        let (got, body) = http_presence(d, 1, &g, &who.token).await;
+        assert_eq!(got, status);
         let want = match status {
             200 => json!({"count": 0, "online": [], "truncated": false, "available": false}),
             _ => json!({"error": "forbidden_guild"}),

@@ -12,8 +12,8 @@ use chat_shared::protocol::identity::Role;
 use chat_shared::store::Session;
 use serde_json::json;
 
-use crate::support::presence::Tracker;
-use crate::support::{Deployment, Scope, http, user};
+use crate::support::presence::{Tracker, http_presence};
+use crate::support::{Deployment, Scope, user};
 
 pub const LINGER: Duration = Duration::from_millis(500);
 pub const TTL: Duration = Duration::from_millis(3000);
@@ -181,14 +181,8 @@ pub async fn non_members_see_nothing(d: &impl Deployment) {
         assert!(t.guilds.contains_key(&g2));
     }
     for (who, status) in [(&carol, 403), (&admin, 403), (&ann, 200)] {
-        let response = http()
-            .get(format!("{}/api/guilds/{g}/presence", d.gateway(1)))
-            .bearer_auth(&who.token)
-            .send()
-            .await
-            .expect("presence");
-        assert_eq!(response.status().as_u16(), status);
-        let body: serde_json::Value = response.json().await.expect("json");
+        let (got, body) = http_presence(d, 1, &g, &who.token).await;
+        assert_eq!(got, status);
         if status == 403 {
             assert_eq!(body, json!({"error": "forbidden_guild"}));
         } else {

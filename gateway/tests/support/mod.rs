@@ -14,7 +14,7 @@ use chat_shared::auth::JwtVerifier;
 use chat_shared::protocol::identity::{Role, UserInfo};
 use chat_shared::store::{Session, SessionStore};
 use client::{Client, Connect, Refusal};
-use gateway::{GatewayConfig, Node};
+use gateway::{Deps, GatewayConfig, Node};
 
 /// The secret every test deployment verifies tokens with.
 pub const SECRET: &str = "test-secret-0123456789abcdef-32by";
@@ -111,10 +111,7 @@ impl Embedded {
 
     /// Starts with a tweaked configuration; `workers: false` runs no router or bot.
     pub async fn start_with(tweak: impl FnOnce(&mut GatewayConfig), workers: bool) -> Self {
-        let mut config = GatewayConfig::for_tests();
-        config.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
-        tweak(&mut config);
-        let mut deps = Node::embedded_deps(JwtVerifier::hs256(SECRET.as_bytes()));
+        let mut deps = test_deps();
         if !workers {
             deps.bus = chat_shared::bus::MemoryBus::new(chat_shared::bus::MemoryBusConfig {
                 submit_timeout: std::time::Duration::from_millis(300),
@@ -122,9 +119,22 @@ impl Embedded {
             });
             deps.in_process_workers = false;
         }
+        Self::start_on(tweak, deps).await
+    }
+
+    /// Starts on the given dependencies (from [`test_deps`], e.g. with another bus).
+    pub async fn start_on(tweak: impl FnOnce(&mut GatewayConfig), deps: Deps) -> Self {
+        let mut config = GatewayConfig::for_tests();
+        config.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
+        tweak(&mut config);
         let node = Node::start(config, deps).await.expect("gateway starts");
         Embedded { node }
     }
+}
+
+/// The embedded dependencies, verifying tokens signed with [`SECRET`].
+pub fn test_deps() -> Deps {
+    Node::embedded_deps(JwtVerifier::hs256(SECRET.as_bytes()))
 }
 
 impl Embedded {

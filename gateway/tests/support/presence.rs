@@ -110,3 +110,20 @@ impl Tracker {
         self.guilds.get(guild).cloned().unwrap_or_default()
     }
 }
+
+/// `GET /api/guilds/{guild}/presence` on gateway `i` with `token`: the status and the body.
+pub async fn http_presence(
+    d: &impl super::Deployment,
+    i: usize,
+    guild: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    let response = super::http()
+        .get(format!("{}/api/guilds/{guild}/presence", d.gateway(i)))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("presence");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
