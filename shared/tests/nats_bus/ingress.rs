@@ -134,7 +134,9 @@ async fn sends_that_queue_behind_open_requests_share_one_request() {
         let sends = (0..100).map(|i| submitter.submit(send(Some("g"), &format!("m{i}"))));
         futures::future::join_all(sends).await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The first request has left and the router holds its first send: the rest queue behind
+    // the two requests a partition keeps open.
+    let first = next(&mut requests).await;
     let _ = release.send(());
     let answers = answered.await.unwrap();
 
@@ -148,12 +150,16 @@ async fn sends_that_queue_behind_open_requests_share_one_request() {
             "each send gets its own answer"
         );
     }
-    let mut carried = 0;
-    let mut messages = 0;
+    let sends_in = |request: &async_nats::Message| {
+        decode::<IngressBatch>(&request.payload)
+            .expect("a batch")
+            .sends
+            .len()
+    };
+    let mut carried = sends_in(&first);
+    let mut messages = 1;
     while carried < 100 {
-        let request = next(&mut requests).await;
-        let batch: IngressBatch = decode(&request.payload).unwrap();
-        carried += batch.sends.len();
+        carried += sends_in(&next(&mut requests).await);
         messages += 1;
     }
     assert_eq!(carried, 100);
@@ -174,13 +180,16 @@ async fn no_router_means_unavailable_and_a_silent_router_means_timeout() {
 
     let router_bus = bus(&nats).await;
     let mut items = router_bus.ingress().await.unwrap();
-    // Takes the send and holds it (an item dropped unanswered is answered `server_error`).
+    // Takes the send and holds it until the submitter has given up (an item dropped
+    // unanswered is answered `server_error`).
+    let (gave_up, given_up) = tokio::sync::oneshot::channel::<()>();
     let held = tokio::spawn(async move {
         let item = items.next().await;
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let _ = given_up.await;
         item.map(|item| item.request)
     });
     let silent = gateway.submit(send(Some("g1"), "m2")).await.unwrap_err();
+    let _ = gave_up.send(());
     assert!(matches!(silent, BusError::Timeout), "{silent:?}");
     assert!(held.await.unwrap().is_some());
 }
