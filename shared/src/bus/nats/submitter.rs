@@ -160,22 +160,26 @@ async fn send_batch(client: &Client, subject: &str, batch: Vec<Queued>) {
     let Some(last_deadline) = batch.iter().map(|q| q.deadline).max() else {
         return;
     };
-    let sends = batch
-        .iter()
-        .map(|q| IngressSend {
-            request: q.request.clone(),
-            timeout_ms: millis(q.deadline.saturating_duration_since(now)),
-            trace: q.trace.clone(),
+    // Each request moves into the payload; only its way back stays here.
+    let (sends, answers): (Vec<IngressSend>, Vec<oneshot::Sender<Answer>>) = batch
+        .into_iter()
+        .map(|q| {
+            let send = IngressSend {
+                request: q.request,
+                timeout_ms: millis(q.deadline.saturating_duration_since(now)),
+                trace: q.trace,
+            };
+            (send, q.answer)
         })
-        .collect();
-    let answers = match encode(&IngressBatch {
+        .unzip();
+    let outcomes = match encode(&IngressBatch {
         v: INTERNAL_VERSION,
         sends,
     }) {
         Ok(payload) => request(client, subject, payload, last_deadline).await,
         Err(error) => Err(error),
     };
-    hand_out(batch, answers);
+    hand_out(answers, outcomes);
 }
 
 /// Asks until answered, or until the last send's submitter stops waiting.
@@ -204,27 +208,27 @@ async fn request(
 }
 
 /// Gives each send its outcome (all of them the error, when the batch failed as a whole).
-fn hand_out(batch: Vec<Queued>, answers: Result<Vec<SendOutcome>, BusError>) {
-    let answers = answers.and_then(|outcomes| {
-        if outcomes.len() == batch.len() {
+fn hand_out(answers: Vec<oneshot::Sender<Answer>>, outcomes: Result<Vec<SendOutcome>, BusError>) {
+    let outcomes = outcomes.and_then(|outcomes| {
+        if outcomes.len() == answers.len() {
             Ok(outcomes)
         } else {
             Err(BusError::BadPayload(format!(
                 "{} answers to {} sends",
                 outcomes.len(),
-                batch.len()
+                answers.len()
             )))
         }
     });
-    match answers {
+    match outcomes {
         Ok(outcomes) => {
-            for (queued, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = queued.answer.send(Ok(outcome));
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = answer.send(Ok(outcome));
             }
         }
         Err(error) => {
-            for queued in batch {
-                let _ = queued.answer.send(Err(error.clone()));
+            for answer in answers {
+                let _ = answer.send(Err(error.clone()));
             }
         }
     }
@@ -299,7 +303,7 @@ mod tests {
         ];
         for (answers, expected) in cases {
             let (batch, mut answered): (Vec<_>, Vec<_>) = (0..3).map(|_| queued()).unzip();
-            hand_out(batch, answers);
+            hand_out(batch.into_iter().map(|q| q.answer).collect(), answers);
             let got: Vec<String> = answered
                 .iter_mut()
                 .map(|rx| format!("{:?}", rx.try_recv().expect("answered")))
