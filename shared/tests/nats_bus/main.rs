@@ -5,6 +5,7 @@
 mod bot_queue;
 mod delivery;
 mod history_cost;
+mod history_links;
 mod ingress;
 mod log;
 mod restart;

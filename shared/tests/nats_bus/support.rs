@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_shared::bus::nats::payload::{LogRecord, decode};
+use chat_shared::bus::nats::subjects::LOG_STREAM;
 use chat_shared::bus::nats::{NatsBus, NatsConfig};
 use chat_shared::bus::{AppendOutcome, Bus, LogEntry};
 use chat_shared::protocol::ChatMessage;
@@ -74,4 +76,17 @@ pub async fn received<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T 
         .await
         .expect("a value arrives")
         .expect("the channel stays open")
+}
+
+/// Seqs reserved per `CHAT_LOG` record: entry `i` of the record at stream sequence `s` has
+/// seq `s · 1024 + i` (docs/architecture.md).
+pub const RECORD_SPAN: u64 = 1024;
+
+/// The stored record holding `seq`, read back with a stream message get (not a direct get, so
+/// the direct-get counters of `history_cost` do not see it).
+pub async fn stored_record(server: &NatsServer, seq: u64) -> LogRecord {
+    let js = async_nats::jetstream::new(raw_client(server).await);
+    let stream = js.get_stream(LOG_STREAM).await.expect("the log stream");
+    let raw = (stream.get_raw_message(seq / RECORD_SPAN).await).expect("the record is stored");
+    decode(&raw.payload).expect("the record decodes")
 }

@@ -3,7 +3,8 @@
 //! started it (the router starts a guild's appends in arrival order), then does its own slow
 //! reads (the messageId claim) concurrently with the appends before it, and only publishes
 //! once every earlier ticket of the guild is done ([`Ticket::turn`]). Across processes the
-//! `Nats-Expected-Last-Subject-Sequence` check keeps one head per guild.
+//! `Nats-Expected-Last-Subject-Sequence` check keeps one head per guild. Beside the head the
+//! turn keeps the guild's visible head ([`super::links`]), set and forgotten with it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::links::{self, VisibleHead};
 use super::recent_ids::{RecentIds, Stored};
 
 /// The cached head of one guild (the seq of its newest entry): `None` until read from the
@@ -56,6 +58,8 @@ struct LaneState {
     /// Tickets given up out of order, skipped when their turn comes.
     abandoned: BTreeSet<u64>,
     head: Head,
+    /// Known only with `head` (unknown when the stream did not tell).
+    visible: VisibleHead,
     recent: RecentIds,
 }
 
@@ -69,6 +73,18 @@ impl LaneState {
         } else if number > self.done {
             self.abandoned.insert(number);
         }
+    }
+
+    fn set_head(&mut self, head: Head, visible: VisibleHead) {
+        self.head = head;
+        self.visible = visible.filter(|_| head.is_some());
+    }
+
+    /// The record at `stream_seq` whose entries have these admin-only flags (oldest first) was
+    /// stored on the cached head; `head` is its last entry.
+    fn stored(&mut self, stream_seq: u64, head: u64, admin_only: impl IntoIterator<Item = bool>) {
+        self.visible = links::after_record(self.visible, stream_seq, admin_only);
+        self.head = Some(head);
     }
 }
 
@@ -101,7 +117,7 @@ impl Drop for Ticket {
     }
 }
 
-/// The guild's turn to publish: reads and sets the cached head.
+/// The guild's turn to publish: reads and sets the cached head and visible head.
 pub struct Turn<'a> {
     ticket: &'a Ticket,
 }
@@ -111,8 +127,25 @@ impl Turn<'_> {
         self.ticket.lane.state.lock().head
     }
 
-    pub fn set_head(&self, head: Head) {
-        self.ticket.lane.state.lock().head = head;
+    /// The guild's visible head, as cached with the head (`None` while the head is unknown).
+    pub fn visible_head(&self) -> VisibleHead {
+        self.ticket.lane.state.lock().visible
+    }
+
+    /// Sets both, as read from the stream.
+    pub fn set_head(&self, head: u64, visible: VisibleHead) {
+        self.ticket.lane.state.lock().set_head(Some(head), visible);
+    }
+
+    /// Forgets both (the head moved under us, or an error): the next append reads them again.
+    pub fn forget_head(&self) {
+        self.ticket.lane.state.lock().set_head(None, None);
+    }
+
+    /// A record was stored at `stream_seq` on the cached head: `head` is its last entry, and
+    /// the visible head moves to its newest entry that is not admin-only, if any.
+    pub fn stored(&self, stream_seq: u64, head: u64, admin_only: impl IntoIterator<Item = bool>) {
+        (self.ticket.lane.state.lock()).stored(stream_seq, head, admin_only);
     }
 
     /// Who stored `message_id` in this guild recently, if this process knows.
@@ -155,6 +188,60 @@ mod tests {
         }
     }
 
+    /// What a lane's head and visible head become through the writer's steps.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// Read from the stream: head, visible head.
+        Read(u64, VisibleHead),
+        /// Stored at a stream seq: kinds oldest first (`a` admin-only, `p` public).
+        Stored(u64, &'static str),
+        Forget,
+    }
+
+    #[test]
+    fn the_visible_head_is_kept_with_the_head() {
+        use Step::*;
+        let table: &[(&[Step], Head, VisibleHead)] = &[
+            (&[], None, None),
+            (&[Read(0, Some(0))], Some(0), Some(0)),
+            (&[Read(0, Some(0)), Stored(1, "a")], Some(1024), Some(0)),
+            (&[Read(0, Some(0)), Stored(1, "pa")], Some(1025), Some(1024)),
+            (
+                &[Read(0, Some(0)), Stored(1, "p"), Stored(2, "aa")],
+                Some(2049),
+                Some(1024),
+            ),
+            // unknown (the stream's newest record had no link): known from the first visible
+            (&[Read(5120, None), Stored(6, "a")], Some(6144), None),
+            (
+                &[Read(5120, None), Stored(6, "a"), Stored(7, "ap")],
+                Some(7169),
+                Some(7169),
+            ),
+            // forgotten together, read again together
+            (&[Read(0, Some(0)), Stored(1, "p"), Forget], None, None),
+            (
+                &[Read(0, Some(0)), Forget, Read(3072, Some(2048))],
+                Some(3072),
+                Some(2048),
+            ),
+        ];
+        for (steps, head, visible) in table {
+            let mut state = LaneState::default();
+            for step in *steps {
+                match *step {
+                    Read(head, visible) => state.set_head(Some(head), visible),
+                    Stored(stream_seq, kinds) => {
+                        let last = super::super::records::entry_seq(stream_seq, kinds.len() - 1);
+                        state.stored(stream_seq, last, kinds.chars().map(|k| k == 'a'));
+                    }
+                    Forget => state.set_head(None, None),
+                }
+            }
+            assert_eq!((state.head, state.visible), (*head, *visible), "{steps:?}");
+        }
+    }
+
     #[tokio::test]
     async fn turns_come_in_ticket_order_and_a_dropped_ticket_is_skipped() {
         let heads = Arc::new(GuildHeads::default());
@@ -164,7 +251,7 @@ mod tests {
         let other = heads.ticket("h");
         let waiter = tokio::spawn(async move {
             let turn = third.turn().await;
-            turn.set_head(Some(3));
+            turn.set_head(3, Some(2));
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
@@ -178,6 +265,7 @@ mod tests {
             .expect("third got its turn")
             .expect("no panic");
         let fourth = heads.ticket("g");
-        assert_eq!(fourth.turn().await.head(), Some(3));
+        let turn = fourth.turn().await;
+        assert_eq!((turn.head(), turn.visible_head()), (Some(3), Some(2)));
     }
 }

@@ -22,6 +22,7 @@ use super::claims::{self, ClaimState, is_valid_message_id};
 use super::connection::ensure_connected;
 use super::errors::{from_publish, unavailable};
 use super::heads::{Ticket, Turn};
+use super::links::VisibleHead;
 use super::payload::{LogRecord, encode};
 use super::recent_ids::Stored;
 use super::records::{MAX_RECORD_ENTRIES, entry_seq, index_of, record_of};
@@ -91,7 +92,10 @@ impl NatsBus {
             if record.is_empty() {
                 return batch.finish();
             }
-            match self.publish_record(&batch, &record, head).await {
+            match self
+                .publish_record(&batch, &record, head, turn.visible_head())
+                .await
+            {
                 Ok(Published::Fresh(ack)) => {
                     batch.stored(&turn, &record, ack.sequence, head);
                     self.record_claims(&batch, &record);
@@ -105,9 +109,9 @@ impl NatsBus {
                         Some(self.settle_duplicate(&message, stream_seq).await);
                     return batch.finish();
                 }
-                Ok(Published::StaleHead) => turn.set_head(None),
+                Ok(Published::StaleHead) => turn.forget_head(),
                 Err(error) => {
-                    turn.set_head(None);
+                    turn.forget_head();
                     return batch.fail_rest(&error);
                 }
             }
@@ -140,11 +144,13 @@ impl NatsBus {
         batch: &Batch,
         record: &[Fresh],
         prev: u64,
+        prev_visible: VisibleHead,
     ) -> Result<Published, BusError> {
         let first = &batch.messages[record[0].index];
         let stored = LogRecord {
             v: INTERNAL_VERSION,
             prev,
+            prev_visible,
             messages: record
                 .iter()
                 .map(|fresh| batch.messages[fresh.index].clone())
@@ -212,11 +218,12 @@ impl NatsBus {
         Ok(AppendOutcome::Duplicate { seq })
     }
 
-    /// The seq of the guild's newest entry (0 when it has none), read from the stream; the
-    /// ids of its newest records are remembered on the way (see [`super::recent_ids`]).
+    /// The seq of the guild's newest entry (0 when it has none), read from the stream with the
+    /// guild's visible head; the ids of its newest records are remembered on the way (see
+    /// [`super::recent_ids`]).
     async fn read_head(&self, turn: &Turn<'_>, guild_id: &str) -> Result<u64, BusError> {
-        let head = self.remember_tail(turn, guild_id).await?;
-        turn.set_head(Some(head));
+        let (head, visible) = self.remember_tail(turn, guild_id).await?;
+        turn.set_head(head, visible);
         Ok(head)
     }
 }
@@ -288,7 +295,8 @@ impl Batch {
             })));
             prev = seq;
         }
-        turn.set_head(Some(prev));
+        let admin_only = record.iter().map(|f| self.messages[f.index].admin_only);
+        turn.stored(stream_seq, prev, admin_only);
         for i in self.open().collect::<Vec<_>>() {
             let message = &self.messages[i];
             if let Some(stored) = turn.remembered(&message.message_id) {

@@ -19,6 +19,7 @@ mod events;
 mod heads;
 mod ingress;
 mod leases;
+mod links;
 mod log;
 mod ownership_plan;
 pub mod partitions;

@@ -20,6 +20,12 @@ pub struct LogRecord {
     /// The seq of the entry before the first one of this record, in the same guild (0 for the
     /// guild's first).
     pub prev: u64,
+    /// The seq of the guild's newest entry that is not admin-only and older than this record's
+    /// first entry (issue #14 item 5: a member's history walk jumps there, over records of only
+    /// admin-only entries): `Some(0)` when there is none, `None` when the writer did not know
+    /// (records written before the link existed, and the first ones on top of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_visible: Option<u64>,
     pub messages: Vec<Arc<ChatMessage>>,
 }
 

@@ -86,6 +86,7 @@ mod tests {
         LogRecord {
             v: INTERNAL_VERSION,
             prev,
+            prev_visible: None,
             messages,
         }
     }

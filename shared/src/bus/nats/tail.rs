@@ -1,6 +1,6 @@
 //! What a guild's writer reads when it starts (or starts again, after an error) on a guild:
-//! the guild's head, and the ids of its newest records, remembered in
-//! [`super::recent_ids`]. A writer that stopped may have stored records whose claims it never
+//! the guild's head and visible head (from its newest record, [`super::links::of_newest`]),
+//! and the ids of its newest records, remembered in [`super::recent_ids`]. A writer that stopped may have stored records whose claims it never
 //! wrote (it died between the store and the claim, or before the ack came back); those are the
 //! guild's newest records, so a resend of one of their messages is still answered as a
 //! duplicate by the next writer.
@@ -10,6 +10,7 @@ use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use super::NatsBus;
 use super::errors::unavailable;
 use super::heads::Turn;
+use super::links::{self, VisibleHead};
 use super::records::{entry_seq, last_seq, record_of};
 use super::subjects::log_subject;
 use crate::bus::BusError;
@@ -18,27 +19,32 @@ use crate::bus::BusError;
 const TAIL_RECORDS: usize = 8;
 
 impl NatsBus {
-    /// The seq of the guild's newest entry (0 when it has none), from the stream leader; the
-    /// ids of up to [`TAIL_RECORDS`] newest records are remembered on the way.
+    /// The seq of the guild's newest entry (0 when it has none) and its visible head, from the
+    /// stream leader; the ids of up to [`TAIL_RECORDS`] newest records are remembered on the
+    /// way.
     pub(super) async fn remember_tail(
         &self,
         turn: &Turn<'_>,
         guild_id: &str,
-    ) -> Result<u64, BusError> {
+    ) -> Result<(u64, VisibleHead), BusError> {
         let last = self
             .log
             .get_last_raw_message_by_subject(&log_subject(guild_id))
             .await;
         let (mut stream_seq, mut record) = match last {
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(0),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok((0, Some(0)));
+            }
             Err(e) => return Err(unavailable("reading the head of a guild log", e)),
             Ok(last) => match self.decode_record(&last.subject, &last.payload) {
                 Some(record) => (last.sequence, record),
-                // Undecodable (counted): the next entry links to the record's first seq.
-                None => return Ok(entry_seq(last.sequence, 0)),
+                // Undecodable (counted): the next entry links to the record's first seq, and
+                // what it held is unknown.
+                None => return Ok((entry_seq(last.sequence, 0), None)),
             },
         };
         let head = last_seq(stream_seq, &record);
+        let visible = links::of_newest(stream_seq, &record);
         for _ in 0..TAIL_RECORDS {
             for (index, message) in record.messages.iter().enumerate() {
                 let seq = entry_seq(stream_seq, index);
@@ -61,6 +67,6 @@ impl NatsBus {
                 }
             }
         }
-        Ok(head)
+        Ok((head, visible))
     }
 }

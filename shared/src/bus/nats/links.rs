@@ -1,0 +1,110 @@
+//! The `prev_visible` link of a `CHAT_LOG` record (issue #14 item 5), pure logic. A guild's
+//! *visible head* is the seq of its newest entry that is not admin-only; the writer keeps it
+//! beside the guild's head ([`super::heads`]) and puts it, as it was before the record, in each
+//! record it appends. A writer starting on a guild reads it back from the guild's newest record
+//! ([`of_newest`]).
+
+use super::payload::LogRecord;
+use super::records::entry_seq;
+
+/// The seq of a guild's newest entry that is not admin-only: `Some(0)` when it has none,
+/// `None` when unknown (a writer then writes no link rather than invent one).
+pub type VisibleHead = Option<u64>;
+
+/// The visible head once entries (their admin-only flags, oldest first) are stored as the
+/// record at `stream_seq` on a guild whose visible head was `before`: the newest of them that is
+/// not admin-only, else `before`.
+pub fn after_record(
+    before: VisibleHead,
+    stream_seq: u64,
+    admin_only: impl IntoIterator<Item = bool>,
+) -> VisibleHead {
+    let newest = (admin_only.into_iter().enumerate())
+        .filter(|&(_, admin_only)| !admin_only)
+        .last();
+    newest
+        .map(|(index, _)| entry_seq(stream_seq, index))
+        .or(before)
+}
+
+/// The guild's visible head read back from its newest record, stored at `stream_seq`: that
+/// record's newest entry that is not admin-only, else the record's own link (unknown when it
+/// has none).
+pub fn of_newest(stream_seq: u64, record: &LogRecord) -> VisibleHead {
+    let admin_only = record.messages.iter().map(|m| m.admin_only);
+    after_record(record.prev_visible, stream_seq, admin_only)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bus::INTERNAL_VERSION;
+    use crate::protocol::ChatMessage;
+    use crate::protocol::identity::{Role, UserInfo};
+
+    fn message(id: &str, admin_only: bool) -> ChatMessage {
+        ChatMessage {
+            guild_id: "g".into(),
+            message_id: id.into(),
+            admin_only,
+            from: UserInfo::new("u", "U", Role::Admin),
+            text: "t".into(),
+            ts: String::new(),
+        }
+    }
+
+    /// A record of `kinds` (oldest first, `a` = admin-only, `p` = public) with a link.
+    fn record(prev: u64, prev_visible: VisibleHead, kinds: &str) -> LogRecord {
+        LogRecord {
+            v: INTERNAL_VERSION,
+            prev,
+            prev_visible,
+            messages: (kinds.chars().enumerate())
+                .map(|(i, kind)| Arc::new(message(&format!("m{i}"), kind == 'a')))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_visible_head_moves_to_a_records_newest_visible_entry() {
+        // visible head before, record stored at stream seq 5 -> visible head after
+        let table: [(VisibleHead, &str, VisibleHead); 7] = [
+            (Some(0), "p", Some(5120)),
+            (Some(0), "a", Some(0)),
+            (Some(2048), "aa", Some(2048)),
+            (Some(2048), "pap", Some(5122)),
+            (Some(2048), "ppa", Some(5121)),
+            // unknown stays unknown until a visible entry is stored
+            (None, "aaa", None),
+            (None, "ap", Some(5121)),
+        ];
+        for (before, kinds, after) in table {
+            let flags = kinds.chars().map(|kind| kind == 'a');
+            assert_eq!(
+                after_record(before, 5, flags),
+                after,
+                "{before:?} then {kinds}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_writer_reads_the_visible_head_back_from_the_newest_record() {
+        // the newest record (its link, its entries), stored at stream seq 9 -> visible head
+        let table: [(VisibleHead, &str, VisibleHead); 6] = [
+            (Some(0), "a", Some(0)),
+            (Some(3072), "aaa", Some(3072)),
+            (Some(3072), "apa", Some(9217)),
+            // a record without the link: only its own visible entries tell
+            (None, "pa", Some(9216)),
+            (None, "aa", None),
+            (None, "", None),
+        ];
+        for (prev_visible, kinds, head) in table {
+            let newest = record(7168, prev_visible, kinds);
+            assert_eq!(of_newest(9, &newest), head, "{prev_visible:?} {kinds}");
+        }
+    }
+}
