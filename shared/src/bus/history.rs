@@ -1,14 +1,18 @@
 //! History pages (`Bus::read_history`, `GET /api/guilds/{id}/messages`): the pure rule every bus
-//! applies while walking a guild log newest first. At most [`MAX_SCANNED_PER_PAGE`] entries are
-//! looked at per request, visible to the reader or not (issue #14 item 5: a member's page over
-//! thousands of admin-only entries must not cost thousands of reads). A page that stops at the
-//! cap says `more` and where to go on (`next_before`): the next request passes it as `before`
-//! and scans the next stretch, so paging always makes progress, even through a stretch with
-//! nothing visible (an empty page with `more`).
+//! applies while walking a guild log newest first. A bus offers each entry with what it knows
+//! lies [`Below`] it; for a member (who sees no admin-only entry) it may know where the previous
+//! visible entry is (a link in the NATS log, an index in the memory bus) and then offers only
+//! visible entries: the page costs what it returns, and has more exactly when a visible older
+//! entry exists (issue #14 item 5). Where the bus does not know (NATS records written before the
+//! link existed) it offers every entry, and at most [`MAX_SCANNED_PER_PAGE`] are looked at per
+//! request, visible to the reader or not: a page that stops at the cap says `more` and where to
+//! go on (`next_before`), so paging makes progress even through a stretch with nothing visible
+//! (an empty page with `more`).
 
 use super::{LogEntry, Visibility};
 
-/// Entries a history request scans at most (visible or not), whatever its `limit`.
+/// Entries a history request scans at most (visible or not), whatever its `limit`; only entries
+/// a bus could not skip count (it offers them).
 pub const MAX_SCANNED_PER_PAGE: usize = 500;
 
 /// One history page.
@@ -20,6 +24,32 @@ pub struct HistoryPage {
     pub more: bool,
     /// With `more`: the `before` of the next page (every entry at or above it was scanned).
     pub next_before: Option<u64>,
+}
+
+/// What lies below an offered entry (older than it), as far as the bus knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Below {
+    /// Some older entry exists.
+    pub any: bool,
+    /// Whether an older entry that is not admin-only exists, when the bus knows; `None` when it
+    /// does not (then a member's walk goes on while [`Self::any`], scanning).
+    pub visible: Option<bool>,
+}
+
+impl Below {
+    /// Older entries exist or not; which of them are visible is unknown.
+    pub fn any(any: bool) -> Self {
+        Below { any, visible: None }
+    }
+
+    /// Whether a reader with `visibility` may find an older entry: an admin sees them all, a
+    /// member only the visible ones (when the bus knows where they are).
+    pub fn has_older(self, visibility: Visibility) -> bool {
+        match (visibility, self.visible) {
+            (Visibility::Public, Some(visible)) => visible,
+            _ => self.any,
+        }
+    }
 }
 
 /// Whether to keep walking after an entry.
@@ -60,9 +90,10 @@ impl PageBuilder {
         self.scanned
     }
 
-    /// Offers the next older entry; `has_older` says whether one exists below it (its `prev`
-    /// is not 0). Returns whether the caller should fetch and offer the next one.
-    pub fn offer(&mut self, entry: LogEntry, has_older: bool) -> Walk {
+    /// Offers the next older entry, with what lies below it. Returns whether the caller should
+    /// fetch and offer the next one.
+    pub fn offer(&mut self, entry: LogEntry, below: Below) -> Walk {
+        let has_older = below.has_older(self.visibility);
         let visible = self.visibility.admits(&entry.message);
         if visible && self.page.entries.len() == self.limit {
             return self.stop_more(self.page.entries.last().map_or(entry.seq + 1, |e| e.seq));
@@ -118,23 +149,39 @@ mod tests {
         }
     }
 
+    /// How the walking bus knows what lies below an entry.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Knows {
+        /// Only whether older entries exist: it offers every entry (NATS records without links).
+        Older,
+        /// Also where the previous visible entry is: it offers a member only visible entries.
+        Visible,
+    }
+
     /// Walks `log` (oldest first, `a` = admin-only, `p` = public) newest first like a bus.
     fn walk(
         log: &str,
         limit: usize,
         cap: usize,
         visibility: Visibility,
+        knows: Knows,
     ) -> (Vec<u64>, bool, Option<u64>, usize) {
+        let kinds: Vec<bool> = log.chars().map(|kind| kind == 'a').collect();
         let mut builder = PageBuilder::with_cap(limit, visibility, cap);
-        for (i, kind) in log
-            .chars()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-        {
+        for (i, &admin_only) in kinds.iter().enumerate().rev() {
             let seq = i as u64 + 1;
-            if builder.offer(entry(seq, kind == 'a'), seq > 1) == Walk::Stop {
+            let below = match knows {
+                Knows::Older => Below::any(seq > 1),
+                Knows::Visible => Below {
+                    any: seq > 1,
+                    visible: Some(kinds[..i].contains(&false)),
+                },
+            };
+            let skipped = knows == Knows::Visible && visibility == Visibility::Public;
+            if skipped && admin_only {
+                continue;
+            }
+            if builder.offer(entry(seq, admin_only), below) == Walk::Stop {
                 break;
             }
         }
@@ -144,19 +191,30 @@ mod tests {
         (seqs, page.more, page.next_before, scanned)
     }
 
+    type Row = (
+        &'static str,
+        usize,
+        usize,
+        Visibility,
+        &'static [u64],
+        bool,
+        Option<u64>,
+        usize,
+    );
+
+    fn check(table: &[Row], knows: Knows) {
+        for (i, &(log, limit, cap, vis, seqs, more, next, scanned)) in table.iter().enumerate() {
+            assert_eq!(
+                walk(log, limit, cap, vis, knows),
+                (seqs.to_vec(), more, next, scanned),
+                "row {i}: {log} limit {limit} cap {cap} {vis:?} {knows:?}"
+            );
+        }
+    }
+
     #[test]
     fn pages_stop_at_the_limit_or_the_cap() {
         use Visibility::{All, Public};
-        type Row = (
-            &'static str,
-            usize,
-            usize,
-            Visibility,
-            &'static [u64],
-            bool,
-            Option<u64>,
-            usize,
-        );
         let table: [Row; 9] = [
             // log, limit, cap, visibility -> seqs, more, next_before, scanned
             ("ppp", 10, 100, Public, &[3, 2, 1], false, None, 3),
@@ -173,13 +231,45 @@ mod tests {
             // a full page found before the cap
             ("aappp", 2, 3, Public, &[5, 4], true, Some(4), 2),
         ];
-        for (i, (log, limit, cap, vis, seqs, more, next, scanned)) in table.into_iter().enumerate()
-        {
-            assert_eq!(
-                walk(log, limit, cap, vis),
-                (seqs.to_vec(), more, next, scanned),
-                "row {i}: {log} limit {limit} cap {cap} {vis:?}"
-            );
+        check(&table, Knows::Older);
+    }
+
+    #[test]
+    fn a_member_walk_by_visible_links_scans_only_what_it_returns() {
+        use Visibility::{All, Public};
+        let table: [Row; 8] = [
+            // log, limit, cap, visibility -> seqs, more, next_before, scanned
+            // the cap rows above: nothing older is visible, so the page ends
+            ("aaaapp", 10, 3, Public, &[6, 5], false, None, 2),
+            ("aaaa", 10, 3, Public, &[], false, None, 0),
+            ("app", 10, 3, Public, &[3, 2], false, None, 2),
+            // visible entries on both sides of a run longer than the cap
+            ("paaaaap", 10, 3, Public, &[7, 1], false, None, 2),
+            // more, exactly when a visible older entry exists
+            ("ppaaap", 2, 3, Public, &[6, 2], true, Some(2), 2),
+            ("paaapp", 2, 3, Public, &[6, 5], true, Some(5), 2),
+            ("aaaapp", 2, 3, Public, &[6, 5], false, None, 2),
+            // an admin's walk does not use the links: it sees everything, scanning it
+            ("paap", 10, 100, All, &[4, 3, 2, 1], false, None, 4),
+        ];
+        check(&table, Knows::Visible);
+    }
+
+    #[test]
+    fn only_a_member_follows_what_is_known_of_visible_entries() {
+        use Visibility::{All, Public};
+        // any, visible -> an admin has older, a member has older
+        let table: [(bool, Option<bool>, bool, bool); 5] = [
+            (false, None, false, false),
+            (true, None, true, true),
+            (true, Some(false), true, false),
+            (true, Some(true), true, true),
+            (false, Some(false), false, false),
+        ];
+        for (any, visible, admin, member) in table {
+            let below = Below { any, visible };
+            assert_eq!(below.has_older(All), admin, "{below:?} admin");
+            assert_eq!(below.has_older(Public), member, "{below:?} member");
         }
     }
 }

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
+use crate::bus::memory_log::GuildLog;
 use crate::bus::*;
 use crate::protocol::{ChatMessage, ErrorCode};
 use crate::telemetry::trace_context::TraceContext;
@@ -49,12 +50,6 @@ impl Default for MemoryBusConfig {
             bot_queue: 1024,
         }
     }
-}
-
-#[derive(Default)]
-struct GuildLog {
-    entries: VecDeque<LogEntry>,
-    last_seq: u64,
 }
 
 struct Claim {
@@ -241,16 +236,12 @@ impl Bus for MemoryBus {
         }
         let log = state.logs.entry(message.guild_id.clone()).or_default();
         let entry = LogEntry {
-            seq: next_seq(log.last_seq),
-            prev: log.last_seq,
+            seq: next_seq(log.last_seq()),
+            prev: log.last_seq(),
             message: Arc::new(message),
             trace: TraceContext::none(),
         };
-        log.last_seq = entry.seq;
-        log.entries.push_back(entry.clone());
-        while log.entries.len() > self.config.retain_per_guild {
-            log.entries.pop_front();
-        }
+        log.push(entry.clone(), self.config.retain_per_guild);
         let now = Instant::now();
         state.claims.insert(
             entry.message.message_id.clone(),
@@ -304,12 +295,12 @@ impl Bus for MemoryBus {
         let Some(log) = state.logs.get(guild_id) else {
             return Ok(Replay::default());
         };
-        let first_prev = log.entries.front().map(|e| e.prev).unwrap_or(log.last_seq);
+        let first_prev = (log.entries().front()).map_or(log.last_seq(), |e| e.prev);
         let mut replay = Replay {
             gap: first_prev > after,
             ..Replay::default()
         };
-        for entry in log.entries.iter().filter(|e| e.seq > after) {
+        for entry in log.entries().iter().filter(|e| e.seq > after) {
             if !visibility.admits(&entry.message) {
                 continue;
             }
@@ -322,8 +313,8 @@ impl Bus for MemoryBus {
         Ok(replay)
     }
 
-    /// Starts below `before` by binary search (the log is in seq order) and walks back at most
-    /// [`history::MAX_SCANNED_PER_PAGE`] entries.
+    /// Starts below `before` by binary search (the log is in seq order); a member's page walks
+    /// only the visible entries ([`GuildLog::page`]).
     async fn read_history(
         &self,
         guild_id: &str,
@@ -335,16 +326,7 @@ impl Bus for MemoryBus {
         let Some(log) = state.logs.get(guild_id) else {
             return Ok(HistoryPage::default());
         };
-        let before = before.unwrap_or(u64::MAX);
-        let end = log.entries.partition_point(|e| e.seq < before);
-        let mut builder = history::PageBuilder::new(limit, visibility);
-        for i in (0..end).rev() {
-            let entry = log.entries[i].clone();
-            if builder.offer(entry, i > 0) == history::Walk::Stop {
-                break;
-            }
-        }
-        Ok(builder.finish())
+        Ok(log.page(before, limit, visibility))
     }
 
     async fn enqueue_bot_job(&self, job: BotJob) -> Result<(), BusError> {

@@ -35,7 +35,7 @@ macro_rules! conformance_suite {
             read::read_before_pages_newest_first_with_visibility,
             read::read_before_a_seq_of_another_guild_starts_below_it,
             read::read_before_stops_at_entries_no_longer_retained,
-            history_cap::a_member_page_over_admin_only_entries_stops_at_the_scan_cap,
+            history_visible::a_member_page_over_admin_only_entries_finds_the_visible_entries_below_them,
             topics::each_topic_receives_only_its_entries,
             topics::a_subscription_is_live_when_subscribe_returns,
             topics::user_events_reach_every_subscriber_with_the_user_id,

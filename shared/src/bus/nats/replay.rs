@@ -2,8 +2,11 @@
 //! resume path) first looks at the guild's newest record (one read answers "nothing new" and
 //! "only the newest record is new"), else uses a short-lived ephemeral pull consumer filtered
 //! to the guild's subject, from the record holding the position; backward (`read_before`,
-//! history pages) follows the records' `prev` links with direct gets, since JetStream cannot
-//! read backwards, scanning at most `bus::history::MAX_SCANNED_PER_PAGE` entries per request.
+//! history pages) follows links between records with direct gets, since JetStream cannot read
+//! backwards: a member's walk follows each record's `prev_visible` ([`super::links`]), so it
+//! reads only records holding entries it sees; an admin's walk, and a member's over records
+//! without that link, follow `prev`, scanning at most `bus::history::MAX_SCANNED_PER_PAGE`
+//! entries per request.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use futures::StreamExt;
 use super::NatsBus;
 use super::connection::ensure_connected;
 use super::errors::unavailable;
+use super::links::{WalkedRecord, walk_record};
 use super::payload::{DropKind, LogRecord, decode};
 use super::records::{entries_of, record_of};
 use super::subjects::log_subject;
@@ -156,9 +160,9 @@ impl NatsBus {
         }
     }
 
-    /// Follows the records' `prev` links down from `before`, one direct get per record,
-    /// offering at most [`history::MAX_SCANNED_PER_PAGE`] entries ([`history::PageBuilder`]
-    /// decides).
+    /// Follows the records' links down from `before`, one direct get per record
+    /// ([`walk_record`] says which entries to offer and which record is next;
+    /// [`history::PageBuilder`] decides when the page is done).
     #[tracing::instrument(name = "bus.read_before", skip(self, visibility))]
     pub(super) async fn replay_before(
         &self,
@@ -176,14 +180,13 @@ impl NatsBus {
             Some(before) => self.record_at_or_after(guild_id, record_of(before)).await?,
         };
         let mut builder = history::PageBuilder::new(limit, visibility);
-        'walk: while let Some(entries) = current.take() {
-            let older = entries.first().map_or(0, |e| record_of(e.prev));
-            for entry in entries.into_iter().rev() {
+        'walk: while let Some(record) = current.take() {
+            let (offers, older) = walk_record(record, visibility);
+            for (entry, below) in offers {
                 if before.is_some_and(|before| entry.seq >= before) {
                     continue;
                 }
-                let has_older = entry.prev != 0;
-                if builder.offer(entry, has_older) == history::Walk::Stop {
+                if builder.offer(entry, below) == history::Walk::Stop {
                     break 'walk;
                 }
             }
@@ -193,55 +196,59 @@ impl NatsBus {
         Ok(builder.finish())
     }
 
-    /// The entries of the guild's newest record.
-    async fn newest_record(&self, guild_id: &str) -> Result<Option<Vec<LogEntry>>, BusError> {
+    /// The guild's newest record.
+    async fn newest_record(&self, guild_id: &str) -> Result<Option<WalkedRecord>, BusError> {
         let found = self
             .log
             .direct_get_last_for_subject(log_subject(guild_id))
             .await;
-        self.found_entries(found)
+        self.found_record(found)
     }
 
-    /// The entries of the guild's first record at or after stream sequence `stream_seq`, or of
-    /// its newest record when there is none.
+    /// The guild's first record at or after stream sequence `stream_seq`, or its newest record
+    /// when there is none.
     async fn record_at_or_after(
         &self,
         guild_id: &str,
         stream_seq: u64,
-    ) -> Result<Option<Vec<LogEntry>>, BusError> {
+    ) -> Result<Option<WalkedRecord>, BusError> {
         let found = self
             .log
             .direct_get_next_for_subject(log_subject(guild_id), Some(stream_seq.max(1)))
             .await;
-        match self.found_entries(found)? {
-            Some(entries) => Ok(Some(entries)),
+        match self.found_record(found)? {
+            Some(record) => Ok(Some(record)),
             None => self.newest_record(guild_id).await,
         }
     }
 
-    /// The entries of the guild's record at `stream_seq`; `None` at 0, or when it is no longer
-    /// retained.
+    /// The guild's record at `stream_seq`; `None` at 0, or when it is no longer retained.
     async fn record_at(
         &self,
         guild_id: &str,
         stream_seq: u64,
-    ) -> Result<Option<Vec<LogEntry>>, BusError> {
+    ) -> Result<Option<WalkedRecord>, BusError> {
         if stream_seq == 0 {
             return Ok(None);
         }
-        let entries = self.found_entries(self.log.direct_get(stream_seq).await)?;
-        Ok(entries.filter(|e| e.first().is_some_and(|e| e.message.guild_id == guild_id)))
+        let record = self.found_record(self.log.direct_get(stream_seq).await)?;
+        Ok(record.filter(|r| (r.entries.first()).is_some_and(|e| e.message.guild_id == guild_id)))
     }
 
-    fn found_entries(
+    /// A record found by a direct get, with entries (one that does not decode has none).
+    fn found_record(
         &self,
         found: Result<StreamMessage, DirectGetError>,
-    ) -> Result<Option<Vec<LogEntry>>, BusError> {
+    ) -> Result<Option<WalkedRecord>, BusError> {
         match found {
             Ok(message) => {
-                let entries =
-                    self.decode_entries(message.sequence, &message.subject, &message.payload);
-                Ok(Some(entries).filter(|e| !e.is_empty()))
+                let record = self.decode_record(&message.subject, &message.payload);
+                Ok(record
+                    .map(|record| WalkedRecord {
+                        prev_visible: record.prev_visible,
+                        entries: entries_of(message.sequence, record),
+                    })
+                    .filter(|record| !record.entries.is_empty()))
             }
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(direct_get_error(e)),

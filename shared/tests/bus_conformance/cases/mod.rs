@@ -2,7 +2,7 @@
 //! [`crate::support::Deployment`].
 
 pub mod bot_queue;
-pub mod history_cap;
+pub mod history_visible;
 pub mod ingress;
 pub mod log;
 pub mod read;
