@@ -35,7 +35,7 @@ start_services() {
   dir="$(mktemp -d)"
   nats_port="$(free_port)"
   redis_port="$(free_port)"
-  /usr/sbin/nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
+  nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
   SERVICE_PIDS+=("$!")
   /usr/bin/redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
   SERVICE_PIDS+=("$!")

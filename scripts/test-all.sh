@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs what is missing (nats-server,
-# redis-server, haproxy, chromium, node), builds the workspace, then runs the Rust suites
+# Runs every test of the project on a fresh machine: installs what is missing (nats-server ≥ 2.11
+# via scripts/install-nats-server.sh, redis-server, haproxy, chromium, node), builds the workspace, then runs the Rust suites
 # (unit, contract in embedded and distributed mode, fault tests, load-test smoke runs), the
 # deployment checks and the browser end-to-end tests. Exits non-zero when anything fails.
 set -uo pipefail
@@ -9,7 +9,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 missing=()
-command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
 command -v redis-server >/dev/null || [[ -x /usr/bin/redis-server ]] || missing+=(redis-server)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
@@ -20,6 +19,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
+scripts/install-nats-server.sh || { echo "test-all: could not install nats-server 2.11+"; exit 1; }
 
 failed=()
 step() {
