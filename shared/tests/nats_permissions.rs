@@ -180,6 +180,11 @@ async fn each_component_may_do_what_it_does_and_nothing_else() {
             Err(_) => false,
         };
         assert!(!append, "a {who} appended to the log");
+        let claim = match js.publish("$KV.CHAT_MSGIDS.m1", "forged".into()).await {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        assert!(!claim, "a {who} claimed a messageId");
         assert!(
             js.delete_stream("CHAT_LOG").await.is_err(),
             "a {who} deleted the log"

@@ -1,6 +1,13 @@
-//! Appending, NATS side: seqs follow the stream's order (increasing across guilds), a claim
-//! left without its seq is settled by the duplicate window, a batch stored without its claims
-//! is still deduplicated by the next writer, and names NATS cannot carry are refused.
+//! Appending, NATS side: seqs follow the stream's order (increasing across guilds), one read
+//! answers the claims of a whole batch, a claim left without its seq is settled by the
+//! duplicate window, a batch stored without its claims is still deduplicated by the next
+//! writer, and names NATS cannot carry are refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use chat_shared::bus::nats::payload::{Claim, encode};
 use chat_shared::bus::nats::subjects::CLAIMS_BUCKET;
@@ -23,6 +30,75 @@ async fn seqs_increase_across_guilds_in_stream_order_with_prev_links() {
     assert_eq!((a1.prev, a2.prev, a3.prev), (0, a1.seq, a2.seq));
     assert_eq!((b1.prev, b2.prev), (0, b1.seq));
     assert_eq!(a2.message.text, "text of a2");
+}
+
+/// A writer that never saw the ids (another process, another guild) reads the claims of a
+/// whole batch with one batch direct get: the resend is answered with the first seq, another
+/// sender's copy is refused, the fresh ones are stored, and their claims are written.
+#[tokio::test]
+async fn one_read_answers_the_claims_of_a_whole_batch() {
+    let nats = NatsServer::start();
+    let first = bus(&nats).await;
+    let m1 = append_new(&first, message("g1", "m1", "u1")).await;
+    append_new(&first, message("g1", "m2", "u2")).await;
+    wait_for_claim(&nats, "m1").await;
+    wait_for_claim(&nats, "m2").await;
+    let reads = count_claim_reads(&nats).await;
+
+    let other = bus(&nats).await;
+    let outcomes = other
+        .append_batch(vec![
+            message("g2", "m1", "u1"),
+            message("g2", "f1", "u1"),
+            message("g2", "m2", "u9"),
+            message("g2", "f2", "u2"),
+        ])
+        .await;
+
+    let outcomes: Vec<AppendOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes[0], AppendOutcome::Duplicate { seq: m1.seq });
+    assert!(matches!(&outcomes[1], AppendOutcome::Appended(e) if e.message.message_id == "f1"));
+    assert_eq!(outcomes[2], AppendOutcome::ForeignId);
+    assert!(matches!(&outcomes[3], AppendOutcome::Appended(e) if e.message.message_id == "f2"));
+    let g2 = other
+        .read_after("g2", 0, 10, Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(ids(&g2.entries), ["f1", "f2"]);
+    wait_for_claim(&nats, "f1").await;
+    wait_for_claim(&nats, "f2").await;
+    assert_eq!(settled(&reads).await, 1, "one claim read for the batch");
+}
+
+/// Counts the batch direct gets of the claims bucket seen on the server, from now on.
+async fn count_claim_reads(nats: &NatsServer) -> Arc<AtomicUsize> {
+    let client = raw_client(nats).await;
+    let subject = "$JS.API.DIRECT.GET.KV_CHAT_MSGIDS";
+    let mut sub = client.subscribe(subject).await.unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    // A probe on the same subject: once it is counted, the subscription is live.
+    client.publish(subject, "{}".into()).await.unwrap();
+    tokio::time::timeout(PATIENCE, sub.next()).await.unwrap();
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while sub.next().await.is_some() {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    count
+}
+
+/// The count once it has stopped moving for 200 ms.
+async fn settled(count: &AtomicUsize) -> usize {
+    let mut last = count.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = count.load(Ordering::Relaxed);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
 }
 
 /// A process that stopped between publishing and recording the seq in its claim leaves a
@@ -80,18 +156,25 @@ async fn a_batch_stored_without_its_claims_is_deduplicated_by_the_next_writer() 
     assert_eq!(ids(&log.entries), ["m1", "m2"]);
 }
 
-/// Deletes a claim once its background write has landed (as if it was never written).
-async fn forget_claim(nats: &NatsServer, id: &str) {
+/// Waits until the background write of a claim has landed.
+async fn wait_for_claim(nats: &NatsServer, id: &str) {
     let js = async_nats::jetstream::new(raw_client(nats).await);
     let claims = js.get_key_value(CLAIMS_BUCKET).await.unwrap();
     let written = async {
         while claims.get(id).await.unwrap().is_none() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(10), written)
+    tokio::time::timeout(Duration::from_secs(10), written)
         .await
         .expect("the claim is written in the background");
+}
+
+/// Deletes a claim once its background write has landed (as if it was never written).
+async fn forget_claim(nats: &NatsServer, id: &str) {
+    wait_for_claim(nats, id).await;
+    let js = async_nats::jetstream::new(raw_client(nats).await);
+    let claims = js.get_key_value(CLAIMS_BUCKET).await.unwrap();
     claims.delete(id).await.unwrap();
     assert_eq!(claims.get(id).await.unwrap(), None, "claim of {id} gone");
 }

@@ -1,10 +1,17 @@
 //! messageId ownership in the `CHAT_MSGIDS` bucket: the first sender of an id owns it, and the
 //! claim remembers where the message was stored, so a resend is answered with the first seq
 //! long after JetStream's duplicate window has passed. On the hot path an append costs one
-//! direct get here (no write is awaited): within the duplicate window `Nats-Msg-Id` is the
-//! authority, and the claim is written in the background once the entry is stored.
+//! request here for all its messages, whatever their number: a batch direct get of the
+//! newest value of each key (`multi_last`, nats-server ≥ 2.11), answered by one message per
+//! claim found and an end-of-batch marker. Nothing waits for a write: within the duplicate
+//! window `Nats-Msg-Id` is the authority, and the claims of a stored record are written in the
+//! background, with one acknowledgement for all of them (see [`record_seqs`]).
 
-use async_nats::jetstream::{self, kv};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::{Client, HeaderMap, jetstream};
+use futures::StreamExt;
 
 use super::errors::unavailable;
 use super::payload::{Claim, decode, encode};
@@ -14,6 +21,13 @@ use crate::protocol::ChatMessage;
 
 /// Longest messageId the bus accepts as a key (client ids are ≤ 64, bot replies add `-bot`).
 const MAX_ID_LEN: usize = 256;
+/// Keys asked for in one batch direct get (a router batch holds at most 128 sends).
+const KEYS_PER_READ: usize = 256;
+/// The status that ends a batch direct get's answers, and the one when no key had a value.
+const END_OF_BATCH: u16 = 204;
+const NO_RESULTS: u16 = 404;
+/// How long the answers to one batch read may take in all.
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the claim of a messageId says about an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,48 +50,87 @@ pub fn is_valid_message_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// What the durable claim of the message's id says, read with one direct get and without
-/// writing anything: an absent claim is [`ClaimState::Pending`] (a fresh id, or one stored so
-/// recently that its claim is still being written — `Nats-Msg-Id` catches that copy, and the
-/// owner of the first copy is checked then, see `log.rs`).
-pub async fn check(store: &kv::Store, message: &ChatMessage) -> Result<ClaimState, BusError> {
-    Ok(match read(store, &message.message_id).await? {
-        Some(existing) => judge(&existing, &message.from.id),
-        None => ClaimState::Pending,
-    })
+/// What the durable claims of the messages' ids say, in their order, read with one batch
+/// direct get per [`KEYS_PER_READ`] ids and without writing anything: an absent claim is
+/// [`ClaimState::Pending`] (a fresh id, or one stored so recently that its claim is still
+/// being written — `Nats-Msg-Id` catches that copy, and the owner of the first copy is checked
+/// then, see `log.rs`).
+pub async fn check_all(
+    client: &Client,
+    messages: &[&ChatMessage],
+) -> Result<Vec<ClaimState>, BusError> {
+    let mut found = HashMap::new();
+    for chunk in messages.chunks(KEYS_PER_READ) {
+        let keys: Vec<String> = chunk.iter().map(|m| claim_subject(&m.message_id)).collect();
+        let read = tokio::time::timeout(READ_TIMEOUT, read_newest(client, keys, &mut found));
+        read.await
+            .map_err(|_| unavailable("reading messageId claims", "no end of batch in time"))??;
+    }
+    Ok(messages
+        .iter()
+        .map(
+            |message| match found.get(&claim_subject(&message.message_id)) {
+                Some(claim) => judge(claim, &message.from.id),
+                None => ClaimState::Pending,
+            },
+        )
+        .collect())
 }
 
-/// Records, in the background, who owns the message's id and where it was stored: the durable
-/// record that answers a resend (or refuses another sender) after JetStream's duplicate window
-/// has passed. Nobody waits for it: within the window `Nats-Msg-Id` already answers both. A
-/// failure is logged (the entry is in the log either way).
-pub fn record_seq(js: &jetstream::Context, message: &ChatMessage, seq: u64) {
-    let claim = Claim {
-        v: INTERNAL_VERSION,
-        owner: message.from.id.clone(),
-        guild: message.guild_id.clone(),
-        seq,
-    };
-    let bytes = match encode(&claim) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::warn!(message_id = %message.message_id, %error, "could not encode a claim");
-            return;
-        }
-    };
-    let js = js.clone();
-    let subject = claim_subject(&message.message_id);
-    let message_id = message.message_id.clone();
+/// Records, in the background, who owns each message's id and where it was stored: the
+/// durable record that answers a resend (or refuses another sender) after JetStream's
+/// duplicate window has passed. Nobody waits for it: within the window `Nats-Msg-Id` already
+/// answers both. Every claim but the last goes out without a reply subject (JetStream stores
+/// it and answers nothing); the last is an acknowledged publish, and since one connection's
+/// publishes to a stream are stored in order, its ack says the stream took them all. A failure
+/// is logged (the entries are in the log either way).
+pub fn record_seqs(js: &jetstream::Context, client: &Client, stored: Vec<(&ChatMessage, u64)>) {
+    let claims: Vec<(String, bytes::Bytes)> = stored
+        .into_iter()
+        .filter_map(|(message, seq)| {
+            let claim = Claim {
+                v: INTERNAL_VERSION,
+                owner: message.from.id.clone(),
+                guild: message.guild_id.clone(),
+                seq,
+            };
+            match encode(&claim) {
+                Ok(bytes) => Some((claim_subject(&message.message_id), bytes)),
+                Err(error) => {
+                    tracing::warn!(message_id = %message.message_id, %error,
+                        "could not encode a claim");
+                    None
+                }
+            }
+        })
+        .collect();
+    let (js, client) = (js.clone(), client.clone());
     tokio::spawn(async move {
-        let result = match js.publish(subject, bytes).await {
-            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%message_id, seq, %error,
-                "could not record the seq of a messageId claim");
+        if let Err(error) = write_claims(&js, &client, claims).await {
+            tracing::warn!(%error, "could not record the seqs of messageId claims");
         }
     });
+}
+
+async fn write_claims(
+    js: &jetstream::Context,
+    client: &Client,
+    mut claims: Vec<(String, bytes::Bytes)>,
+) -> Result<(), String> {
+    let Some((last_subject, last_bytes)) = claims.pop() else {
+        return Ok(());
+    };
+    for (subject, bytes) in claims {
+        client
+            .publish(subject, bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let ack = js
+        .publish(last_subject, last_bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    ack.await.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// The subject a bucket key is stored under.
@@ -85,12 +138,50 @@ fn claim_subject(message_id: &str) -> String {
     format!("$KV.{CLAIMS_BUCKET}.{message_id}")
 }
 
-async fn read(store: &kv::Store, message_id: &str) -> Result<Option<Claim>, BusError> {
-    let bytes = store
-        .get(message_id)
+/// One batch direct get of the newest message on each of `keys` (ADR-31 `multi_last`): one
+/// answer per key that has one, then a status message (204 end of batch; 404 when none had
+/// any). A deleted or purged key (a KV marker) counts as absent.
+async fn read_newest(
+    client: &Client,
+    keys: Vec<String>,
+    found: &mut HashMap<String, Claim>,
+) -> Result<(), BusError> {
+    let doing = "reading messageId claims";
+    let request = serde_json::json!({ "multi_last": keys, "batch": keys.len() });
+    let inbox = client.new_inbox();
+    let mut answers = client
+        .subscribe(inbox.clone())
         .await
-        .map_err(|e| unavailable("reading a messageId claim", e))?;
-    bytes.map(|b| decode::<Claim>(&b)).transpose()
+        .map_err(|e| unavailable(doing, e))?;
+    client
+        .publish_with_reply(direct_get_subject(), inbox, request.to_string().into())
+        .await
+        .map_err(|e| unavailable(doing, e))?;
+    while let Some(answer) = answers.next().await {
+        match answer.status.map(|status| status.as_u16()) {
+            None | Some(200) => {}
+            Some(END_OF_BATCH) | Some(NO_RESULTS) => return Ok(()),
+            Some(status) => return Err(unavailable(doing, format!("status {status}"))),
+        }
+        let headers = answer.headers.unwrap_or_default();
+        let Some(subject) = header(&headers, "Nats-Subject") else {
+            continue;
+        };
+        if header(&headers, "KV-Operation").is_some_and(|op| op == "DEL" || op == "PURGE") {
+            continue;
+        }
+        found.insert(subject.to_owned(), decode::<Claim>(&answer.payload)?);
+    }
+    Err(unavailable(doing, "the answers stopped before the end"))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|value| value.as_str())
+}
+
+/// The direct get API subject of the bucket's stream.
+fn direct_get_subject() -> String {
+    format!("$JS.API.DIRECT.GET.KV_{CLAIMS_BUCKET}")
 }
 
 fn judge(claim: &Claim, owner: &str) -> ClaimState {

@@ -122,19 +122,21 @@ impl NatsBus {
         )))
     }
 
-    /// Reads the durable claim of every message still open, concurrently.
+    /// Reads the durable claims of every message still open, in one batch read.
     async fn read_claims(&self, batch: &mut Batch) {
         let open: Vec<usize> = batch.open().collect();
-        let reads = open
-            .iter()
-            .map(|&i| claims::check(&self.claims, &batch.messages[i]));
-        let states = futures::future::join_all(reads).await;
-        for (i, state) in open.into_iter().zip(states) {
-            batch.outcomes[i] = match state {
-                Ok(ClaimState::Pending) => None,
-                Ok(ClaimState::Foreign) => Some(Ok(AppendOutcome::ForeignId)),
-                Ok(ClaimState::Stored(seq)) => Some(Ok(AppendOutcome::Duplicate { seq })),
-                Err(error) => Some(Err(error)),
+        let messages: Vec<&ChatMessage> = open.iter().map(|&i| &*batch.messages[i]).collect();
+        let states = claims::check_all(&self.client, &messages).await;
+        for (n, i) in open.into_iter().enumerate() {
+            batch.outcomes[i] = match &states {
+                Ok(states) => match states.get(n) {
+                    Some(ClaimState::Pending) | None => None,
+                    Some(ClaimState::Foreign) => Some(Ok(AppendOutcome::ForeignId)),
+                    Some(ClaimState::Stored(seq)) => {
+                        Some(Ok(AppendOutcome::Duplicate { seq: *seq }))
+                    }
+                },
+                Err(error) => Some(Err(error.clone())),
             };
         }
     }
@@ -184,11 +186,13 @@ impl NatsBus {
 
     /// Writes the claims of a stored record, in the background.
     fn record_claims(&self, batch: &Batch, record: &[Fresh]) {
-        for fresh in record {
-            if let Some(Ok(AppendOutcome::Appended(entry))) = &batch.outcomes[fresh.index] {
-                claims::record_seq(&self.js, &entry.message, entry.seq);
-            }
-        }
+        let stored = (record.iter())
+            .filter_map(|fresh| match &batch.outcomes[fresh.index] {
+                Some(Ok(AppendOutcome::Appended(entry))) => Some((&*entry.message, entry.seq)),
+                _ => None,
+            })
+            .collect();
+        claims::record_seqs(&self.js, &self.client, stored);
     }
 
     /// A publish JetStream dropped as a duplicate of the record at `stream_seq` (same
@@ -214,7 +218,7 @@ impl NatsBus {
             return Ok(AppendOutcome::ForeignId);
         }
         let seq = entry_seq(stream_seq, index);
-        claims::record_seq(&self.js, first, seq);
+        claims::record_seqs(&self.js, &self.client, vec![(&**first, seq)]);
         Ok(AppendOutcome::Duplicate { seq })
     }
 

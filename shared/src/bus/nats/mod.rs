@@ -37,8 +37,8 @@ mod trace_headers;
 use std::sync::Arc;
 
 use async_nats::Client;
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::{self, kv};
 
 pub use auth::NatsAuth;
 pub use config::NatsConfig;
@@ -62,7 +62,6 @@ pub struct NatsBus {
     client: Client,
     js: jetstream::Context,
     log: jetstream::stream::Stream,
-    claims: kv::Store,
     bot_consumer: PullConsumer,
     config: NatsConfig,
     heads: GuildHeads,
@@ -86,6 +85,9 @@ impl NatsBus {
         role: StreamRole,
     ) -> Result<Arc<NatsBus>, BusError> {
         let client = connection::open(url, "chat", &config.auth).await?;
+        if role == StreamRole::Owner {
+            setup::check_server_version(&client.server_info().version)?;
+        }
         let mut js = jetstream::new(client.clone());
         js.set_timeout(JETSTREAM_TIMEOUT);
         let setup = setup::ensure(&js, config, role).await?;
@@ -94,7 +96,6 @@ impl NatsBus {
             client,
             js,
             log: setup.log,
-            claims: setup.claims,
             bot_consumer: setup.bot_consumer,
             config: config.clone(),
             heads: GuildHeads::default(),

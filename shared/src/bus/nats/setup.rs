@@ -1,5 +1,6 @@
 //! Everything the bus needs on the server: the guild log stream, the bot work queue and its
-//! shared consumer, and the messageId claims bucket. One component owns their configuration
+//! shared consumer, and the messageId claims bucket (read in batches: the owner needs
+//! nats-server ≥ 2.11, [`check_server_version`]). One component owns their configuration
 //! ([`StreamRole::Owner`]: the router, or an explicit migrate step) and creates or updates it;
 //! the others ([`StreamRole::Verify`]: gateways, bot workers) never rewrite it: they create
 //! what is missing (nothing to lose) and refuse to start when an existing one would keep less
@@ -10,7 +11,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
-use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 
@@ -27,8 +27,26 @@ const BOT_JOB_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// Handles on what [`ensure`] set up.
 pub struct Setup {
     pub log: jetstream::stream::Stream,
-    pub claims: kv::Store,
     pub bot_consumer: PullConsumer,
+}
+
+/// The oldest nats-server the owner (the router) works with: it reads the claims of a batch
+/// of sends with one batch direct get (`multi_last`, 2.11).
+const MIN_SERVER_VERSION: (u64, u64) = (2, 11);
+
+/// Refuses a nats-server older than [`MIN_SERVER_VERSION`] (its version as the server reports
+/// it in INFO, e.g. `2.12.8`), with an error saying what to run instead.
+pub fn check_server_version(version: &str) -> Result<(), BusError> {
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u64>().ok());
+    let found = (parts.next().flatten(), parts.next().flatten());
+    let (want_major, want_minor) = MIN_SERVER_VERSION;
+    match found {
+        (Some(major), Some(minor)) if (major, minor) >= (want_major, want_minor) => Ok(()),
+        _ => Err(BusError::Unavailable(format!(
+            "nats-server {version:?} is too old: the router needs {want_major}.{want_minor} or \
+             newer (batch direct get); scripts/install-nats-server.sh installs one"
+        ))),
+    }
 }
 
 /// Who may write the stream configuration.
@@ -82,15 +100,7 @@ pub async fn ensure(
                 .map_err(|e| unavailable("creating the missing bot consumer", e))?,
         },
     };
-    let claims = js
-        .get_key_value(CLAIMS_BUCKET)
-        .await
-        .map_err(|e| unavailable("opening the claims bucket", e))?;
-    Ok(Setup {
-        log,
-        claims,
-        bot_consumer,
-    })
+    Ok(Setup { log, bot_consumer })
 }
 
 async fn ensure_stream(
@@ -259,6 +269,23 @@ mod tests {
         ];
         for (i, (existing, loss)) in table.into_iter().enumerate() {
             assert_eq!(data_loss(&existing, &wanted).is_some(), loss, "row {i}");
+        }
+    }
+
+    #[test]
+    fn servers_older_than_2_11_are_refused() {
+        let table = [
+            ("2.12.8", true),
+            ("2.11.0", true),
+            ("3.0.0", true),
+            ("2.11.0-RC.1", true),
+            ("2.10.26", false),
+            ("2.9.10", false),
+            ("", false),
+            ("garbage", false),
+        ];
+        for (version, ok) in table {
+            assert_eq!(check_server_version(version).is_ok(), ok, "{version}");
         }
     }
 

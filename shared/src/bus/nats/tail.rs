@@ -1,9 +1,9 @@
 //! What a guild's writer reads when it starts (or starts again, after an error) on a guild:
 //! the guild's head and visible head (from its newest record, [`super::links::of_newest`]),
-//! and the ids of its newest records, remembered in [`super::recent_ids`]. A writer that stopped may have stored records whose claims it never
-//! wrote (it died between the store and the claim, or before the ack came back); those are the
-//! guild's newest records, so a resend of one of their messages is still answered as a
-//! duplicate by the next writer.
+//! and the ids of its newest records, remembered in [`super::recent_ids`]. A writer that
+//! stopped may have stored records whose claims it never wrote (it died between the store and
+//! the claim, or before the ack came back); those are the guild's newest records, so a resend
+//! of one of their messages is still answered as a duplicate by the next writer.
 
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 
