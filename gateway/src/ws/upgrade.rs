@@ -118,18 +118,30 @@ pub async fn ws_handler(
         return ApiError::unavailable().into_response();
     }
     let max = state.config.max_frame_bytes as usize;
-    upgrade
+    let upgrade = upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            registration.hand_over();
-            // `map` keeps the connection's future inline (an async block would also keep the
-            // socket it moved): the slots are released when the connection ends.
-            connection::run(socket, state, caller, handle, outbound, opening)
-                .map(move |()| drop((node_slot, user_slot)))
-        })
+        .max_frame_size(max);
+    // axum keeps the callback for the connection's whole life (after calling it, too), so it
+    // captures one box (8 bytes, freed once called), not the ~400 bytes of parts themselves.
+    let slots = (node_slot, user_slot);
+    let parts = Box::new((
+        registration,
+        state,
+        caller,
+        handle,
+        outbound,
+        opening,
+        slots,
+    ));
+    upgrade.on_upgrade(move |socket| {
+        let (registration, state, caller, handle, outbound, opening, slots) = *parts;
+        registration.hand_over();
+        // `map` keeps the connection's future inline (an async block would also keep the
+        // socket it moved): the slots are released when the connection ends.
+        connection::run(socket, state, caller, handle, outbound, opening).map(move |()| drop(slots))
+    })
 }
 
 /// Counts a refusal by admission under its reason and answers it.
