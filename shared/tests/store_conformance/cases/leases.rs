@@ -66,10 +66,15 @@ pub async fn expired_leases_free_their_slots(store: &dyn SessionStore) {
     let short = Duration::from_millis(1_500);
     assert!(granted(store, &ConnLease::new("u1"), 2, short).await);
     assert!(granted(store, &ConnLease::new("u1"), 2, short).await);
+    // The second lease was granted last, so it has surely expired from here on.
+    let both_expired = tokio::time::Instant::now() + short;
 
     let late = ConnLease::new("u1");
     assert!(!granted(store, &late, 2, MINUTE).await);
     granted_within(store, &late, Duration::from_secs(10)).await;
+    // `late` can take the first slot a moment before the second lease runs out (the two were
+    // granted moments apart, further apart on a loaded machine).
+    tokio::time::sleep_until(both_expired).await;
 
     assert!(
         granted(store, &ConnLease::new("u1"), 2, MINUTE).await,
