@@ -70,6 +70,24 @@ async fn one_read_answers_the_claims_of_a_whole_batch() {
     assert_eq!(settled(&reads).await, 1, "one claim read for the batch");
 }
 
+/// A claim that does not decode (garbage put on the bucket) fails its own message only: the
+/// others of the same batch are stored.
+#[tokio::test]
+async fn a_claim_that_does_not_decode_fails_only_its_message() {
+    let nats = NatsServer::start();
+    let bus = bus(&nats).await;
+    let js = async_nats::jetstream::new(raw_client(&nats).await);
+    let claims = js.get_key_value(CLAIMS_BUCKET).await.unwrap();
+    claims.put("bad", "not a claim".into()).await.unwrap();
+
+    let outcomes = bus
+        .append_batch(vec![message("g1", "bad", "u1"), message("g1", "ok", "u1")])
+        .await;
+
+    assert!(outcomes[0].is_err(), "{:?}", outcomes[0]);
+    assert!(matches!(&outcomes[1], Ok(AppendOutcome::Appended(e)) if e.message.message_id == "ok"));
+}
+
 /// Counts the batch direct gets of the claims bucket seen on the server, from now on.
 async fn count_claim_reads(nats: &NatsServer) -> Arc<AtomicUsize> {
     let client = raw_client(nats).await;

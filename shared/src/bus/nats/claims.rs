@@ -51,14 +51,15 @@ pub fn is_valid_message_id(id: &str) -> bool {
 }
 
 /// What the durable claims of the messages' ids say, in their order, read with one batch
-/// direct get per [`KEYS_PER_READ`] ids and without writing anything: an absent claim is
+/// direct get per [`KEYS_PER_READ`] ids and without writing anything (a claim that does not
+/// decode fails only its own message; a failed read, all of them): an absent claim is
 /// [`ClaimState::Pending`] (a fresh id, or one stored so recently that its claim is still
 /// being written — `Nats-Msg-Id` catches that copy, and the owner of the first copy is checked
 /// then, see `log.rs`).
 pub async fn check_all(
     client: &Client,
     messages: &[&ChatMessage],
-) -> Result<Vec<ClaimState>, BusError> {
+) -> Result<Vec<Result<ClaimState, BusError>>, BusError> {
     let mut found = HashMap::new();
     for chunk in messages.chunks(KEYS_PER_READ) {
         let keys: Vec<String> = chunk.iter().map(|m| claim_subject(&m.message_id)).collect();
@@ -70,8 +71,9 @@ pub async fn check_all(
         .iter()
         .map(
             |message| match found.get(&claim_subject(&message.message_id)) {
-                Some(claim) => judge(claim, &message.from.id),
-                None => ClaimState::Pending,
+                Some(Ok(claim)) => Ok(judge(claim, &message.from.id)),
+                Some(Err(error)) => Err(error.clone()),
+                None => Ok(ClaimState::Pending),
             },
         )
         .collect())
@@ -104,6 +106,9 @@ pub fn record_seqs(js: &jetstream::Context, client: &Client, stored: Vec<(&ChatM
             }
         })
         .collect();
+    if claims.is_empty() {
+        return;
+    }
     let (js, client) = (js.clone(), client.clone());
     tokio::spawn(async move {
         if let Err(error) = write_claims(&js, &client, claims).await {
@@ -144,7 +149,7 @@ fn claim_subject(message_id: &str) -> String {
 async fn read_newest(
     client: &Client,
     keys: Vec<String>,
-    found: &mut HashMap<String, Claim>,
+    found: &mut HashMap<String, Result<Claim, BusError>>,
 ) -> Result<(), BusError> {
     let doing = "reading messageId claims";
     let request = serde_json::json!({ "multi_last": keys, "batch": keys.len() });
@@ -170,7 +175,7 @@ async fn read_newest(
         if header(&headers, "KV-Operation").is_some_and(|op| op == "DEL" || op == "PURGE") {
             continue;
         }
-        found.insert(subject.to_owned(), decode::<Claim>(&answer.payload)?);
+        found.insert(subject.to_owned(), decode::<Claim>(&answer.payload));
     }
     Err(unavailable(doing, "the answers stopped before the end"))
 }

@@ -128,15 +128,15 @@ impl NatsBus {
         let messages: Vec<&ChatMessage> = open.iter().map(|&i| &*batch.messages[i]).collect();
         let states = claims::check_all(&self.client, &messages).await;
         for (n, i) in open.into_iter().enumerate() {
-            batch.outcomes[i] = match &states {
-                Ok(states) => match states.get(n) {
-                    Some(ClaimState::Pending) | None => None,
-                    Some(ClaimState::Foreign) => Some(Ok(AppendOutcome::ForeignId)),
-                    Some(ClaimState::Stored(seq)) => {
-                        Some(Ok(AppendOutcome::Duplicate { seq: *seq }))
-                    }
-                },
-                Err(error) => Some(Err(error.clone())),
+            let state = match &states {
+                Ok(states) => states.get(n).cloned().unwrap_or(Ok(ClaimState::Pending)),
+                Err(error) => Err(error.clone()),
+            };
+            batch.outcomes[i] = match state {
+                Ok(ClaimState::Pending) => None,
+                Ok(ClaimState::Foreign) => Some(Ok(AppendOutcome::ForeignId)),
+                Ok(ClaimState::Stored(seq)) => Some(Ok(AppendOutcome::Duplicate { seq })),
+                Err(error) => Some(Err(error)),
             };
         }
     }
