@@ -212,7 +212,18 @@ async fn killing_the_stream_leader_loses_and_repeats_nothing() {
         .iter()
         .map(|(seq, id)| (id.as_str(), *seq))
         .collect();
-    assert_eq!(logged.len(), from_zero.len(), "no messageId stored twice");
+    let twice: Vec<&(u64, String)> = from_zero
+        .iter()
+        .filter(|(seq, id)| logged.get(id.as_str()) != Some(seq))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "no messageId stored twice: earlier copies {twice:?} (acked: {:?})",
+        (acked.iter())
+            .filter(|(id, _, _)| twice.iter().any(|(_, t)| t == id))
+            .map(|(id, seq, _)| (id, seq))
+            .collect::<Vec<_>>()
+    );
     let live_ids: HashSet<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
     for (id, seq, _) in &acked {
         assert_eq!(
