@@ -89,14 +89,13 @@ pub fn run(
         heartbeat: state.config.heartbeat(),
         write_timeout: state.config.outbound.write_timeout(),
     };
-    let writer = Writer::new(
+    let mut writer = Writer::new(
         socket,
         opening.outbox,
         handle.clone(),
         pace,
         state.metrics.clone(),
     );
-    let mut writer = writer;
     let mut reader = Reader::new(&state, caller, handle);
     let mut queue = outbound;
     let (heartbeat, positions) = (pace.heartbeat, opening.positions);

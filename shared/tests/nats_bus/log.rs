@@ -106,8 +106,16 @@ async fn count_claim_reads(nats: &NatsServer) -> Arc<AtomicUsize> {
     count
 }
 
-/// The count once it has stopped moving for 200 ms.
+/// The count once it has reached one and then stopped moving for 200 ms.
 async fn settled(count: &AtomicUsize) -> usize {
+    let first = async {
+        while count.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, first)
+        .await
+        .expect("a claim read is seen");
     let mut last = count.load(Ordering::Relaxed);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;

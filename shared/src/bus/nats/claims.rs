@@ -60,22 +60,24 @@ pub async fn check_all(
     client: &Client,
     messages: &[&ChatMessage],
 ) -> Result<Vec<Result<ClaimState, BusError>>, BusError> {
+    let keys: Vec<String> = messages
+        .iter()
+        .map(|m| claim_subject(&m.message_id))
+        .collect();
     let mut found = HashMap::new();
-    for chunk in messages.chunks(KEYS_PER_READ) {
-        let keys: Vec<String> = chunk.iter().map(|m| claim_subject(&m.message_id)).collect();
-        let read = tokio::time::timeout(READ_TIMEOUT, read_newest(client, keys, &mut found));
+    for chunk in keys.chunks(KEYS_PER_READ) {
+        let read = tokio::time::timeout(READ_TIMEOUT, read_newest(client, chunk, &mut found));
         read.await
             .map_err(|_| unavailable("reading messageId claims", "no end of batch in time"))??;
     }
     Ok(messages
         .iter()
-        .map(
-            |message| match found.get(&claim_subject(&message.message_id)) {
-                Some(Ok(claim)) => Ok(judge(claim, &message.from.id)),
-                Some(Err(error)) => Err(error.clone()),
-                None => Ok(ClaimState::Pending),
-            },
-        )
+        .zip(&keys)
+        .map(|(message, key)| match found.get(key) {
+            Some(Ok(claim)) => Ok(judge(claim, &message.from.id)),
+            Some(Err(error)) => Err(error.clone()),
+            None => Ok(ClaimState::Pending),
+        })
         .collect())
 }
 
@@ -148,7 +150,7 @@ fn claim_subject(message_id: &str) -> String {
 /// any). A deleted or purged key (a KV marker) counts as absent.
 async fn read_newest(
     client: &Client,
-    keys: Vec<String>,
+    keys: &[String],
     found: &mut HashMap<String, Result<Claim, BusError>>,
 ) -> Result<(), BusError> {
     let doing = "reading messageId claims";
