@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,12 +11,47 @@ use tokio::net::TcpStream;
 /// Pause between two readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A loopback port nothing listens on right now.
+/// Where the kernel takes the local ports of outgoing connections from (Linux's default, used
+/// when `/proc` does not say).
+const EPHEMERAL_DEFAULT_START: u16 = 32768;
+/// How many ports below the ephemeral range are handed out.
+const SPAN: u16 = 16384;
+/// The lowest port ever handed out.
+const LOWEST: u16 = 1024;
+
+/// A loopback port nothing listens on right now, from below the kernel's ephemeral range, and
+/// never the same one twice in this process. Below that range no outgoing connection can take
+/// the port after the test picked it: a server restarted on its old port (a killed NATS node,
+/// a gateway) finds it free, and two servers never get the same one. Each process starts at
+/// its own place in the range, so parallel test processes rarely meet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (first, span) = handed_out_range();
+    let start = std::process::id() % u32::from(span);
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % u32::from(span);
+        let port = first + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port in {first}..{}",
+        u32::from(first) + u32::from(span)
+    )
+}
+
+/// The first port and the number of ports [`free_port`] hands out: the [`SPAN`] ports just
+/// below the ephemeral range (fewer when that range starts low).
+fn handed_out_range() -> (u16, u16) {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(EPHEMERAL_DEFAULT_START);
+    let first = ephemeral_start.saturating_sub(SPAN).max(LOWEST);
+    let span = ephemeral_start.saturating_sub(first).max(1);
+    (first, span)
 }
 
 /// Waits until `addr` accepts TCP connections.
@@ -120,6 +156,23 @@ mod tests {
         assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n").unwrap(), 200);
         assert_eq!(parse_status(b"HTTP/1.1 503 Ser").unwrap(), 503);
         assert!(parse_status(b"garbage").is_err());
+    }
+
+    #[test]
+    fn ports_come_from_below_the_ephemeral_range_and_never_twice() {
+        let (first, span) = handed_out_range();
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            ports.len(),
+            "a port handed out twice: {ports:?}"
+        );
+        assert!(
+            (ports.iter())
+                .all(|&p| p >= first && u32::from(p) < u32::from(first) + u32::from(span)),
+            "{ports:?} outside {first}+{span}"
+        );
     }
 
     #[test]
