@@ -10,9 +10,13 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
-use async_nats::jetstream::{self, Context};
+use async_nats::jetstream::{self, Context, ErrorCode};
+use tokio::time::Instant;
 
 use super::config::NatsConfig;
 use super::errors::unavailable;
@@ -29,6 +33,13 @@ pub struct Setup {
     pub log: jetstream::stream::Stream,
     pub bot_consumer: PullConsumer,
 }
+
+/// How long stream creation waits for a cluster that cannot place a stream yet: a node that
+/// just started is "offline" to the meta leader until its first report (seen when every pod
+/// of a deployment starts at once).
+const PLACEMENT_WAIT: Duration = Duration::from_secs(30);
+/// Pause between two attempts while the cluster cannot place a stream.
+const PLACEMENT_RETRY: Duration = Duration::from_millis(250);
 
 /// The oldest nats-server the owner (the router) works with: it reads the claims of a batch
 /// of sends with one batch direct get (`multi_last`, 2.11).
@@ -108,7 +119,7 @@ async fn ensure_stream(
     config: stream::Config,
 ) -> Result<jetstream::stream::Stream, BusError> {
     let name = config.name.clone();
-    js.create_or_update_stream(config)
+    until_placed(&name, || js.create_or_update_stream(config.clone()))
         .await
         .map_err(|e| unavailable(&format!("creating stream {name}"), e))?;
     js.get_stream(&name)
@@ -125,8 +136,7 @@ async fn verify_stream(
         Ok(stream) => stream,
         // Nothing exists yet, so nothing can be lost: create it as wanted (never update an
         // existing one); the owner aligns the settings when it starts.
-        Err(_) => js
-            .create_stream(wanted.clone())
+        Err(_) => until_placed(&wanted.name, || js.create_stream(wanted.clone()))
             .await
             .map_err(|e| unavailable(&format!("creating missing stream {}", wanted.name), e))?,
     };
@@ -142,6 +152,32 @@ async fn verify_stream(
         )));
     }
     Ok(stream)
+}
+
+/// Runs a stream creation until the cluster can place the stream, for at most
+/// [`PLACEMENT_WAIT`]; any other outcome is returned at once.
+async fn until_placed<T, F, Fut>(name: &str, mut create: F) -> Result<T, CreateStreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CreateStreamError>>,
+{
+    let deadline = Instant::now() + PLACEMENT_WAIT;
+    loop {
+        match create().await {
+            Err(error) if is_placement_pending(&error) && Instant::now() < deadline => {
+                tracing::info!(stream = name, %error, "the cluster cannot place the stream yet; trying again");
+                tokio::time::sleep(PLACEMENT_RETRY).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// JetStream found no peers to place the stream on (a peer offline, or not yet known): a
+/// cluster that is still forming.
+fn is_placement_pending(error: &CreateStreamError) -> bool {
+    matches!(error.kind(), CreateStreamErrorKind::JetStream(e)
+        if e.error_code() == ErrorCode::CLUSTER_NO_PEERS)
 }
 
 /// What an existing configuration would lose against the wanted one, if anything. Zero or
@@ -244,6 +280,33 @@ fn claims_stream_config(config: &NatsConfig) -> stream::Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cluster_without_peers_to_place_on_is_waited_for() {
+        let api = |err_code: u64| {
+            let error: jetstream::Error = serde_json::from_value(serde_json::json!({
+                "code": 400, "err_code": err_code, "description": "from the server"
+            }))
+            .expect("an API error");
+            CreateStreamError::new(CreateStreamErrorKind::JetStream(error))
+        };
+        let table = [
+            (api(10005), true),  // no suitable peers for placement (a peer offline)
+            (api(10023), false), // insufficient resources
+            (api(10058), false), // stream name already in use with another configuration
+            (
+                CreateStreamError::new(CreateStreamErrorKind::TimedOut),
+                false,
+            ),
+            (
+                CreateStreamError::new(CreateStreamErrorKind::JetStreamUnavailable),
+                false,
+            ),
+        ];
+        for (error, pending) in table {
+            assert_eq!(is_placement_pending(&error), pending, "{error}");
+        }
+    }
 
     #[test]
     fn only_keeping_less_is_a_data_loss() {
