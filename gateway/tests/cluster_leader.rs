@@ -139,7 +139,13 @@ async fn log_by_prev_links(bus: &NatsBus, guild: &str) -> Vec<LogEntry> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_loses_and_repeats_nothing() {
     let topology = Topology {
-        env: vec![("INGRESS_TIMEOUT_MS".into(), "3000".into())],
+        env: vec![
+            ("INGRESS_TIMEOUT_MS".into(), "3000".into()),
+            (
+                "RUST_LOG".into(),
+                "info,chat_shared::bus::nats=debug".into(),
+            ),
+        ],
         ..Topology::on_nats(3)
     };
     let d = Distributed::start_with(topology).await;
@@ -216,6 +222,9 @@ async fn killing_the_stream_leader_loses_and_repeats_nothing() {
         .iter()
         .filter(|(seq, id)| logged.get(id.as_str()) != Some(seq))
         .collect();
+    if !twice.is_empty() {
+        keep_logs(&d, &from_zero);
+    }
     assert!(
         twice.is_empty(),
         "no messageId stored twice: earlier copies {twice:?} (acked: {:?})",
@@ -279,6 +288,23 @@ async fn killing_the_stream_leader_loses_and_repeats_nothing() {
         "cluster leader election: {leader} restarted; a current {LOG_STREAM} replica again after {} ms",
         caught_up.as_millis()
     );
+}
+
+/// Copies every worker's and gateway's log, and the replayed log, to a directory kept after
+/// the test, and says where.
+fn keep_logs(d: &Distributed, from_zero: &[(u64, String)]) {
+    let dir = std::env::temp_dir().join(format!("cluster-leader-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let services = (d.routers.iter().map(|r| ("router", r)))
+        .chain(d.gateways.iter().map(|g| ("gateway", &g.service)));
+    for (n, (kind, service)) in services.enumerate() {
+        let _ = std::fs::copy(service.log_path(), dir.join(format!("{kind}-{n}.log")));
+    }
+    let listing: String = (from_zero.iter())
+        .map(|(seq, id)| format!("{seq} {id}\n"))
+        .collect();
+    let _ = std::fs::write(dir.join("replayed.txt"), listing);
+    println!("cluster leader election: logs kept in {}", dir.display());
 }
 
 /// Waits until `node` is a current replica (or the leader) of the log again; the time it took.

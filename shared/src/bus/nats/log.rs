@@ -43,6 +43,17 @@ enum Published {
     StaleHead,
 }
 
+impl Published {
+    /// What happened, with the stream seq it names, for the log.
+    fn name(&self) -> (&'static str, u64) {
+        match self {
+            Published::Fresh(ack) => ("stored", ack.sequence),
+            Published::Duplicate(seq) => ("duplicate", *seq),
+            Published::StaleHead => ("stale head", 0),
+        }
+    }
+}
+
 /// Each message's outcome, in the order given.
 type Outcomes = Vec<Result<AppendOutcome, BusError>>;
 
@@ -92,10 +103,12 @@ impl NatsBus {
             if record.is_empty() {
                 return batch.finish();
             }
-            match self
+            let published = self
                 .publish_record(&batch, &record, head, turn.visible_head())
-                .await
-            {
+                .await;
+            tracing::debug!(head, entries = record.len(), outcome = ?published.as_ref().map(Published::name),
+                "published a record");
+            match published {
                 Ok(Published::Fresh(ack)) => {
                     batch.stored(&turn, &record, ack.sequence, head);
                     self.record_claims(&batch, &record);

@@ -45,7 +45,10 @@ impl NatsBus {
         };
         let head = last_seq(stream_seq, &record);
         let visible = links::of_newest(stream_seq, &record);
+        let newest = stream_seq;
+        let mut read = 0;
         for _ in 0..TAIL_RECORDS {
+            read += 1;
             for (index, message) in record.messages.iter().enumerate() {
                 let seq = entry_seq(stream_seq, index);
                 turn.remember(&message.message_id, &message.from.id, seq);
@@ -67,6 +70,14 @@ impl NatsBus {
                 }
             }
         }
+        tracing::debug!(
+            guild_id,
+            head,
+            newest,
+            oldest = stream_seq,
+            read,
+            "read a guild's head"
+        );
         Ok((head, visible))
     }
 }
