@@ -1,24 +1,21 @@
-//! The adapter between Socket.IO sessions and the gateway's connection core — the only file of
-//! `socketio/` that uses the core (`ConnHandle`, the outbound queue and its `Outbox`, the hub, the send path). It
-//! creates a connection handle and joins the hub, reads the guild logs for a recovery, turns
-//! what the hub queues for the connection into `chat:message` emits (each with the offset as
-//! its last argument) and presence/typing events, submits sends and typing, and reports close
-//! requests (drain, revocation, too slow).
+//! The adapter between Socket.IO sockets and the gateway's connection core — the only file of
+//! `socketio/` that uses the core (`ConnHandle`, the outbound queue and its `Outbox`, the hub,
+//! the send path). It creates a connection handle and joins the hub, reads the guild logs for a
+//! recovery, turns what the hub queues for the connection into `chat:message` emits (each with
+//! the offset as its last argument) and presence/typing events, submits sends and typing, and
+//! reports close requests (drain, revocation, too slow). Nothing here runs a task of its own:
+//! the socket's loop (`session.rs`) pops the queue ([`Flow`]) and writes what it turns into.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::presence::TypingFrame;
 use chat_shared::protocol::{ChatMessage, ErrorCode, SendFrame, ServerFrame};
-use tokio::task::JoinHandle;
-use tracing::Instrument;
 
 use crate::http::auth::Caller;
-use crate::outbound::{Outbox, Write};
+use crate::outbound::{Outbound, Outbox, Write};
 use crate::send::{SendFields, send};
-use crate::socketio::engine::Session;
 use crate::socketio::events::{
     CHAT_MESSAGE, bot_unavailable_payload, message_payload, presence_event,
 };
@@ -30,18 +27,19 @@ use crate::ws::handle::{ConnHandle, Outgoing, QueueBounds};
 /// Entries read per guild for a recovery; more missed than this is not recovered.
 const RECOVERY_LIMIT: usize = 1000;
 
+/// Queue items turned into packets before one write.
+const BATCH: usize = 64;
+
 /// One Socket.IO socket registered in the hub.
 pub struct Link {
     state: AppState,
     handle: ConnHandle,
     caller: Caller,
-    outbound: Option<Outgoing>,
-    pump: Option<JoinHandle<()>>,
 }
 
-/// Registers a socket for `caller` in the hub (its guilds, and admin-only traffic for admins).
-/// From here on, nothing posted to those guilds is missed.
-pub async fn open(state: &AppState, caller: &Caller) -> Result<Link, ErrorCode> {
+/// Registers a socket for `caller` in the hub (its guilds, and admin-only traffic for admins),
+/// with the reading end of its queue. From here on, nothing posted to those guilds is missed.
+pub async fn open(state: &AppState, caller: Caller) -> Result<(Link, Outgoing), ErrorCode> {
     let (handle, outbound) = ConnHandle::new(
         state.next_connection_id(),
         &caller.user.id,
@@ -61,13 +59,12 @@ pub async fn open(state: &AppState, caller: &Caller) -> Result<Link, ErrorCode> 
     }
     state.metrics.connections.inc();
     state.metrics.connections_opened.inc();
-    Ok(Link {
+    let link = Link {
         state: state.clone(),
         handle,
-        caller: caller.clone(),
-        outbound: Some(outbound),
-        pump: None,
-    })
+        caller,
+    };
+    Ok((link, outbound))
 }
 
 /// What a recovery read found: the missed entries in log order per guild, the positions after
@@ -80,6 +77,10 @@ pub struct Recovered {
 }
 
 impl Link {
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     pub fn visibility(&self) -> Visibility {
         Visibility::for_admin(self.caller.is_admin())
     }
@@ -137,41 +138,44 @@ impl Link {
         })
     }
 
-    /// Starts emitting: first `replay` (already read), then what the hub queues, each
-    /// `chat:message` carrying the offset after it. Live entries at or before a guild's seq in
-    /// `covered` are in the replay and not emitted again.
+    /// Starts emitting: `replay` (already read) goes into `out` now, then [`Flow`] turns what
+    /// the hub queues into packets, each `chat:message` carrying the offset after it. Live
+    /// entries at or before a guild's seq in `covered` are in the replay and not emitted again.
     pub fn start(
-        &mut self,
-        session: Arc<Session>,
+        &self,
+        queue: Outgoing,
         positions: Positions,
         replay: Vec<LogEntry>,
         covered: Positions,
-    ) {
-        let Some(outbound) = self.outbound.take() else {
-            return;
-        };
+        out: &mut Vec<String>,
+    ) -> Flow {
         let outbox = Outbox::new(
             self.handle.clone(),
             self.caller.guilds.iter().map(String::as_str),
             self.state.bus.clone(),
             self.state.metrics.clone(),
         );
-        let pump = Pump {
-            session,
+        let mut pump = Pump {
             outbox,
             handle: self.handle.clone(),
             admin: self.caller.is_admin(),
             skip_upto: Positions::new(),
             positions,
+            writes: Vec::new(),
         };
-        let span = tracing::info_span!("socketio.pump", id = self.handle.id());
-        let run = pump.run(outbound, replay, covered);
-        self.pump = Some(tokio::spawn(run.instrument(span)));
+        for entry in replay {
+            pump.emit_message(&entry.message, entry.seq, out);
+        }
+        for (guild, seq) in covered {
+            let upto = pump.skip_upto.entry(guild).or_default();
+            *upto = (*upto).max(seq);
+        }
         // Online in its guilds while the socket is connected; the snapshots follow the CONNECT
         // answer (they go through the same queue).
         self.state
             .presence
             .join(&self.handle, &self.caller.user, &self.caller.guilds);
+        Flow { queue, pump }
     }
 
     /// A client's `chat:typing`: forwarded to the guild's other members (throttled like `/ws`),
@@ -184,22 +188,30 @@ impl Link {
     }
 
     /// Hands a send to the router through the gateway's one send path (the per-user limit
-    /// across every path first) and waits for its answer.
-    pub async fn submit(&self, frame: SendFrame) -> Result<(String, u64), ErrorCode> {
-        let request_bot = frame.request_bot == Some(true);
-        if crate::send_limit::check(&self.state, &self.caller.user.id, request_bot)
-            .await
-            .is_err()
-        {
-            return Err(ErrorCode::RateLimited);
+    /// across every path first); the future owns what it needs, so the socket's loop keeps
+    /// writing while it waits for the answer.
+    pub fn submit(
+        &self,
+        frame: SendFrame,
+    ) -> impl Future<Output = Result<(String, u64), ErrorCode>> + Send + 'static {
+        let (state, caller) = (self.state.clone(), self.caller.clone());
+        async move {
+            let request_bot = frame.request_bot == Some(true);
+            if crate::send_limit::check(&state, &caller.user.id, request_bot)
+                .await
+                .is_err()
+            {
+                return Err(ErrorCode::RateLimited);
+            }
+            send(&state, &caller, SendFields::from_frame(frame, None))
+                .await
+                .map(|ack| (ack.message_id, ack.seq))
         }
-        send(
-            &self.state,
-            &self.caller,
-            SendFields::from_frame(frame, None),
-        )
-        .await
-        .map(|ack| (ack.message_id, ack.seq))
+    }
+
+    /// When the caller's token expires (seconds since the Unix epoch).
+    pub fn token_exp(&self) -> u64 {
+        self.handle.token_exp()
     }
 
     /// Resolves with the close code once the core asks this socket to close (drain 1012,
@@ -225,20 +237,17 @@ impl Link {
         }
     }
 
-    /// Leaves the hub and stops emitting.
-    pub fn end(self) {
+    /// Leaves the hub (and presence, when `started`).
+    pub fn end(self, started: bool) {
         self.state
             .hub
             .leave(&self.handle, &self.caller.guilds, true);
-        if self.pump.is_some() {
+        if started {
             self.state
                 .presence
                 .leave(&self.handle, &self.caller.guilds, false);
         }
         self.handle.close(1000, "");
-        if let Some(pump) = &self.pump {
-            pump.abort();
-        }
         self.state.metrics.connections.dec();
         let code = self.handle.close_reason().map_or(1000, |r| r.code);
         crate::metrics::Metrics::count(
@@ -249,90 +258,101 @@ impl Link {
     }
 }
 
-/// Turns a connection's outbound queue into Socket.IO packets on its Engine.IO session.
+/// A started socket's queue and what turns its items into packets.
+pub struct Flow {
+    queue: Outgoing,
+    pump: Pump,
+}
+
+impl Flow {
+    /// The next queue item, waiting for one.
+    pub async fn next(&mut self) -> Option<Outbound> {
+        self.queue.recv().await
+    }
+
+    /// Turns `first` and whatever else is queued (up to [`BATCH`]) into packets in `out`.
+    pub fn batch(&mut self, first: Outbound, out: &mut Vec<String>) {
+        let mut item = Some(first);
+        let mut count = 0;
+        while let Some(next) = item.take() {
+            self.pump.apply(next, out);
+            count += 1;
+            if count < BATCH {
+                item = self.queue.try_recv();
+            }
+        }
+    }
+
+    /// Gives back the scratch space of a drained queue; true when it was drained.
+    pub fn idle(&mut self) -> bool {
+        if !self.queue.is_empty() {
+            return false;
+        }
+        self.pump.outbox.idle();
+        self.pump.writes = Vec::new();
+        self.queue.shrink_if_empty();
+        true
+    }
+}
+
+/// Turns a connection's outbound queue items into Socket.IO packets.
 struct Pump {
-    session: Arc<Session>,
     outbox: Outbox,
     handle: ConnHandle,
     admin: bool,
     positions: Positions,
     skip_upto: Positions,
+    writes: Vec<Write>,
 }
 
 impl Pump {
-    async fn run(mut self, mut outbound: Outgoing, replay: Vec<LogEntry>, covered: Positions) {
-        for entry in replay {
-            if !self.emit_message(&entry.message, entry.seq).await {
-                return;
+    fn apply(&mut self, item: Outbound, out: &mut Vec<String>) {
+        self.handle.release(item.cost());
+        let mut writes = std::mem::take(&mut self.writes);
+        self.outbox.apply(item, &mut writes);
+        for write in writes.drain(..) {
+            match write {
+                Write::Message { entry, .. } => self.emit_message(&entry.message, entry.seq, out),
+                Write::Frame(frame) => emit_notice(&frame, out),
+                Write::Shared(frame) => emit_notice(frame.frame(), out),
             }
         }
-        for (guild, seq) in covered {
-            let upto = self.skip_upto.entry(guild).or_default();
-            *upto = (*upto).max(seq);
-        }
-        loop {
-            let item = tokio::select! {
-                _ = self.handle.closed() => return,
-                item = outbound.recv() => match item {
-                    Some(item) => item,
-                    None => return,
-                },
-            };
-            self.handle.release(item.cost());
-            let mut writes = Vec::new();
-            self.outbox.apply(item, &mut writes);
-            let mut written = true;
-            for write in writes {
-                written = match write {
-                    Write::Message { entry, .. } => {
-                        self.emit_message(&entry.message, entry.seq).await
-                    }
-                    Write::Frame(frame) => self.emit_notice(&frame).await,
-                    Write::Shared(frame) => self.emit_notice(frame.frame()).await,
-                };
-                if !written {
-                    break;
-                }
-            }
-            if !written {
-                return;
-            }
-        }
+        self.writes = writes;
     }
 
-    /// Emits a live or replayed message unless already sent; false once the session is gone.
-    async fn emit_message(&mut self, message: &ChatMessage, seq: u64) -> bool {
+    /// Emits a live or replayed message unless already sent.
+    fn emit_message(&mut self, message: &ChatMessage, seq: u64, out: &mut Vec<String>) {
         if message.admin_only && !self.admin {
-            return true;
+            return;
         }
         let guild = message.guild_id.as_str();
         if self.skip_upto.get(guild).is_some_and(|&upto| seq <= upto) {
-            return true;
+            return;
         }
         self.skip_upto.insert(guild.to_owned(), seq);
         self.positions.insert(guild.to_owned(), seq);
         let offset = serde_json::Value::String(encode_offset(&self.positions));
         let packet = encode_event(CHAT_MESSAGE, &[&message_payload(message, seq), &offset]);
-        self.session.send(format!("4{packet}")).await
+        out.push(format!("4{packet}"));
     }
+}
 
-    /// A frame for this connection only: presence and typing become their events, the bot's
-    /// `bot_unavailable` notice the original system's bot message with `error`; other frames
-    /// have no Socket.IO form here.
-    async fn emit_notice(&mut self, frame: &ServerFrame) -> bool {
-        if let Some((name, payload)) = presence_event(frame) {
-            let packet = encode_event(name, &[&payload]);
-            return self.session.send(format!("4{packet}")).await;
-        }
-        let ServerFrame::Error(frame) = frame else {
-            return true;
-        };
-        if frame.code != ErrorCode::BotUnavailable {
-            return true;
-        }
-        let packet = encode_event(CHAT_MESSAGE, &[&bot_unavailable_payload(frame, false)]);
-        self.session.send(format!("4{packet}")).await
+/// A frame for this connection only: presence and typing become their events, the bot's
+/// `bot_unavailable` notice the original system's bot message with `error`; other frames have
+/// no Socket.IO form here.
+fn emit_notice(frame: &ServerFrame, out: &mut Vec<String>) {
+    if let Some((name, payload)) = presence_event(frame) {
+        let packet = encode_event(name, &[&payload]);
+        return out.push(format!("4{packet}"));
     }
+    let ServerFrame::Error(frame) = frame else {
+        return;
+    };
+    if frame.code != ErrorCode::BotUnavailable {
+        return;
+    }
+    let packet = encode_event(CHAT_MESSAGE, &[&bot_unavailable_payload(frame, false)]);
+    out.push(format!("4{packet}"));
 }
 
 /// The instant of a contract `ts`.

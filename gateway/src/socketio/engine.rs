@@ -1,7 +1,10 @@
-//! Engine.IO sessions, transport-neutral: the registry by `sid`, each session's queue of server
-//! packets (taken by whichever transport is active: a long-poll GET or the WebSocket), its
-//! queue of Socket.IO payloads from the client, the polling → WebSocket upgrade state, and the
-//! heartbeat (the server pings every interval; no pong within interval + timeout closes it).
+//! Engine.IO sessions: the registry by `sid`, and the [`Session`] of a session opened by
+//! polling — its queue of server packets (taken by whichever transport is active: a long-poll
+//! GET or, after an upgrade, the WebSocket), its queue of Socket.IO payloads from the client,
+//! the polling → WebSocket upgrade state, and its heartbeat task (the server pings every
+//! interval; no pong within interval + timeout closes it). A session opened on a WebSocket
+//! needs none of that: its one task reads, writes and pings itself (`websocket.rs`); the
+//! registry only knows its sid ([`Registered`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +76,39 @@ pub struct Session {
     last_pong_ms: AtomicU64,
 }
 
+/// A session in the registry.
+#[derive(Clone)]
+pub enum Entry {
+    Polling(Arc<Session>),
+    /// Opened on a WebSocket: nothing to poll or upgrade.
+    WebSocket,
+}
+
+/// What one Engine.IO text packet from a client is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    Pong,
+    /// A Socket.IO payload.
+    Payload(&'a str),
+    Close,
+    Noop,
+    /// Not a packet the protocol allows here: ignored (the caller counts it).
+    Ignored(&'static str),
+}
+
+/// Classifies one Engine.IO text packet from a client.
+pub fn classify(text: &str) -> Inbound<'_> {
+    match decode_engine(text) {
+        Ok(EnginePacket::Pong(_)) => Inbound::Pong,
+        Ok(EnginePacket::Message(payload)) => Inbound::Payload(payload),
+        Ok(EnginePacket::Close) => Inbound::Close,
+        Ok(EnginePacket::Noop) => Inbound::Noop,
+        Ok(EnginePacket::Ping(_) | EnginePacket::Upgrade) => Inbound::Ignored("misplaced"),
+        Err(PacketError::Binary) => Inbound::Ignored("binary"),
+        Err(_) => Inbound::Ignored("malformed"),
+    }
+}
+
 /// What a session's client packet asked for, for the transport to act on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Handled {
@@ -142,12 +178,12 @@ impl Session {
 
     /// Applies one Engine.IO text packet from the client.
     pub async fn on_packet(&self, text: &str) -> Handled {
-        match decode_engine(text) {
-            Ok(EnginePacket::Pong(_)) => {
+        match classify(text) {
+            Inbound::Pong => {
                 self.touch();
                 Handled::Ok
             }
-            Ok(EnginePacket::Message(payload)) => {
+            Inbound::Payload(payload) => {
                 self.touch();
                 let sent = tokio::select! {
                     sent = self.in_tx.send(payload.to_owned()) => sent.is_ok(),
@@ -155,14 +191,12 @@ impl Session {
                 };
                 if sent { Handled::Ok } else { Handled::Closed }
             }
-            Ok(EnginePacket::Close) => {
+            Inbound::Close => {
                 self.close();
                 Handled::Closed
             }
-            Ok(EnginePacket::Noop) => Handled::Ok,
-            Ok(EnginePacket::Ping(_) | EnginePacket::Upgrade) => Handled::Ignored("misplaced"),
-            Err(PacketError::Binary) => Handled::Ignored("binary"),
-            Err(_) => Handled::Ignored("malformed"),
+            Inbound::Noop => Handled::Ok,
+            Inbound::Ignored(reason) => Handled::Ignored(reason),
         }
     }
 }
@@ -170,7 +204,7 @@ impl Session {
 /// The registry of one gateway's Engine.IO sessions.
 pub struct Engine {
     pub settings: EngineSettings,
-    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    sessions: Mutex<HashMap<Arc<str>, Entry>>,
     /// Sessions in the registry now (`chat_gateway_socketio_sessions`).
     gauge: Gauge,
 }
@@ -184,9 +218,9 @@ impl Engine {
         })
     }
 
-    /// A new session and the receiving end of its client payloads; its heartbeat runs until
-    /// it closes, and it leaves the registry then.
-    pub fn open(self: &Arc<Self>, transport: Transport) -> (Arc<Session>, mpsc::Receiver<String>) {
+    /// A new polling session and the receiving end of its client payloads; its heartbeat runs
+    /// until it closes, and it leaves the registry then.
+    pub fn open_polling(self: &Arc<Self>) -> (Arc<Session>, mpsc::Receiver<String>) {
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (in_tx, in_rx) = mpsc::channel(IN_QUEUE);
         let sid: Arc<str> = Arc::from(new_sid());
@@ -195,20 +229,34 @@ impl Engine {
             out_tx,
             out_rx: tokio::sync::Mutex::new(out_rx),
             in_tx,
-            transport: AtomicU8::new(transport as u8),
+            transport: AtomicU8::new(Transport::Polling as u8),
             upgrade_started: CancellationToken::new(),
             closed: CancellationToken::new(),
             too_slow: AtomicBool::new(false),
             started: Instant::now(),
             last_pong_ms: AtomicU64::new(0),
         });
-        self.sessions.lock().insert(sid, session.clone());
-        self.gauge.inc();
+        self.insert(sid, Entry::Polling(session.clone()));
         tokio::spawn(heartbeat(self.clone(), session.clone()));
         (session, in_rx)
     }
 
-    pub fn get(&self, sid: &str) -> Option<Arc<Session>> {
+    /// A new WebSocket session: in the registry until the returned guard is dropped.
+    pub fn open_websocket(self: &Arc<Self>) -> Registered {
+        let sid: Arc<str> = Arc::from(new_sid());
+        self.insert(sid.clone(), Entry::WebSocket);
+        Registered {
+            engine: self.clone(),
+            sid,
+        }
+    }
+
+    fn insert(&self, sid: Arc<str>, entry: Entry) {
+        self.sessions.lock().insert(sid, entry);
+        self.gauge.inc();
+    }
+
+    pub fn get(&self, sid: &str) -> Option<Entry> {
         self.sessions.lock().get(sid).cloned()
     }
 
@@ -224,6 +272,24 @@ impl Engine {
         if self.sessions.lock().remove(sid).is_some() {
             self.gauge.dec();
         }
+    }
+}
+
+/// A WebSocket session's place in the registry, left when dropped.
+pub struct Registered {
+    engine: Arc<Engine>,
+    sid: Arc<str>,
+}
+
+impl Registered {
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.engine.remove(&self.sid);
     }
 }
 
@@ -270,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn packets_are_routed_and_bad_ones_ignored() {
         let engine = Engine::new(settings(), Gauge::default());
-        let (session, mut inbound) = engine.open(Transport::Polling);
+        let (session, mut inbound) = engine.open_polling();
         assert_eq!(session.on_packet("40").await, Handled::Ok);
         assert_eq!(inbound.recv().await.as_deref(), Some("0"));
         assert_eq!(session.on_packet("3").await, Handled::Ok);
@@ -284,8 +350,8 @@ mod tests {
     #[tokio::test]
     async fn a_silent_session_times_out_and_leaves_the_registry() {
         let engine = Engine::new(settings(), Gauge::default());
-        let (session, _inbound) = engine.open(Transport::WebSocket);
-        assert!(engine.get(session.id()).is_some());
+        let (session, _inbound) = engine.open_polling();
+        assert!(matches!(engine.get(session.id()), Some(Entry::Polling(_))));
         tokio::time::timeout(Duration::from_secs(5), session.closed())
             .await
             .expect("closed by the heartbeat");
@@ -293,10 +359,41 @@ mod tests {
         assert!(engine.get(session.id()).is_none());
     }
 
+    #[test]
+    fn a_websocket_session_is_registered_until_its_guard_drops() {
+        let engine = Engine::new(settings(), Gauge::default());
+        let registered = engine.open_websocket();
+        let sid = registered.sid().to_owned();
+        assert!(matches!(engine.get(&sid), Some(Entry::WebSocket)));
+        assert_eq!(engine.len(), 1);
+        drop(registered);
+        assert!(engine.get(&sid).is_none());
+        assert!(engine.is_empty());
+    }
+
+    #[test]
+    fn client_packets_are_classified() {
+        let cases = [
+            ("3", Inbound::Pong),
+            ("40", Inbound::Payload("0")),
+            ("4", Inbound::Payload("")),
+            ("1", Inbound::Close),
+            ("6", Inbound::Noop),
+            ("2probe", Inbound::Ignored("misplaced")),
+            ("5", Inbound::Ignored("misplaced")),
+            ("bAA==", Inbound::Ignored("binary")),
+            ("x", Inbound::Ignored("malformed")),
+            ("", Inbound::Ignored("malformed")),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(classify(text), expected, "{text:?}");
+        }
+    }
+
     #[tokio::test]
     async fn pings_are_queued_and_pongs_keep_it_open() {
         let engine = Engine::new(settings(), Gauge::default());
-        let (session, _inbound) = engine.open(Transport::Polling);
+        let (session, _inbound) = engine.open_polling();
         for _ in 0..4 {
             let ping = {
                 let mut out = session.out_rx.lock().await;

@@ -1,7 +1,8 @@
 //! The `/socket.io/` requests: the Engine.IO handshake, HTTP long-polling (GET waits for
-//! server packets, POST carries client packets), the WebSocket transport, and the upgrade from
-//! polling to WebSocket (`2probe` / `3probe`, a noop to end the poll in flight, then `5`).
-//! Protocol errors answer 400 with Engine.IO's `{code, message}`.
+//! server packets, POST carries client packets), the WebSocket transport (a new session runs
+//! in `websocket.rs`), and the upgrade from polling to WebSocket (`2probe` / `3probe`, a noop
+//! to end the poll in flight, then `5`; the upgraded WebSocket then carries the polling
+//! session's queues). Protocol errors answer 400 with Engine.IO's `{code, message}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,13 +18,16 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::socketio::SocketIo;
-use crate::socketio::engine::{Handled, Session, Transport};
+use crate::socketio::carrier::Queues;
+use crate::socketio::engine::{Entry, Handled, Session, Transport};
 use crate::socketio::packet::{
     ENGINE_CLOSE, ENGINE_NOOP, PROBE_PONG, SEPARATOR, encode_open, join_payload, split_payload,
 };
 use crate::socketio::session::{self, Handshake};
+use crate::socketio::websocket;
 
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,9 +107,12 @@ async fn route(
         (Some("polling"), None) => refuse(io, EngineError::BadHandshakeMethod),
         (Some("polling"), Some(sid)) => match io.engine.get(sid) {
             None => refuse(io, EngineError::UnknownSid),
-            Some(session) if method == Method::GET => poll(io, session).await,
-            Some(session) if method == Method::POST => post(io, session, body).await,
-            Some(_) => refuse(io, EngineError::BadHandshakeMethod),
+            Some(Entry::WebSocket) => refuse(io, EngineError::BadRequest),
+            Some(Entry::Polling(session)) if method == Method::GET => poll(io, session).await,
+            Some(Entry::Polling(session)) if method == Method::POST => {
+                post(io, session, body).await
+            }
+            Some(Entry::Polling(_)) => refuse(io, EngineError::BadHandshakeMethod),
         },
         (Some("websocket"), sid) => {
             let Ok(upgrade) = upgrade else {
@@ -142,21 +149,27 @@ fn engine_full(io: &SocketIo) -> bool {
     cap != 0 && io.engine.len() >= cap + slack
 }
 
-/// A new session (and its socket task); the answer is the `open` packet.
-fn start_session(io: &Arc<SocketIo>, headers: &HeaderMap, transport: Transport) -> Arc<Session> {
+/// A new polling session and its socket task; the answer is the `open` packet.
+fn start_polling(io: &Arc<SocketIo>, headers: &HeaderMap) -> Arc<Session> {
     let handshake = Handshake::from_headers(io, headers);
-    let (session, inbound) = io.engine.open(transport);
-    io.metrics.opened(transport);
-    tokio::spawn(session::run(
-        io.clone(),
-        session.clone(),
+    let (session, inbound) = io.engine.open_polling();
+    io.metrics.opened(Transport::Polling);
+    let span = tracing::info_span!(
+        "socketio.session",
+        sid = session.id(),
+        transport = "polling"
+    );
+    let mut queues = Queues {
+        session: session.clone(),
         inbound,
-        handshake,
-    ));
+    };
+    let io = io.clone();
+    tokio::spawn(async move { session::run(&io, &mut queues, handshake).await }.instrument(span));
     session
 }
 
-fn open_packet(io: &SocketIo, sid: &str, upgrades: &[&str]) -> String {
+/// The Engine.IO `open` packet of session `sid`.
+pub fn open_packet(io: &SocketIo, sid: &str, upgrades: &[&str]) -> String {
     let settings = io.engine.settings;
     encode_open(
         sid,
@@ -171,7 +184,7 @@ fn open_polling(io: &Arc<SocketIo>, headers: &HeaderMap) -> Response {
     if engine_full(io) {
         return crate::http::auth::ApiError::unavailable().into_response();
     }
-    let session = start_session(io, headers, Transport::Polling);
+    let session = start_polling(io, headers);
     let mut response = text(open_packet(io, session.id(), &["websocket"]));
     // What a load balancer learns the session's gateway from (deploy/haproxy.cfg sticks on it).
     if let Ok(sid) = HeaderValue::from_str(session.id()) {
@@ -242,51 +255,44 @@ fn websocket(
     sid: Option<&str>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let existing = match sid {
-        None if engine_full(io) => {
-            return crate::http::auth::ApiError::unavailable().into_response();
-        }
-        None => None,
-        Some(sid) => match io.engine.get(sid) {
-            None => return refuse(io, EngineError::UnknownSid),
-            Some(s) if s.transport() != Transport::Polling || s.upgrade_started.is_cancelled() => {
-                return refuse(io, EngineError::BadRequest);
-            }
-            Some(s) => Some(s),
-        },
-    };
-    let fresh = existing
-        .is_none()
-        .then(|| start_session(io, headers, Transport::WebSocket));
-    let io = io.clone();
     let max = io.engine.settings.max_payload;
-    upgrade
+    let upgrade = upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            let (mut sink, mut stream) = socket.split();
-            let session = match (fresh, existing) {
-                (Some(session), _) => {
-                    let open = open_packet(&io, session.id(), &[]);
-                    if sink.send(Message::Text(open.into())).await.is_err() {
-                        session.close();
-                        return;
-                    }
-                    session
-                }
-                (None, Some(session)) => {
-                    if !probe(&mut sink, &mut stream, &session).await {
-                        return;
-                    }
-                    io.metrics.upgraded();
-                    session
-                }
-                (None, None) => return,
-            };
-            run_websocket(&io, session, sink, stream).await;
-        })
+        .max_frame_size(max);
+    let Some(sid) = sid else {
+        if engine_full(io) {
+            return crate::http::auth::ApiError::unavailable().into_response();
+        }
+        let registered = io.engine.open_websocket();
+        io.metrics.opened(Transport::WebSocket);
+        // axum keeps the callback for the connection's whole life (after calling it, too), so
+        // it captures one box, freed once called.
+        let parts = Box::new((io.clone(), registered, Handshake::from_headers(io, headers)));
+        return upgrade.on_upgrade(move |socket| {
+            let (io, registered, handshake) = *parts;
+            websocket::serve(io, socket, registered, handshake)
+        });
+    };
+    let session = match io.engine.get(sid) {
+        None => return refuse(io, EngineError::UnknownSid),
+        Some(Entry::Polling(s))
+            if s.transport() == Transport::Polling && !s.upgrade_started.is_cancelled() =>
+        {
+            s
+        }
+        Some(_) => return refuse(io, EngineError::BadRequest),
+    };
+    let io = io.clone();
+    upgrade.on_upgrade(move |socket| async move {
+        let (mut sink, mut stream) = socket.split();
+        if !probe(&mut sink, &mut stream, &session).await {
+            return;
+        }
+        io.metrics.upgraded();
+        run_websocket(&io, session, sink, stream).await;
+    })
 }
 
 /// The upgrade handshake on the new WebSocket; false when it did not complete (a session
@@ -326,7 +332,8 @@ async fn probe(
     true
 }
 
-/// Reads client packets while a writer task sends the session's packets, until either ends.
+/// The WebSocket of an upgraded polling session: reads client packets into the session while
+/// a writer task sends the session's queued packets, until either ends.
 async fn run_websocket(
     io: &SocketIo,
     session: Arc<Session>,

@@ -1,10 +1,13 @@
 //! The Socket.IO v4 endpoint at `/socket.io/` (Engine.IO v4 + Socket.IO v5, JSON packets,
 //! default namespace), for existing `socket.io-client` apps: framing ([`packet`]), sessions
-//! and transports ([`engine`], [`http`]), one socket's protocol ([`session`]), the contract's
-//! events ([`events`]), stateless connection state recovery ([`recovery`]), and the one
-//! adapter onto the gateway's connection core ([`bridge`]). See `docs/socketio.md`.
+//! and transports ([`engine`], [`http`], [`websocket`], [`carrier`]), one socket's loop
+//! ([`session`], [`timers`]) and protocol ([`socket`]), the contract's events ([`events`]),
+//! stateless connection state recovery ([`recovery`]), and the one adapter onto the gateway's
+//! connection core ([`bridge`]). A WebSocket session is one task; a polling session is its
+//! socket's task plus its heartbeat. See `docs/socketio.md`.
 
 pub mod bridge;
+pub mod carrier;
 pub mod engine;
 pub mod events;
 pub mod http;
@@ -12,6 +15,9 @@ mod metrics;
 pub mod packet;
 pub mod recovery;
 pub mod session;
+pub mod socket;
+pub mod timers;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;

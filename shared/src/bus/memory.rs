@@ -63,7 +63,10 @@ struct State {
     claims: HashMap<String, Claim>,
     /// The claims in the order they were made, for pruning.
     claim_order: VecDeque<(Instant, String)>,
-    topics: HashMap<Topic, broadcast::Sender<LogEntry>>,
+    /// Entries are broadcast behind an `Arc`: a channel's every slot is allocated up front, so
+    /// its slot size times [`TOPIC_CAPACITY`] is what each subscribed topic holds (an inline
+    /// `LogEntry` made it ~0.5 MB per guild).
+    topics: HashMap<Topic, broadcast::Sender<Arc<LogEntry>>>,
 }
 
 /// A bot job waiting in the queue: the job, its delivery count so far plus one, and the span
@@ -109,7 +112,7 @@ impl MemoryBus {
         self.state.lock().claims.len()
     }
 
-    fn send_topic(&self, topic: &Topic, entry: &LogEntry) {
+    fn send_topic(&self, topic: &Topic, entry: &Arc<LogEntry>) {
         let mut state = self.state.lock();
         if let Some(tx) = state.topics.get(topic)
             && tx.send(entry.clone()).is_err()
@@ -259,10 +262,10 @@ impl Bus for MemoryBus {
     }
 
     async fn publish(&self, entry: &LogEntry) -> Result<(), BusError> {
-        let entry = LogEntry {
+        let entry = Arc::new(LogEntry {
             trace: TraceContext::current(),
             ..entry.clone()
-        };
+        });
         self.send_topic(&Topic::Guild(entry.message.guild_id.clone()), &entry);
         if entry.message.admin_only {
             self.send_topic(&Topic::AdminOnly, &entry);
@@ -279,9 +282,9 @@ impl Bus for MemoryBus {
                 .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
             tx.subscribe()
         };
-        Ok(Box::pin(
-            BroadcastStream::new(rx).filter_map(|item| async move { item.ok() }),
-        ))
+        Ok(Box::pin(BroadcastStream::new(rx).filter_map(
+            |item| async move { item.ok().map(Arc::unwrap_or_clone) },
+        )))
     }
 
     async fn read_after(

@@ -1,0 +1,174 @@
+//! A session opened on a WebSocket, in one task: the socket's loop (`session.rs`) reads the
+//! WebSocket, writes to it straight from the loop (no Engine.IO queues) and keeps the
+//! heartbeat itself. One message is one Engine.IO packet. A client that takes no bytes for
+//! `WRITE_TIMEOUT_MS` is closed as too slow, as on `/ws`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::socketio::SocketIo;
+use crate::socketio::carrier::Carrier;
+use crate::socketio::engine::{Inbound, Registered, Transport, classify};
+use crate::socketio::packet::SEPARATOR;
+use crate::socketio::session::{self, Handshake};
+use crate::socketio::timers::Heartbeat;
+
+/// Longest wait for the close frame to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A WebSocket session's socket, read and written by its loop.
+pub struct Direct {
+    socket: WebSocket,
+    io: Arc<SocketIo>,
+    heartbeat: Heartbeat,
+    write_timeout: Duration,
+    last_heard: Instant,
+    too_slow: bool,
+}
+
+/// A new WebSocket session, run until either side ends it: the `open` packet, then the
+/// socket. The session stays in the registry as long as this runs.
+pub fn serve(
+    io: Arc<SocketIo>,
+    socket: WebSocket,
+    registered: Registered,
+    handshake: Handshake,
+) -> impl Future<Output = ()> + Send + 'static {
+    let settings = io.engine.settings;
+    let open = crate::socketio::http::open_packet(&io, registered.sid(), &[]);
+    let mut direct = Direct {
+        socket,
+        heartbeat: Heartbeat {
+            interval: settings.ping_interval,
+            timeout: settings.ping_timeout,
+        },
+        write_timeout: io.state.config.outbound.write_timeout(),
+        last_heard: Instant::now(),
+        too_slow: false,
+        io: io.clone(),
+    };
+    let span = tracing::info_span!(
+        "socketio.session",
+        sid = registered.sid(),
+        transport = "websocket"
+    );
+    // The parts live once, in this block, and the loop borrows them (an `async fn` taking
+    // them by value would keep each twice in the task).
+    async move {
+        if direct.write(&mut vec![open]).await {
+            session::run(&io, &mut direct, handshake).await;
+        }
+        drop(registered);
+    }
+    .instrument(span)
+}
+
+impl Direct {
+    /// Feeds one packet, bounded by the write timeout; false when writing must stop.
+    async fn feed(&mut self, packet: String) -> bool {
+        let fed = tokio::time::timeout(
+            self.write_timeout,
+            self.socket.feed(Message::Text(packet.into())),
+        );
+        let fed = fed.await;
+        self.settle(fed)
+    }
+
+    async fn flush(&mut self) -> bool {
+        let flushed = tokio::time::timeout(self.write_timeout, self.socket.flush());
+        let flushed = flushed.await;
+        self.settle(flushed)
+    }
+
+    fn settle(
+        &mut self,
+        done: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+    ) -> bool {
+        match done {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                self.too_slow = true;
+                false
+            }
+        }
+    }
+
+    /// One Engine.IO packet from the client: a payload for the socket, or `None` when it was
+    /// handled here (pong, noop, ignored) — `Some(None)` when the client closed.
+    fn on_text(&mut self, text: &str) -> Option<Option<String>> {
+        let metrics = &self.io.metrics;
+        // One message is one packet; a stray separator means a client bug, not a batch.
+        if text.contains(SEPARATOR) {
+            metrics.ignored("malformed");
+            return None;
+        }
+        match classify(text) {
+            Inbound::Pong => self.last_heard = Instant::now(),
+            Inbound::Payload(payload) => {
+                self.last_heard = Instant::now();
+                metrics.packet_in(Transport::WebSocket);
+                return Some(Some(payload.to_owned()));
+            }
+            Inbound::Close => return Some(None),
+            Inbound::Noop => {}
+            Inbound::Ignored(reason) => {
+                metrics.ignored(reason);
+                return None;
+            }
+        }
+        metrics.packet_in(Transport::WebSocket);
+        None
+    }
+}
+
+impl Carrier for Direct {
+    fn heartbeat(&self) -> Option<Heartbeat> {
+        Some(self.heartbeat)
+    }
+
+    async fn recv(&mut self) -> Option<String> {
+        loop {
+            match self.socket.next().await? {
+                Ok(Message::Text(text)) => {
+                    if let Some(payload) = self.on_text(text.as_str()) {
+                        return payload;
+                    }
+                }
+                Ok(Message::Binary(_)) => self.io.metrics.ignored("binary"),
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                Ok(Message::Close(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    async fn write(&mut self, packets: &mut Vec<String>) -> bool {
+        for packet in packets.drain(..) {
+            if !self.feed(packet).await {
+                return false;
+            }
+        }
+        self.flush().await
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.last_heard.elapsed()
+    }
+
+    fn too_slow(&self) -> bool {
+        self.too_slow
+    }
+
+    async fn finish(&mut self, mut packets: Vec<String>) {
+        if self.too_slow || !self.write(&mut packets).await {
+            return;
+        }
+        let close = self.socket.send(Message::Close(None));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+    }
+}
