@@ -79,3 +79,27 @@ test('a bot request gets the bot reply as a chat:message from the bot', () => wi
     sio.close();
   }
 }));
+
+/** The gateway's `chat_gateway_sends_total` for one outcome. */
+async function sendsTotal(gw, outcome) {
+  const text = await (await fetch(`${gw.opsUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('chat_gateway_sends_total{') && l.includes(`outcome="${outcome}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+test('each socket.io send is counted once in chat_gateway_sends_total', () => withOutput([gwA], async () => {
+  const g = guildId('count');
+  const ann = await gwA.devLogin({ name: 'Ann', guilds: [g] });
+  const sio = await connected(connect(gwA.baseUrl, { token: ann.token }));
+  try {
+    const [acksBefore, emptyBefore] = [await sendsTotal(gwA, 'ack'), await sendsTotal(gwA, 'empty_message')];
+    for (const text of ['one', 'two', 'three']) {
+      assert.equal((await send(sio, { guildId: g, text })).ok, true);
+    }
+    assert.equal((await send(sio, { guildId: g, text: '  ' })).code, 'empty_message');
+    assert.equal(await sendsTotal(gwA, 'ack') - acksBefore, 3);
+    assert.equal(await sendsTotal(gwA, 'empty_message') - emptyBefore, 1);
+  } finally {
+    sio.close();
+  }
+}));

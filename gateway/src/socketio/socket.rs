@@ -17,7 +17,6 @@ use serde_json::Value;
 
 use crate::admission::{NodeSlot, UserSlot};
 use crate::http::auth::{Caller, load_guilds};
-use crate::metrics::Metrics;
 use crate::socketio::SocketIo;
 use crate::socketio::bridge::{self, Flow, Link};
 use crate::socketio::events::{
@@ -292,10 +291,12 @@ impl Socket {
             Ok(frame) => {
                 connected.strikes = 0;
                 let submitted = connected.link.submit(frame);
-                return Ok(Box::pin(async move { answer(&metrics, submitted.await) }));
+                return Ok(Box::pin(async move { ack_value(submitted.await) }));
             }
         };
-        Err(answer(&metrics, Err(refusal)))
+        // Refused here, before the send path (which counts what it answers).
+        let _ = crate::send::answered(&metrics, Err(refusal));
+        Err(ack_value(Err(refusal)))
     }
 
     /// A close asked by the gateway: revoked sockets are told not to come back (a Socket.IO
@@ -359,17 +360,11 @@ impl Socket {
     }
 }
 
-/// Counts a send's outcome and turns it into the ack's value.
-fn answer(metrics: &Metrics, outcome: Result<(String, u64), ErrorCode>) -> Value {
+/// A send's outcome as the ack's value.
+fn ack_value(outcome: Result<(String, u64), ErrorCode>) -> Value {
     match outcome {
-        Ok((message_id, seq)) => {
-            Metrics::count(&metrics.sends, "outcome", "ack");
-            ack_ok(&message_id, seq)
-        }
-        Err(code) => {
-            Metrics::count(&metrics.sends, "outcome", code.as_str());
-            ack_error(code)
-        }
+        Ok((message_id, seq)) => ack_ok(&message_id, seq),
+        Err(code) => ack_error(code),
     }
 }
 
