@@ -3,7 +3,7 @@
 //! read) gone ends both, and the subscription going live or failing sends the room a fresh
 //! snapshot. Snapshots are made here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chat_shared::protocol::ServerFrame;
@@ -17,6 +17,8 @@ use crate::ws::handle::ConnHandle;
 /// Local connections following a guild.
 pub(super) struct Room {
     pub conns: HashMap<u64, ConnHandle>,
+    /// Connections whose snapshot waits for the guild's held diff (see `coalesce`).
+    pub held: HashSet<u64>,
     /// HTTP reads waiting on this room.
     pub watchers: u32,
     /// The bus subscription is live (the snapshots went out).
@@ -71,6 +73,7 @@ impl PresenceService {
             guild.clone(),
             Room {
                 conns: HashMap::new(),
+                held: HashSet::new(),
                 watchers: 0,
                 live,
                 stop,
@@ -103,6 +106,7 @@ impl PresenceService {
             return;
         };
         room.live = live;
+        room.held.clear();
         st.coalescer.forget(guild);
         let available = live && self.enabled();
         let frame = ServerFrame::Presence(self.snapshot_of(&st, guild, available));

@@ -81,7 +81,8 @@ impl PresenceService {
     }
 
     /// Hook: a connection of `user` is open in `guilds` (after `hello`). Each guild's members
-    /// get a diff if the user is new there; the connection gets the guild's snapshot.
+    /// get a diff if the user is new there; the connection gets the guild's snapshot, at once
+    /// or, while the guild's diff is held, when that diff goes out.
     pub fn join(self: &Arc<Self>, conn: &ConnHandle, user: &UserInfo, guilds: &[String]) {
         if !self.enabled() {
             return self.join_typing_only(conn, guilds);
@@ -94,13 +95,17 @@ impl PresenceService {
             self.ensure_room(&mut st, &guild);
             if newly {
                 self.local_change(&mut st, &guild, Some(user), None);
-                self.flush(&mut st, &guild, now);
             }
+            self.flush(&mut st, &guild, now);
+            let live = st.rooms.get(&guild).is_some_and(|r| r.live);
+            let held = live && st.coalescer.hold_snapshot(&guild);
             let Some(room) = st.rooms.get_mut(&guild) else {
                 continue;
             };
             room.conns.insert(conn.id(), conn.clone());
-            if room.live {
+            if held {
+                room.held.insert(conn.id());
+            } else if live {
                 let frame = ServerFrame::Presence(self.snapshot_of(&st, &guild, true));
                 Outgoing::new(&frame).send(conn, &self.metrics);
             }
@@ -119,6 +124,7 @@ impl PresenceService {
             let guild: Arc<str> = Arc::from(guild.as_str());
             if let Some(room) = st.rooms.get_mut(&guild) {
                 room.conns.remove(&conn.id());
+                room.held.remove(&conn.id());
             }
             if st.local.disconnect(&guild, conn.user_id(), now, at_once) {
                 self.local_change(&mut st, &guild, None, Some(conn.user_id()));
@@ -283,7 +289,8 @@ impl PresenceService {
         st.coalescer.record(guild, changes);
     }
 
-    /// Sends the guild's waiting diff to its live room when it may go out.
+    /// Sends the guild's waiting diff to its live room when it may go out: to the connections
+    /// that were there before it, and the held snapshot to those that came while it waited.
     pub(super) fn flush(&self, st: &mut State, guild: &Arc<str>, now: Instant) {
         if !st.rooms.get(guild).is_some_and(|r| r.live) {
             return;
@@ -293,20 +300,32 @@ impl PresenceService {
         let Some((joined, left)) = st.coalescer.take(guild, large, now) else {
             return;
         };
-        let frame = ServerFrame::PresenceDiff(PresenceDiff {
-            guild_id: guild.to_string(),
-            count: count as u64,
-            joined,
-            left,
-        });
-        let mut out = Outgoing::new(&frame);
-        for conn in st
+        let held = st
             .rooms
-            .get(guild)
-            .into_iter()
-            .flat_map(|r| r.conns.values())
-        {
-            out.send(conn, &self.metrics);
+            .get_mut(guild)
+            .map(|r| std::mem::take(&mut r.held))
+            .unwrap_or_default();
+        let Some(room) = st.rooms.get(guild) else {
+            return;
+        };
+        if !(joined.is_empty() && left.is_empty()) {
+            let frame = ServerFrame::PresenceDiff(PresenceDiff {
+                guild_id: guild.to_string(),
+                count: count as u64,
+                joined,
+                left,
+            });
+            let mut out = Outgoing::new(&frame);
+            for (_, conn) in room.conns.iter().filter(|(id, _)| !held.contains(id)) {
+                out.send(conn, &self.metrics);
+            }
+        }
+        if !held.is_empty() {
+            let frame = ServerFrame::Presence(self.snapshot_of(st, guild, true));
+            let mut out = Outgoing::new(&frame);
+            for conn in held.iter().filter_map(|id| room.conns.get(id)) {
+                out.send(conn, &self.metrics);
+            }
         }
     }
 
