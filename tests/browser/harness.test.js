@@ -1,13 +1,14 @@
 /**
  * The test harness itself (lib/gateway.js): a gateway is taken for started only on the word of
  * its own process. Another process answering /healthz on the gateway's port (a worker's or an
- * ops listener's: 404 for dev login) must not pass for it, at the first start or a restart.
+ * ops listener's: 404 for dev login) must not pass for it, at the first start or a restart; a
+ * start that fails stops the workers it started.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { GatewayProcess } from './lib/gateway.js';
+import { GatewayProcess, distributedEnv } from './lib/gateway.js';
 
 const gateways = [];
 after(async () => {
@@ -30,15 +31,19 @@ test('start: the ports are the ones the gateway bound and said, and it answers t
   assert.equal((await fetch(`${gateway.opsUrl}/healthz`)).status, 200);
 });
 
-test('start on a port another process holds fails with the reason, not a stranger taken for the gateway', async () => {
-  const server = await stranger(0);
-  try {
-    const gateway = new GatewayProcess({ port: server.address().port });
-    await assert.rejects(gateway.start(), /cannot listen on 127\.0\.0\.1:\d+/);
-  } finally {
-    server.close();
-  }
-});
+for (const [mode, distributed] of [['embedded', null], ['distributed', distributedEnv()]]) {
+  const skip = mode === 'distributed' && !distributed && 'set NATS_URL and REDIS_URL';
+  test(`${mode}: start on a port another process holds fails with the reason and leaves no worker running`, { skip }, async () => {
+    const server = await stranger(0);
+    try {
+      const gateway = new GatewayProcess({ port: server.address().port, distributed });
+      await assert.rejects(gateway.start(), /cannot listen on 127\.0\.0\.1:\d+/);
+      assert.ok(gateway.workers.every((w) => !w.alive()), 'the workers were stopped');
+    } finally {
+      server.close();
+    }
+  });
+}
 
 test('restart: a port taken while the gateway was down fails the restart with its reason', async () => {
   const gateway = await new GatewayProcess().start();

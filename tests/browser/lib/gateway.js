@@ -190,9 +190,15 @@ export class GatewayProcess {
     };
   }
 
+  /** Starts the workers (distributed, `withWorkers`) and the gateway; stops them all if it fails. */
   async start() {
-    if (this.distributed && this.withWorkers && this.workers.length === 0) await this.startWorkers();
-    await this.launch();
+    try {
+      if (this.distributed && this.withWorkers && this.workers.length === 0) await this.startWorkers();
+      await this.launch();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     return this;
   }
 
