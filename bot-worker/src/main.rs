@@ -83,8 +83,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let work = bot_worker::run(bus.clone(), backend, config, stop.clone());
-    println!("bot-worker taking jobs (ops on {})", args.listen_addr);
-    run_worker(args.listen_addr, bus, registry, stop, work).await?;
+    let ops = tokio::net::TcpListener::bind(args.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen_addr))?;
+    // The address it got (LISTEN_ADDR may name port 0): test harnesses read it from here.
+    println!("bot-worker taking jobs (ops on {})", ops.local_addr()?);
+    run_worker(ops, bus, registry, stop, work).await?;
     Ok(())
 }
 

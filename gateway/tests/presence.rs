@@ -47,3 +47,10 @@ async fn membership_change_live() {
     let bus = d.node().state.bus.clone();
     cases::membership_change_live(&d, bus.as_ref()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_during_a_held_diff() {
+    let d = deploy().await;
+    let bus = d.node().state.bus.clone();
+    cases::late_joiner_during_a_held_diff(&d, bus.as_ref()).await;
+}

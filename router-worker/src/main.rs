@@ -67,7 +67,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_text_chars: args.limits.max_text_chars as usize,
     };
     let work = router_worker::run(bus.clone(), config, metrics, stop.clone());
-    println!("router-worker serving (ops on {})", args.listen_addr);
-    run_worker(args.listen_addr, bus, registry, stop, work).await?;
+    let ops = tokio::net::TcpListener::bind(args.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen_addr))?;
+    // The address it got (LISTEN_ADDR may name port 0): test harnesses read it from here.
+    println!("router-worker serving (ops on {})", ops.local_addr()?);
+    run_worker(ops, bus, registry, stop, work).await?;
     Ok(())
 }

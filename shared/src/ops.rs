@@ -1,10 +1,10 @@
 //! The small operations server of the worker binaries: `/healthz` (alive), `/readyz` (the bus
 //! answers and the worker is not stopping) and `/metrics` (Prometheus text).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::net::TcpListener;
 
 use axum::Router;
 use axum::extract::State;
@@ -26,13 +26,12 @@ pub struct OpsState {
     pub stopping: Arc<AtomicBool>,
 }
 
-/// Serves the operations endpoints on `addr` until `stop`.
+/// Serves the operations endpoints on `listener` until `stop`.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: TcpListener,
     state: OpsState,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -97,10 +96,11 @@ pub enum WorkerError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The life every worker binary shares: the operations server runs beside `work` until
-/// SIGTERM or Ctrl-C; then `/readyz` fails, `stop` fires, and both are awaited.
+/// The life every worker binary shares: the operations server runs on `ops` (bound by the
+/// caller, so a taken address fails the start and the address it got can be printed) beside
+/// `work` until SIGTERM or Ctrl-C; then `/readyz` fails, `stop` fires, and both are awaited.
 pub async fn run_worker<W>(
-    addr: SocketAddr,
+    ops: TcpListener,
     bus: Arc<dyn Bus>,
     registry: Registry,
     stop: CancellationToken,
@@ -115,7 +115,7 @@ where
         stopping: Default::default(),
     };
     let stopping = state.stopping.clone();
-    let ops_server = tokio::spawn(serve(addr, state, stop.clone()));
+    let ops_server = tokio::spawn(serve(ops, state, stop.clone()));
     let work = tokio::spawn(work);
     shutdown_signal().await;
     stopping.store(true, Ordering::Relaxed);

@@ -85,6 +85,24 @@ impl ChildService {
         }
     }
 
+    /// Waits up to `timeout` for an output line starting with `prefix`; the rest of that line,
+    /// or `None` when it exits or the time is up first (a server printing the address it
+    /// bound: start it on port 0 and read the port here, instead of picking one beforehand).
+    pub async fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read(&self.log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            if let Some(rest) = text.lines().find_map(|line| line.strip_prefix(prefix)) {
+                return Some(rest.to_owned());
+            }
+            if !self.is_running() || Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
     /// Kills it at once (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

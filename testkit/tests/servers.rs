@@ -49,3 +49,27 @@ async fn http_wait_reports_a_timeout_when_nothing_listens() {
         .unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
 }
+
+#[tokio::test]
+async fn wait_for_line_reads_a_printed_address_or_gives_up_when_the_child_ends() {
+    // (script, prefix, expected rest of the line)
+    let cases = [
+        (
+            "echo 'noise'; echo 'on http://127.0.0.1:4321'; sleep 5",
+            "on http://",
+            Some("127.0.0.1:4321"),
+        ),
+        ("echo 'cannot listen'; exit 2", "on http://", None),
+    ];
+    for (script, prefix, expected) in cases {
+        let mut child =
+            ChildService::spawn("/bin/sh", ["-c", script], Vec::<(String, String)>::new());
+        let started = std::time::Instant::now();
+        let got = child.wait_for_line(prefix, Duration::from_secs(20)).await;
+        assert_eq!(got.as_deref(), expected, "{script}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{script}: gave up only at the timeout"
+        );
+    }
+}

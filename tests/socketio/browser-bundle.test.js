@@ -10,7 +10,6 @@ import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 import { startGateway, guildId, connect, connected, collect, withOutput } from './lib/harness.js';
-import { freePort } from '../browser/lib/gateway.js';
 
 const EXECUTABLE = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ARGS = [
@@ -53,8 +52,6 @@ let pageServer;
 let pageOrigin;
 let browser;
 before(async () => {
-  const port = await freePort();
-  pageOrigin = `http://127.0.0.1:${port}`;
   const bundle = await readFile(BUNDLE);
   pageServer = createServer((req, res) => {
     if (req.url === '/socket.io.min.js') {
@@ -63,7 +60,8 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
     }
   });
-  await new Promise((resolve) => pageServer.listen(port, '127.0.0.1', resolve));
+  await new Promise((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
+  pageOrigin = `http://127.0.0.1:${pageServer.address().port}`;
   // The page is another origin, as the admin UI is: the gateway allows it.
   gw = await startGateway({ ALLOWED_ORIGINS: pageOrigin });
   browser = await chromium.launch({ executablePath: EXECUTABLE, args: ARGS, headless: true });

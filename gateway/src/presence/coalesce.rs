@@ -2,6 +2,12 @@
 //! went before the diff left is in neither list); a guild with at most `PRESENCE_MAX_LISTED`
 //! users gets its diff at once, a larger one at most once per [`LARGE_GUILD_EVERY`], so a
 //! storm of reconnects costs each member one diff per second, not one per reconnect.
+//!
+//! A connection that opens while its guild's diff is held has a snapshot that already holds
+//! the held changes, and netting may hide from the held diff a change it needs (a user in its
+//! snapshot who left again within the second). So it is not sent a snapshot then; the guild
+//! stays due ([`Coalescer::hold_snapshot`]) and it gets its snapshot when the held diff goes
+//! out, while the connections that were there before get the diff.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,6 +24,8 @@ pub const LARGE_GUILD_EVERY: Duration = Duration::from_secs(1);
 struct Waiting {
     joined: HashMap<String, UserInfo>,
     left: HashSet<String>,
+    /// Connections opened while this diff waited: the guild is due even if it nets to nothing.
+    snapshots: bool,
 }
 
 /// Pending diffs and when each guild last had one.
@@ -44,13 +52,26 @@ impl Coalescer {
                 waiting.joined.insert(user.id.clone(), user);
             }
         }
-        if waiting.joined.is_empty() && waiting.left.is_empty() {
+        if waiting.joined.is_empty() && waiting.left.is_empty() && !waiting.snapshots {
             self.waiting.remove(guild);
         }
     }
 
+    /// A connection opens in `guild`: true when a diff is held there, so its snapshot must
+    /// wait for the next [`Coalescer::take`] of the guild (which then happens even if the
+    /// diff nets to nothing).
+    pub fn hold_snapshot(&mut self, guild: &str) -> bool {
+        match self.waiting.get_mut(guild) {
+            Some(waiting) => {
+                waiting.snapshots = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The netted diff of `guild` if it may go out at `now` (`large`: above the listed
-    /// maximum), as `(joined, left)`.
+    /// maximum), as `(joined, left)`; both empty when only held snapshots were due.
     pub fn take(
         &mut self,
         guild: &str,
@@ -168,6 +189,89 @@ mod tests {
                 (
                     j.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
                     l.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                )
+            });
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    /// A connection opens in a large guild after `before` was recorded (the first diff went
+    /// out at 0), then `after` is recorded, then the guild is taken at `at` ms.
+    struct Held {
+        name: &'static str,
+        before: Vec<Changes>,
+        after: Vec<Changes>,
+        held: bool,
+        at: u64,
+        expected: Option<(Vec<&'static str>, Vec<&'static str>)>,
+    }
+
+    #[test]
+    fn a_snapshot_held_with_a_diff_keeps_the_guild_due() {
+        let cases = [
+            Held {
+                name: "nothing held",
+                before: vec![],
+                after: vec![],
+                held: false,
+                at: 1000,
+                expected: None,
+            },
+            Held {
+                name: "held within the second",
+                before: vec![changes(&["u1"], &[])],
+                after: vec![],
+                held: true,
+                at: 999,
+                expected: None,
+            },
+            Held {
+                name: "the held diff after the second",
+                before: vec![changes(&["u1"], &[])],
+                after: vec![],
+                held: true,
+                at: 1000,
+                expected: Some((vec!["u1"], vec![])),
+            },
+            Held {
+                name: "netted to nothing, still due for the snapshot",
+                before: vec![changes(&["u1"], &[])],
+                after: vec![changes(&[], &["u1"])],
+                held: true,
+                at: 1000,
+                expected: Some((vec![], vec![])),
+            },
+            Held {
+                name: "changes after the connection opened go in the same diff",
+                before: vec![changes(&["u1"], &[])],
+                after: vec![changes(&["u2"], &[])],
+                held: true,
+                at: 1000,
+                expected: Some((vec!["u1", "u2"], vec![])),
+            },
+        ];
+        let guild: Arc<str> = Arc::from("g1");
+        for case in cases {
+            let name = case.name;
+            let start = Instant::now();
+            let mut coalescer = Coalescer::default();
+            coalescer.record(&guild, changes(&["u0"], &[]));
+            assert!(coalescer.take(&guild, true, start).is_some(), "{name}");
+            for c in case.before {
+                coalescer.record(&guild, c);
+            }
+            assert_eq!(coalescer.hold_snapshot(&guild), case.held, "{name}: held");
+            for c in case.after {
+                coalescer.record(&guild, c);
+            }
+            let due = coalescer.guilds().contains(&guild);
+            assert_eq!(due, case.held, "{name}: listed as due");
+            let got = coalescer.take(&guild, true, start + Duration::from_millis(case.at));
+            let got = got.map(|(j, l)| (j.into_iter().map(|u| u.id).collect::<Vec<_>>(), l));
+            let expected = case.expected.map(|(j, l)| {
+                (
+                    j.into_iter().map(str::to_owned).collect::<Vec<_>>(),
+                    l.into_iter().map(str::to_owned).collect::<Vec<_>>(),
                 )
             });
             assert_eq!(got, expected, "{name}");

@@ -2,8 +2,9 @@
 //! The pure parts: [`local`] (this gateway's users, with the linger), [`cluster`] (the merged
 //! view of every gateway, with the TTL), [`coalesce`] (netted, rate-limited diffs) and
 //! [`typing`] (the throttle). The I/O: [`service`] (the state behind one lock, fan-out to local
-//! connections, heartbeats), [`feed`] (one bus subscription per followed guild) and [`outbox`]
-//! (frames encoded once per encoding). `docs/architecture.md` "Presence" describes the costs.
+//! connections, heartbeats), [`rooms`] (the followed guilds' connections and snapshots),
+//! [`feed`] (one bus subscription per followed guild) and [`outbox`] (frames encoded once per
+//! encoding). `docs/architecture.md` "Presence" describes the costs.
 //!
 //! The connection core calls it from a few marked hooks: `PresenceService::join` / `leave`
 //! when a connection opens, closes or its guilds change, and `PresenceService::typing` for a
@@ -18,6 +19,7 @@ pub mod local;
 mod metrics;
 mod off;
 mod outbox;
+mod rooms;
 pub mod service;
 pub mod typing;
 

@@ -20,6 +20,7 @@ use super::config::PresenceConfig;
 use super::local::LocalPresence;
 use super::metrics::PresenceMetrics;
 use super::outbox::Outgoing;
+use super::rooms::Room;
 use super::typing::TypingThrottle;
 use crate::metrics::Metrics;
 use crate::ws::handle::ConnHandle;
@@ -30,16 +31,6 @@ const OUTBOX: usize = 8192;
 const TICK: Duration = Duration::from_millis(100);
 /// How long an HTTP read waits for a guild's subscription (and the full lists it asks for).
 const HTTP_WAIT: Duration = Duration::from_secs(2);
-
-/// Local connections following a guild.
-pub(super) struct Room {
-    pub conns: HashMap<u64, ConnHandle>,
-    /// HTTP reads waiting on this room.
-    pub watchers: u32,
-    /// The bus subscription is live (the snapshots went out).
-    pub live: bool,
-    pub stop: CancellationToken,
-}
 
 pub(super) struct State {
     pub local: LocalPresence,
@@ -90,7 +81,8 @@ impl PresenceService {
     }
 
     /// Hook: a connection of `user` is open in `guilds` (after `hello`). Each guild's members
-    /// get a diff if the user is new there; the connection gets the guild's snapshot.
+    /// get a diff if the user is new there; the connection gets the guild's snapshot, at once
+    /// or, while the guild's diff is held, when that diff goes out.
     pub fn join(self: &Arc<Self>, conn: &ConnHandle, user: &UserInfo, guilds: &[String]) {
         if !self.enabled() {
             return self.join_typing_only(conn, guilds);
@@ -103,13 +95,17 @@ impl PresenceService {
             self.ensure_room(&mut st, &guild);
             if newly {
                 self.local_change(&mut st, &guild, Some(user), None);
-                self.flush(&mut st, &guild, now);
             }
+            self.flush(&mut st, &guild, now);
+            let live = st.rooms.get(&guild).is_some_and(|r| r.live);
+            let held = live && st.coalescer.hold_snapshot(&guild);
             let Some(room) = st.rooms.get_mut(&guild) else {
                 continue;
             };
             room.conns.insert(conn.id(), conn.clone());
-            if room.live {
+            if held {
+                room.held.insert(conn.id());
+            } else if live {
                 let frame = ServerFrame::Presence(self.snapshot_of(&st, &guild, true));
                 Outgoing::new(&frame).send(conn, &self.metrics);
             }
@@ -128,6 +124,7 @@ impl PresenceService {
             let guild: Arc<str> = Arc::from(guild.as_str());
             if let Some(room) = st.rooms.get_mut(&guild) {
                 room.conns.remove(&conn.id());
+                room.held.remove(&conn.id());
             }
             if st.local.disconnect(&guild, conn.user_id(), now, at_once) {
                 self.local_change(&mut st, &guild, None, Some(conn.user_id()));
@@ -292,7 +289,8 @@ impl PresenceService {
         st.coalescer.record(guild, changes);
     }
 
-    /// Sends the guild's waiting diff to its live room when it may go out.
+    /// Sends the guild's waiting diff to its live room when it may go out: to the connections
+    /// that were there before it, and the held snapshot to those that came while it waited.
     pub(super) fn flush(&self, st: &mut State, guild: &Arc<str>, now: Instant) {
         if !st.rooms.get(guild).is_some_and(|r| r.live) {
             return;
@@ -302,20 +300,32 @@ impl PresenceService {
         let Some((joined, left)) = st.coalescer.take(guild, large, now) else {
             return;
         };
-        let frame = ServerFrame::PresenceDiff(PresenceDiff {
-            guild_id: guild.to_string(),
-            count: count as u64,
-            joined,
-            left,
-        });
-        let mut out = Outgoing::new(&frame);
-        for conn in st
+        let held = st
             .rooms
-            .get(guild)
-            .into_iter()
-            .flat_map(|r| r.conns.values())
-        {
-            out.send(conn, &self.metrics);
+            .get_mut(guild)
+            .map(|r| std::mem::take(&mut r.held))
+            .unwrap_or_default();
+        let Some(room) = st.rooms.get(guild) else {
+            return;
+        };
+        if !(joined.is_empty() && left.is_empty()) {
+            let frame = ServerFrame::PresenceDiff(PresenceDiff {
+                guild_id: guild.to_string(),
+                count: count as u64,
+                joined,
+                left,
+            });
+            let mut out = Outgoing::new(&frame);
+            for (_, conn) in room.conns.iter().filter(|(id, _)| !held.contains(id)) {
+                out.send(conn, &self.metrics);
+            }
+        }
+        if !held.is_empty() {
+            let frame = ServerFrame::Presence(self.snapshot_of(st, guild, true));
+            let mut out = Outgoing::new(&frame);
+            for conn in held.iter().filter_map(|id| room.conns.get(id)) {
+                out.send(conn, &self.metrics);
+            }
         }
     }
 
@@ -345,98 +355,6 @@ impl PresenceService {
         });
         let mut out = Outgoing::new(&frame);
         for conn in room.conns.values().filter(|c| **c.user_id() != *user.id) {
-            out.send(conn, &self.metrics);
-        }
-    }
-
-    pub(super) fn snapshot_of(&self, st: &State, guild: &str, available: bool) -> PresenceSnapshot {
-        if !available {
-            return PresenceSnapshot {
-                guild_id: guild.to_owned(),
-                count: 0,
-                truncated: false,
-                available: false,
-                online: Vec::new(),
-            };
-        }
-        let (online, count) = st.cluster.listed(guild, self.config.max_listed());
-        PresenceSnapshot {
-            guild_id: guild.to_owned(),
-            count: count as u64,
-            truncated: count > online.len(),
-            available: true,
-            online,
-        }
-    }
-
-    /// Starts following a guild: its room, its merged view and its bus subscription.
-    pub(super) fn ensure_room(self: &Arc<Self>, st: &mut State, guild: &Arc<str>) {
-        if st.rooms.contains_key(guild) {
-            return;
-        }
-        if self.enabled() {
-            let users = st.local.users(guild);
-            st.cluster.follow(guild, &self.own, users);
-        }
-        let stop = CancellationToken::new();
-        let live = match &self.bus {
-            Some(bus) => {
-                super::feed::start(
-                    Arc::downgrade(self),
-                    bus.clone(),
-                    guild.clone(),
-                    stop.clone(),
-                );
-                false
-            }
-            None => true,
-        };
-        st.rooms.insert(
-            guild.clone(),
-            Room {
-                conns: HashMap::new(),
-                watchers: 0,
-                live,
-                stop,
-            },
-        );
-        self.metrics.followed_guilds.inc();
-    }
-
-    pub(super) fn close_room_if_unused(&self, st: &mut State, guild: &Arc<str>) {
-        let unused = st
-            .rooms
-            .get(guild)
-            .is_some_and(|r| r.conns.is_empty() && r.watchers == 0);
-        if !unused {
-            return;
-        }
-        if let Some(room) = st.rooms.remove(guild) {
-            room.stop.cancel();
-            self.metrics.followed_guilds.dec();
-        }
-        st.cluster.unfollow(guild);
-        st.coalescer.forget(guild);
-    }
-
-    /// The guild's subscription is live (`true`) or could not be made in time (`false`):
-    /// every connection of the room gets a fresh snapshot saying so.
-    pub(super) fn set_live(&self, guild: &Arc<str>, live: bool) {
-        let mut st = self.state.lock();
-        let Some(room) = st.rooms.get_mut(guild) else {
-            return;
-        };
-        room.live = live;
-        st.coalescer.forget(guild);
-        let available = live && self.enabled();
-        let frame = ServerFrame::Presence(self.snapshot_of(&st, guild, available));
-        let mut out = Outgoing::new(&frame);
-        for conn in st
-            .rooms
-            .get(guild)
-            .into_iter()
-            .flat_map(|r| r.conns.values())
-        {
             out.send(conn, &self.metrics);
         }
     }

@@ -231,6 +231,49 @@ pub async fn large_guild_truncated_and_coalesced(d: &impl Deployment) {
     );
 }
 
+/// A connection that opens in a large guild while the guild's diff is held (within the second
+/// after the last one) ends with the true view: here a user who came and went within that
+/// second is netted out of the held diff, so the newcomer, whose snapshot had them, must not
+/// keep them. The newcomer is a second connection of a user already online, so it brings no
+/// change of its own.
+pub async fn late_joiner_during_a_held_diff(d: &impl Deployment, bus: &dyn Bus) {
+    let s = Scope::new();
+    let (g, other) = (s.guild("g"), s.guild("other"));
+    let mut users = Vec::new();
+    for i in 0..=MAX_LISTED {
+        users.push(user(d, &s.user_id(&format!("u{i}")), Role::Member, &[&g]).await);
+    }
+    let ids: Vec<&str> = users.iter().map(|u| u.info.id.as_str()).collect();
+    let mut watcher = users[0].connect(d, 0).await;
+    let mut wt = Tracker::default();
+    wt.until_online(&mut watcher, &g, &ids[..1]).await;
+    let mut open = Vec::new();
+    for u in &users[1..] {
+        open.push(u.connect(d, 0).await);
+    }
+    // The diff that completes the list has just gone out: the next one is held for a second.
+    wt.until_online(&mut watcher, &g, &ids).await;
+    let passer = user(d, &s.user_id("passer"), Role::Member, &[&g, &other]).await;
+    let mut p = passer.connect(d, 0).await;
+    p.round_trip().await;
+    let mut late = users[0].connect(d, 0).await;
+    late.round_trip().await;
+    d.store()
+        .put(&passer.info.id, &Session::with_guilds([other.as_str()]))
+        .await
+        .expect("put");
+    bus.publish_user_event(&passer.info.id, UserEvent::GuildsChanged)
+        .await
+        .expect("event");
+    let mut lt = Tracker::default();
+    let truth = ids.len() as u64;
+    lt.until(&mut late, "the newcomer's view without the passer", |t| {
+        let v = t.view(&g);
+        v.count == truth && !v.online.contains(&passer.info.id)
+    })
+    .await;
+}
+
 /// A membership added live brings the user in (with a snapshot of the new guild); one removed
 /// takes them out at once, without the linger.
 pub async fn membership_change_live(d: &impl Deployment, bus: &dyn Bus) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chat_shared::store::RedisStore;
 use chat_shared::store::SessionStore;
-use testkit::{ChildService, Nats, RedisServer, cargo_bin, free_port, wait_for_http_ok};
+use testkit::{ChildService, Nats, RedisServer, cargo_bin, wait_for_http_ok};
 
 use super::{ALLOWED_ORIGIN, Deployment, SECRET};
 
@@ -97,7 +97,7 @@ impl Distributed {
             d.bots.push(bot);
         }
         for _ in 0..topology.gateways {
-            let gateway = d.spawn_gateway(free_port(), free_port()).await;
+            let gateway = d.spawn_gateway(0).await;
             d.gateways.push(gateway);
         }
         d
@@ -119,9 +119,10 @@ impl Distributed {
         env
     }
 
-    /// Starts a worker binary and waits until it says it is serving.
+    /// Starts a worker binary (its ops listener on a port it picks) and waits until it says it
+    /// is serving.
     pub async fn spawn_worker(&self, name: &str, ready_line: &str) -> ChildService {
-        let env = self.env(format!("127.0.0.1:{}", free_port()));
+        let env = self.env("127.0.0.1:0".to_owned());
         let service = ChildService::spawn(cargo_bin(name), Vec::<String>::new(), env);
         assert!(
             service.wait_for_output(ready_line, READY).await,
@@ -131,14 +132,20 @@ impl Distributed {
         service
     }
 
-    /// Starts a gateway on `port` (ops listener on `ops_port`) and waits until it is ready.
-    pub async fn spawn_gateway(&self, port: u16, ops_port: u16) -> GatewayProcess {
+    /// Starts a gateway on `port` (0: one it picks) with its ops listener on a port it picks,
+    /// reads both from the lines it prints once they are bound, and waits until it is ready.
+    /// No port is picked here and freed for the gateway to bind later: another process could
+    /// be handed it meanwhile and answer `/readyz` for it.
+    pub async fn spawn_gateway(&self, port: u16) -> GatewayProcess {
         let mut env = self.env(format!("127.0.0.1:{port}"));
-        env.push((
-            "OPS_LISTEN_ADDR".to_owned(),
-            format!("127.0.0.1:{ops_port}"),
-        ));
-        let service = ChildService::spawn(cargo_bin("gateway"), Vec::<String>::new(), env);
+        env.push(("OPS_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()));
+        let mut service = ChildService::spawn(cargo_bin("gateway"), Vec::<String>::new(), env);
+        let port = printed_port(&mut service, "gateway listening on http://").await;
+        let ops_port = printed_port(
+            &mut service,
+            "ops endpoints (/metrics, /healthz, /readyz) on http://",
+        )
+        .await;
         if let Err(error) =
             wait_for_http_ok(&format!("http://127.0.0.1:{port}/readyz"), READY).await
         {
@@ -154,11 +161,11 @@ impl Distributed {
         }
     }
 
-    /// Kills gateway `i` and starts a new one on the same port.
+    /// Kills gateway `i` and starts a new one on the same port (its ops port may change).
     pub async fn restart_gateway(&mut self, i: usize) {
-        let (port, ops_port) = (self.gateways[i].port, self.gateways[i].ops_port);
+        let port = self.gateways[i].port;
         self.gateways[i].service.kill();
-        self.gateways[i] = self.spawn_gateway(port, ops_port).await;
+        self.gateways[i] = self.spawn_gateway(port).await;
     }
 }
 
@@ -184,4 +191,13 @@ impl Deployment for Distributed {
     fn store(&self) -> Arc<dyn SessionStore> {
         self.store.clone()
     }
+}
+
+/// The port of the `host:port` a child printed after `prefix` once it had bound it.
+async fn printed_port(service: &mut ChildService, prefix: &str) -> u16 {
+    let addr = service.wait_for_line(prefix, READY).await;
+    addr.as_deref()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no \"{prefix}…\" line:\n{}", service.log_tail(30)))
 }

@@ -1,7 +1,11 @@
 /**
- * Runs the real gateway binary for the browser tests: picks a free loopback port, starts it in
- * embedded mode (or distributed, with the router and bot workers, when NATS_URL and REDIS_URL
- * are given), waits for `GET /healthz`, and can SIGSTOP / SIGKILL / restart it on the same port.
+ * Runs the real gateway binary for the browser tests: starts it in embedded mode (or
+ * distributed, with the router and bot workers, when NATS_URL and REDIS_URL are given) on
+ * loopback port 0, reads the ports it bound from the line it prints once listening, waits for
+ * `GET /healthz`, and can SIGSTOP / SIGKILL / restart it on the same port. Each process binds
+ * its own ports: a port picked here and closed before the child bound it could be handed to
+ * another process meanwhile, and that process's /healthz would pass for the gateway's (a
+ * worker's or an ops listener's answers 404 to dev login).
  * Also signs users in through `POST /api/dev/login` and mints HS256 tokens with node's crypto.
  */
 import { spawn } from 'node:child_process';
@@ -15,8 +19,17 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const COOKIE_NAME = 'slimy_admin_token';
 
 const BIN = (envName, name) => path.resolve(REPO_ROOT, process.env[envName] ?? `target/debug/${name}`);
+/** The lines a gateway prints once both its listeners are bound (gateway/src/main.rs `announce`). */
+const GATEWAY_LISTENING = /^(?:guild chat \(embedded mode\) at|gateway listening on) http:\/\/(\S+)$/;
+const GATEWAY_OPS = /^ops endpoints \(\/metrics, \/healthz, \/readyz\) on http:\/\/(\S+)$/;
+/** The line a worker prints once its ops listener is bound (router-worker, bot-worker `main`). */
+const WORKER_OPS = /^[a-z-]+ (?:serving|taking jobs) \(ops on (\S+)\)$/;
+const START_TIMEOUT_MS = 30000;
 
-/** A free loopback TCP port. */
+/**
+ * A loopback TCP port free right now. Only for a server that cannot bind port 0 and say what it
+ * got (HAProxy): the port may be handed to another process before that server binds it.
+ */
 export async function freePort() {
   const server = createServer();
   server.listen(0, '127.0.0.1');
@@ -48,7 +61,12 @@ class Child {
     this.output = '';
   }
 
-  start() {
+  /**
+   * Spawns the binary. `announce` are patterns of stdout lines the child prints once it
+   * listens; `this.announced` resolves with each one's first capture, in order, or rejects
+   * when the child ends before printing them all.
+   */
+  start(announce = []) {
     // NATS_URL / REDIS_URL given to the tests are for distributed runs only: an embedded
     // gateway must not inherit them.
     const inherited = { ...process.env };
@@ -65,6 +83,21 @@ class Child {
     proc.stderr.on('data', keep);
     proc.on('error', (err) => keep(`spawn error: ${err.message}\n`));
     proc.on('exit', (code, signal) => keep(`[exited: code ${code}, signal ${signal}]\n`));
+    this.announced = watchLines(proc, announce, () => new Error(`${this.name} ended before it was listening:\n${this.output}`));
+    this.announced.catch(() => {}); // awaited by the starter; a later crash is not unhandled
+  }
+
+  /** The announced captures (see `start`), failing after START_TIMEOUT_MS. */
+  async listening() {
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name} not listening after ${START_TIMEOUT_MS} ms:\n${this.output}`)), START_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.announced, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   alive() {
@@ -91,7 +124,37 @@ class Child {
   }
 }
 
-/** A gateway (plus workers in distributed mode) on a fixed port, restartable. */
+/**
+ * Resolves with the first capture of each of `patterns` in `proc`'s stdout lines, in order;
+ * rejects with `ended()` when its output closes first.
+ */
+function watchLines(proc, patterns, ended) {
+  return new Promise((resolve, reject) => {
+    const found = patterns.map(() => undefined);
+    let partial = '';
+    const onData = (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        patterns.forEach((pattern, i) => { found[i] ??= pattern.exec(line.trimEnd())?.[1]; });
+      }
+      if (found.every((f) => f !== undefined)) {
+        proc.stdout.off('data', onData);
+        resolve(found);
+      }
+    };
+    if (patterns.length === 0) return resolve(found);
+    proc.stdout.on('data', onData);
+    proc.once('close', () => reject(ended()));
+  });
+}
+
+/** The port of `host:port`. */
+function portOf(address) {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+/** A gateway (plus workers in distributed mode): its port bound at the first start, kept on restarts. */
 export class GatewayProcess {
   /**
    * `distributed`: `{NATS_URL, REDIS_URL}` or null for embedded mode. `withWorkers`: whether this
@@ -117,8 +180,9 @@ export class GatewayProcess {
 
   env() {
     return {
-      LISTEN_ADDR: `127.0.0.1:${this.port}`,
-      OPS_LISTEN_ADDR: `127.0.0.1:${this.opsPort}`,
+      // Port 0 at the first start: the gateway binds one and prints it (see `launch`).
+      LISTEN_ADDR: `127.0.0.1:${this.port ?? 0}`,
+      OPS_LISTEN_ADDR: '127.0.0.1:0',
       DEV_LOGIN: 'true',
       JWT_SECRET: this.secret,
       ...(this.distributed ?? {}),
@@ -126,24 +190,40 @@ export class GatewayProcess {
     };
   }
 
+  /** Starts the workers (distributed, `withWorkers`) and the gateway; stops them all if it fails. */
   async start() {
-    this.port ??= await freePort();
-    this.opsPort ??= await freePort();
-    if (this.distributed && this.withWorkers && this.workers.length === 0) await this.startWorkers();
-    this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
-    this.gateway.start();
-    await this.waitHealthy();
+    try {
+      if (this.distributed && this.withWorkers && this.workers.length === 0) await this.startWorkers();
+      await this.launch();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     return this;
   }
 
-  /** The router and bot workers, each with its ops port (/healthz) on a free loopback port. */
+  /**
+   * Spawns the gateway and waits until it prints the addresses it bound, then for its /healthz
+   * there. On a restart it must bind `this.port` again: if another process took that port
+   * while it was down, the gateway exits ("cannot listen") and this says so.
+   */
+  async launch() {
+    this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
+    this.gateway.start([GATEWAY_LISTENING, GATEWAY_OPS]);
+    const [listen, ops] = await this.gateway.listening();
+    this.port = portOf(listen);
+    this.opsPort = portOf(ops);
+    await this.waitHealthy();
+  }
+
+  /** The router and bot workers, each with its ops port (/healthz) on a port it binds itself. */
   async startWorkers() {
     for (const [envName, name] of [['ROUTER_WORKER_BIN', 'router-worker'], ['BOT_WORKER_BIN', 'bot-worker']]) {
-      const port = await freePort();
-      const child = new Child(name, BIN(envName, name), { ...this.distributed, LISTEN_ADDR: `127.0.0.1:${port}` });
-      child.start();
+      const child = new Child(name, BIN(envName, name), { ...this.distributed, LISTEN_ADDR: '127.0.0.1:0' });
+      child.start([WORKER_OPS]);
       this.workers.push(child);
-      await waitHealthy(child, `http://127.0.0.1:${port}`);
+      const [ops] = await child.listening();
+      await waitHealthy(child, `http://${ops}`);
     }
   }
 
@@ -174,9 +254,7 @@ export class GatewayProcess {
   /** Starts the gateway again on the same port (killing it first if it still runs). */
   async restart() {
     await this.gateway.kill();
-    this.gateway = new Child('gateway', BIN('GATEWAY_BIN', 'gateway'), this.env());
-    this.gateway.start();
-    await this.waitHealthy();
+    await this.launch();
   }
 
   async stop() {
