@@ -92,9 +92,17 @@ struct Watched {
 }
 
 impl Watcher {
-    async fn open(&self) -> Result<Client, String> {
+    /// Opens a connection through the LB that resumes each of the watcher's guilds after the
+    /// last seq it received there, named in the handshake (a `resume` frame would let a live
+    /// message that lands in between overtake the replay: docs/protocol.md).
+    async fn open(&self, received: &Received) -> Result<Client, String> {
+        let resume: Vec<String> = (self.guilds.iter())
+            .map(|g| format!("{g}:{}", last_seq(received, g)))
+            .collect();
+        let resume = resume.join(",");
         let how = Connect {
             token: Some(&self.token),
+            resume: Some(&resume),
             ..Connect::default()
         };
         Client::open(&self.lb, how)
@@ -108,14 +116,6 @@ impl Watcher {
             ..Watched::default()
         };
         loop {
-            let positions: HashMap<&String, u64> = self
-                .guilds
-                .iter()
-                .map(|g| (g, last_seq(&seen.received, g)))
-                .collect();
-            client
-                .send_value(json!({"type": "resume", "positions": positions}))
-                .await;
             let close = loop {
                 if self.reached(&seen, &goal.borrow()) {
                     return seen;
@@ -138,7 +138,7 @@ impl Watcher {
                 .lock()
                 .expect("lock")
                 .get_or_insert_with(Instant::now);
-            client = match self.open().await {
+            client = match self.open(&seen.received).await {
                 Ok(client) => client,
                 Err(problem) => {
                     return Watched {
@@ -361,7 +361,7 @@ fn guilds_of(i: usize, guilds: &[String; 2]) -> Vec<String> {
 async fn connect(watchers: Vec<Watcher>, goal: &watch::Receiver<Goal>) -> Vec<JoinHandle<Watched>> {
     let mut tasks = Vec::new();
     for w in watchers {
-        let client = w.open().await.expect("connected through the LB");
+        let client = (w.open(&Received::default()).await).expect("connected through the LB");
         tasks.push(tokio::spawn(w.run(client, goal.clone())));
     }
     tasks
