@@ -22,13 +22,6 @@ fn router(nats: &NatsServer, listen_addr: &str) -> ChildService {
     ChildService::spawn(cargo_bin("router-worker"), Vec::<String>::new(), vars)
 }
 
-/// The address in the worker's "serving (ops on …)" line.
-fn printed_ops_addr(service: &ChildService) -> Option<String> {
-    let log = std::fs::read_to_string(service.log_path()).ok()?;
-    let rest = &log[log.find(SERVING)? + SERVING.len()..];
-    Some(rest[..rest.find(')')?].to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_listen_addr_fails_the_start() {
     let nats = NatsServer::start();
@@ -47,13 +40,11 @@ async fn a_taken_listen_addr_fails_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_zero_prints_the_port_it_got() {
     let nats = NatsServer::start();
-    let service = router(&nats, "127.0.0.1:0");
-    assert!(
-        service.wait_for_output(SERVING, READY).await,
-        "not serving:\n{}",
-        service.log_tail(20)
-    );
-    let addr = printed_ops_addr(&service).expect("the printed address");
+    let mut service = router(&nats, "127.0.0.1:0");
+    let printed = service.wait_for_line(SERVING, READY).await;
+    let addr = (printed.as_deref().and_then(|rest| rest.strip_suffix(')')))
+        .unwrap_or_else(|| panic!("not serving:\n{}", service.log_tail(20)))
+        .to_owned();
     assert!(!addr.ends_with(":0"), "printed {addr}");
     wait_for_http_ok(&format!("http://{addr}/healthz"), READY)
         .await
