@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use chat_shared::protocol::ErrorCode;
 use chat_shared::store::rate_limit::{self, Decision, MemoryRateLimiter, RateLimiter as _};
 use chat_shared::store::{ConnLease, LeaseDecision, SessionStore};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota};
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -166,7 +166,7 @@ impl Admission {
         let max_node = limits.max_connections as usize;
         let handshakes = NonZeroU32::new(limits.max_handshakes_per_sec).map(|rate| {
             let burst = NonZeroU32::new(limits.handshake_burst).unwrap_or(rate);
-            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+            crate::rate::limiter(Quota::per_second(rate).allow_burst(burst))
         });
         let per_ip = (limits.max_handshakes_per_ip_per_sec > 0).then(|| {
             let burst = limits.handshake_burst_per_ip.max(1);
@@ -213,7 +213,7 @@ impl Admission {
         if let Some(limiter) = &self.handshakes
             && let Err(not_until) = limiter.check()
         {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(crate::rate::clock().now());
             return Err(Refusal::handshake_rate(wait));
         }
         Ok(NodeSlot { _permit: permit })

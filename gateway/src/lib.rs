@@ -15,6 +15,7 @@ pub mod ops_listener;
 pub mod origin;
 pub mod outbound;
 pub mod presence;
+pub mod rate;
 pub mod revocation;
 pub mod send;
 pub mod send_limit;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
 use chat_shared::protocol::{ErrorCode, close_code};
 use futures::future::BoxFuture;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota};
 use serde_json::Value;
 
 use crate::admission::{NodeSlot, UserSlot};
@@ -185,7 +185,7 @@ impl Socket {
         let burst = NonZeroU32::new(state.config.send_burst).unwrap_or(NonZeroU32::MIN);
         self.connected = Some(Connected {
             link,
-            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            limiter: crate::rate::limiter(Quota::per_second(rate).allow_burst(burst)),
             strikes: 0,
             _slots: (node_slot, user_slot),
         });

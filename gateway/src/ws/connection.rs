@@ -17,7 +17,7 @@ use chat_shared::protocol::{
     close_code,
 };
 use futures::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -158,7 +158,7 @@ impl Reader {
             state: state.clone(),
             caller,
             handle,
-            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            limiter: crate::rate::limiter(Quota::per_second(rate).allow_burst(burst)),
             strikes: 0,
             last_send_done: None,
             resumes: Resumes::default(),

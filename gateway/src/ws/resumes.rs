@@ -14,7 +14,7 @@ use chat_shared::protocol::ErrorCode;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::state::AppState;
 use crate::ws::handle::ConnHandle;
@@ -38,7 +38,7 @@ impl Resumes {
         let limiter = self.limiter.get_or_insert_with(|| {
             let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
             let burst = NonZeroU32::new(RESUME_BURST).unwrap_or(NonZeroU32::MIN);
-            Box::new(RateLimiter::direct(
+            Box::new(crate::rate::limiter(
                 Quota::per_minute(rate).allow_burst(burst),
             ))
         });
