@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use crate::sequencer::{Fetch, Out, Sequencer};
-use crate::shared_frame::SharedFrame;
+use crate::shared_frame::{SharedFrame, ViewerSnapshot};
 use crate::wire_entry::WireEntry;
 use crate::ws::handle::ConnHandle;
 
@@ -44,6 +44,8 @@ pub enum Outbound {
     Frame(Box<ServerFrame>),
     /// A frame many connections get (presence, typing), encoded once for all of them.
     Shared(Arc<SharedFrame>),
+    /// A shared presence snapshot with this connection's user added.
+    Snapshot(Box<ViewerSnapshot>),
     /// A resume of this guild starts: its live entries wait for the replay.
     ResumeBegin(Box<ResumeBegin>),
     /// A page of a replay.
@@ -73,6 +75,7 @@ impl Outbound {
             + match self {
                 Outbound::Live(entry) => entry.message.text.len(),
                 Outbound::Shared(frame) => frame.len(),
+                Outbound::Snapshot(snapshot) => snapshot.shared.len() + ITEM_OVERHEAD,
                 Outbound::ResumePage(page) => entries(&page.entries),
                 Outbound::Filled(filled) => {
                     filled.page.as_ref().map_or(0, |(page, _)| entries(page))
@@ -155,6 +158,7 @@ impl Outbox {
         match item {
             Outbound::Frame(frame) => return writes.push(Write::Frame(*frame)),
             Outbound::Shared(frame) => return writes.push(Write::Shared(frame)),
+            Outbound::Snapshot(snapshot) => return writes.push(Write::Frame(snapshot.frame())),
             Outbound::Live(entry) => {
                 live = true;
                 self.sequencer.live(entry, &mut self.out);

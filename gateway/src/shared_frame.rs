@@ -3,14 +3,17 @@
 //! however many connections write it, as [`crate::wire_entry::WireEntry`] does for messages.
 //! The JSON encoding is made up front: its length is what a queued copy is taken to cost.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chat_shared::protocol::ServerFrame;
 use chat_shared::protocol::codec::{Encoding, encode};
 
+use chat_shared::protocol::identity::UserInfo;
+
 use crate::metrics::FrameType;
+use crate::presence::listing::with_viewer;
 
 #[derive(Debug)]
 pub struct SharedFrame {
@@ -57,6 +60,26 @@ impl SharedFrame {
                     .clone(),
             ),
         }
+    }
+}
+
+/// A guild's shared presence snapshot for a viewer its sample does not list: the connection
+/// makes the frame with its user added (`presence::listing`), in its own task, so the presence
+/// service's lock only pays for two clones of pointers and one user.
+#[derive(Debug)]
+pub struct ViewerSnapshot {
+    pub shared: Arc<SharedFrame>,
+    pub viewer: UserInfo,
+}
+
+impl ViewerSnapshot {
+    pub fn frame(&self) -> ServerFrame {
+        let mut frame = self.shared.frame().clone();
+        if let ServerFrame::Presence(snapshot) = &mut frame {
+            snapshot.online = with_viewer(std::mem::take(&mut snapshot.online), Some(&self.viewer));
+            snapshot.truncated = snapshot.count > snapshot.online.len() as u64;
+        }
+        frame
     }
 }
 

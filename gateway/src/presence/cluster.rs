@@ -1,9 +1,10 @@
 //! The cluster's view of a guild's presence (pure, no I/O): the union of every gateway's
 //! aggregate ("source"). A remote source lives while its heartbeats arrive and expires
 //! `PRESENCE_TTL_MS` after the last one, so a killed gateway's users go; a gap in a source's
-//! `seq` asks for its full list again. Every change is O(1) per user; nothing is rebuilt.
+//! `seq` asks for its full list again. Every change is O(log n) per user (an ordered index by
+//! name keeps the listed sample cheap); nothing is rebuilt.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,10 @@ struct Online {
 struct GuildView {
     sources: HashMap<Arc<str>, Source>,
     online: HashMap<String, Online>,
+    /// `online` in listing order: (name, id).
+    order: BTreeSet<(String, String)>,
+    /// Counts the changes of `online` (what a cached snapshot was made from).
+    version: u64,
 }
 
 impl GuildView {
@@ -67,6 +72,8 @@ impl GuildView {
             });
         entry.sources += 1;
         if entry.sources == 1 {
+            self.order.insert((user.name.clone(), user.id.clone()));
+            self.version += 1;
             changes.joined.push(user);
         }
     }
@@ -85,7 +92,10 @@ impl GuildView {
         if let Some(entry) = self.online.get_mut(user_id) {
             entry.sources = entry.sources.saturating_sub(1);
             if entry.sources == 0 {
-                self.online.remove(user_id);
+                if let Some(gone) = self.online.remove(user_id) {
+                    self.order.remove(&(gone.info.name, gone.info.id));
+                }
+                self.version += 1;
                 changes.left.push(user_id.to_owned());
             }
         }
@@ -261,6 +271,11 @@ impl ClusterView {
         self.guilds.get(guild).map_or(0, |v| v.online.len())
     }
 
+    /// Changes so far of the guild's online users: equal versions, equal lists.
+    pub fn version(&self, guild: &str) -> u64 {
+        self.guilds.get(guild).map_or(0, |v| v.version)
+    }
+
     /// Whether `user_id` is online in `guild`.
     pub fn is_online(&self, guild: &str, user_id: &str) -> bool {
         self.guilds
@@ -268,20 +283,25 @@ impl ClusterView {
             .is_some_and(|v| v.online.contains_key(user_id))
     }
 
-    /// At most `max` online users (sorted by name, then id) and the exact count. Costs O(max)
-    /// plus the sort of those, whatever the guild's size.
+    /// The first `max` online users in listing order (name, then id) and the exact count.
+    /// Costs O(max) whatever the guild's size.
     pub fn listed(&self, guild: &str, max: usize) -> (Vec<UserInfo>, usize) {
         let Some(view) = self.guilds.get(guild) else {
             return (Vec::new(), 0);
         };
-        let mut listed: Vec<UserInfo> = view
-            .online
-            .values()
+        let listed = view
+            .order
+            .iter()
             .take(max)
+            .filter_map(|(_, id)| view.online.get(id))
             .map(|o| o.info.clone())
             .collect();
-        listed.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
         (listed, view.online.len())
+    }
+
+    /// The user `user_id` as the view has them, if online.
+    pub fn user(&self, guild: &str, user_id: &str) -> Option<&UserInfo> {
+        self.guilds.get(guild)?.online.get(user_id).map(|o| &o.info)
     }
 }
 

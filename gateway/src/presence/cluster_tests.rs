@@ -195,6 +195,42 @@ fn the_list_is_truncated_with_the_exact_count() {
 }
 
 #[test]
+fn the_list_is_the_first_in_name_order_across_sources() {
+    let guild: Arc<str> = Arc::from("g1");
+    let (own, other): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+    let named = |id: &str, name: &str| UserInfo::new(id, name, Role::Member);
+    let mut view = ClusterView::new(TTL);
+    view.follow(&guild, &own, vec![named("u1", "Cid"), named("u2", "Ann")]);
+    let now = Instant::now();
+    let remote = PresenceBody::Full {
+        seq: 1,
+        users: vec![named("u3", "Bob"), named("u2", "Ann")],
+    };
+    view.apply(&guild, &other, &remote, now);
+    // (step, listed ids with max 2)
+    let listed = |view: &ClusterView| {
+        let (got, _) = view.listed(&guild, 2);
+        got.into_iter().map(|u| u.id).collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&view), ["u2", "u3"], "Ann, Bob; Cid beyond");
+    view.local(&guild, &own, None, Some("u2"));
+    assert_eq!(
+        listed(&view),
+        ["u2", "u3"],
+        "Ann still online on the other source"
+    );
+    view.apply(&guild, &other, &delta(2, &[], &["u2"]), now);
+    assert_eq!(listed(&view), ["u3", "u1"], "Ann gone: Bob, Cid");
+    view.apply(&guild, &other, &PresenceBody::Gone, now);
+    assert_eq!(listed(&view), ["u1"]);
+    assert_eq!(
+        view.user(&guild, "u1").map(|u| u.name.as_str()),
+        Some("Cid")
+    );
+    assert_eq!(view.user(&guild, "u3"), None);
+}
+
+#[test]
 fn local_changes_and_unfollowed_guilds() {
     let guild: Arc<str> = Arc::from("g1");
     let own: Arc<str> = Arc::from("a");

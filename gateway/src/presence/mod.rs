@@ -1,6 +1,7 @@
 //! Presence and typing (issue #13; DESIGN.md "Presence and typing"), a subsystem of its own.
 //! The pure parts: [`local`] (this gateway's users, with the linger), [`cluster`] (the merged
-//! view of every gateway, with the TTL), [`coalesce`] (netted, rate-limited diffs) and
+//! view of every gateway, with the TTL), [`listing`] (the listed sample and its diffs),
+//! [`coalesce`] (when a diff may go out) and
 //! [`typing`] (the throttle). The I/O: [`service`] (the state behind one lock, fan-out to local
 //! connections, heartbeats), [`rooms`] (the followed guilds' connections and snapshots),
 //! [`feed`] (one bus subscription per followed guild) and [`outbox`] (frames encoded once per
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod coalesce;
 pub mod config;
 mod feed;
+pub mod listing;
 pub mod local;
 mod metrics;
 mod off;

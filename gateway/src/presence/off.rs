@@ -43,7 +43,7 @@ impl PresenceService {
                 continue;
             }
             let frame = ServerFrame::Presence(self.snapshot_of(&st, &guild, false));
-            Outgoing::new(&frame).send(conn, &self.metrics);
+            Outgoing::new(frame).send(conn, &self.metrics);
         }
     }
 

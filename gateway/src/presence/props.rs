@@ -10,7 +10,8 @@
 //!   never connected to (no view ever holds a non-member);
 //! - once lingers and TTLs have passed, every live view equals the truth (users with an open
 //!   connection on a live gateway: no phantom from a dead or restarted gateway), and a client
-//!   that applied the snapshot and then every coalesced diff (set semantics) sees exactly it.
+//!   that applied the snapshot and then every coalesced diff (set semantics) sees exactly the
+//!   truth's listed sample (everyone up to `MAX_LISTED`, the first `MAX_LISTED − 1` above it).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use proptest::prelude::*;
 
 use super::cluster::{Changes, ClusterView};
 use super::coalesce::Coalescer;
+use super::listing::sample_size;
 use super::local::LocalPresence;
 
 const LINGER: Duration = Duration::from_millis(3_000);
@@ -29,6 +31,8 @@ const TTL: Duration = Duration::from_millis(30_000);
 const GATEWAYS: usize = 3;
 const USERS: usize = 5;
 const GUILDS: usize = 3;
+/// Below `USERS`, so guilds go above it and back.
+const MAX_LISTED: usize = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -128,19 +132,30 @@ impl Gateway {
     }
 
     fn record(&mut self, g: usize, changes: Changes) {
-        self.coalescer.record(&guild(g), changes);
+        self.coalescer.record(&guild(g), &changes);
     }
 
-    /// Diffs that may go out now, applied to this gateway's clients (guilds with an odd index
-    /// are "large": coalesced to one per second).
+    fn sample(&self, g: usize) -> (Vec<UserInfo>, usize) {
+        let count = self.cluster.count(&guild(g));
+        self.cluster
+            .listed(&guild(g), sample_size(count, MAX_LISTED))
+    }
+
+    /// Diffs that may go out now, applied to this gateway's clients (guilds above
+    /// `MAX_LISTED` are coalesced to one per second).
     fn flush(&mut self, now: Instant) {
         for g in 0..GUILDS {
-            if let Some((joined, left)) = self.coalescer.take(&guild(g), g % 2 == 1, now) {
+            let large = self.cluster.count(&guild(g)) > MAX_LISTED;
+            if !self.coalescer.take(&guild(g), large, now) {
+                continue;
+            }
+            let (sample, count) = self.sample(g);
+            if let Some(diff) = self.coalescer.advance(&guild(g), &sample, count) {
                 let client = self.client.entry(g).or_default();
-                for id in left {
+                for id in diff.left {
                     client.remove(&id);
                 }
-                for u in joined {
+                for u in diff.joined {
                     client.insert(u.id);
                 }
             }
@@ -300,7 +315,9 @@ impl World {
                             self.gws[gw].cluster.apply(&guild(g), &source, &full, now);
                         }
                     }
-                    let snapshot = self.gws[gw].online(g);
+                    let (sample, count) = self.gws[gw].sample(g);
+                    self.gws[gw].coalescer.told_all(&guild(g), &sample, count);
+                    let snapshot = sample.into_iter().map(|u| u.id).collect();
                     self.gws[gw].client.insert(g, snapshot);
                 }
             }
@@ -405,7 +422,9 @@ proptest! {
                 prop_assert_eq!(&gw.online(g), &truth, "gw{} g{} view", i, g);
                 prop_assert_eq!(gw.cluster.count(&guild(g)), truth.len());
                 let client = gw.client.get(&g).cloned().unwrap_or_default();
-                prop_assert_eq!(&client, &truth, "gw{} g{}: snapshot + diffs", i, g);
+                let listed: BTreeSet<String> =
+                    truth.iter().take(sample_size(truth.len(), MAX_LISTED)).cloned().collect();
+                prop_assert_eq!(&client, &listed, "gw{} g{}: snapshot + diffs", i, g);
             }
         }
     }

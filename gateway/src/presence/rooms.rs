@@ -1,17 +1,21 @@
 //! The rooms of the presence service: a room per followed guild holds its local connections;
 //! following a guild starts its merged view and bus subscription, the last connection (or HTTP
 //! read) gone ends both, and the subscription going live or failing sends the room a fresh
-//! snapshot. Snapshots are made here.
+//! snapshot. Snapshots are made here: the guild's listed sample, with the viewer added for a
+//! viewer outside it (see `listing`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chat_shared::protocol::ServerFrame;
+use chat_shared::protocol::identity::UserInfo;
 use chat_shared::protocol::presence::PresenceSnapshot;
 use tokio_util::sync::CancellationToken;
 
+use super::listing::sample_size;
 use super::outbox::Outgoing;
 use super::service::{PresenceService, State};
+use crate::shared_frame::SharedFrame;
 use crate::ws::handle::ConnHandle;
 
 /// Local connections following a guild.
@@ -23,10 +27,14 @@ pub(super) struct Room {
     pub watchers: u32,
     /// The bus subscription is live (the snapshots went out).
     pub live: bool,
+    /// The listed sample's snapshot and the view's version it was made at.
+    pub snapshot: Option<(u64, Arc<SharedFrame>)>,
     pub stop: CancellationToken,
 }
 
 impl PresenceService {
+    /// The snapshot of `guild` for a reader that is not a connection (`GET …/presence`), or
+    /// `available: false` for every reader.
     pub(super) fn snapshot_of(&self, st: &State, guild: &str, available: bool) -> PresenceSnapshot {
         if !available {
             return PresenceSnapshot {
@@ -44,6 +52,52 @@ impl PresenceService {
             truncated: count > online.len(),
             available: true,
             online,
+        }
+    }
+
+    /// The guild's listed sample as one snapshot frame, made once per change of its view
+    /// and kept in the room.
+    pub(super) fn shared_snapshot(&self, st: &mut State, guild: &Arc<str>) -> Arc<SharedFrame> {
+        let version = st.cluster.version(guild);
+        if let Some((_, frame)) = st
+            .rooms
+            .get(guild)
+            .and_then(|r| r.snapshot.as_ref())
+            .filter(|(v, _)| *v == version)
+        {
+            return frame.clone();
+        }
+        let count = st.cluster.count(guild);
+        let (sample, count) = st
+            .cluster
+            .listed(guild, sample_size(count, self.config.max_listed()));
+        let frame = Arc::new(SharedFrame::new(snapshot_frame(guild, sample, count)));
+        if let Some(room) = st.rooms.get_mut(guild) {
+            room.snapshot = Some((version, frame.clone()));
+        }
+        frame
+    }
+
+    /// Sends `conns` of `guild` their snapshots of the sample in `shared`: the shared frame
+    /// to the viewers in it, and to each of the others the sample with them added (made by
+    /// the connection, off this lock).
+    pub(super) fn send_snapshots<'c>(
+        &self,
+        st: &State,
+        guild: &str,
+        shared: &Arc<SharedFrame>,
+        conns: impl Iterator<Item = &'c ConnHandle>,
+    ) {
+        let ServerFrame::Presence(snapshot) = shared.frame() else {
+            return;
+        };
+        let out = Outgoing::shared(shared.clone());
+        for conn in conns {
+            let viewer = st.cluster.user(guild, conn.user_id());
+            match viewer.filter(|v| !snapshot.online.iter().any(|u| u.id == v.id)) {
+                None => out.send(conn, &self.metrics),
+                Some(viewer) => out.send_with_viewer(conn, viewer, &self.metrics),
+            }
         }
     }
 
@@ -76,6 +130,7 @@ impl PresenceService {
                 held: HashSet::new(),
                 watchers: 0,
                 live,
+                snapshot: None,
                 stop,
             },
         );
@@ -107,17 +162,40 @@ impl PresenceService {
         };
         room.live = live;
         room.held.clear();
-        st.coalescer.forget(guild);
-        let available = live && self.enabled();
-        let frame = ServerFrame::Presence(self.snapshot_of(&st, guild, available));
-        let mut out = Outgoing::new(&frame);
-        for conn in st
+        if !(live && self.enabled()) {
+            st.coalescer.forget(guild);
+            let out = Outgoing::new(ServerFrame::Presence(self.snapshot_of(&st, guild, false)));
+            for conn in st
+                .rooms
+                .get(guild)
+                .into_iter()
+                .flat_map(|r| r.conns.values())
+            {
+                out.send(conn, &self.metrics);
+            }
+            return;
+        }
+        let shared = self.shared_snapshot(&mut st, guild);
+        if let ServerFrame::Presence(snapshot) = shared.frame() {
+            st.coalescer
+                .told_all(guild, &snapshot.online, snapshot.count as usize);
+        }
+        let conns = st
             .rooms
             .get(guild)
             .into_iter()
-            .flat_map(|r| r.conns.values())
-        {
-            out.send(conn, &self.metrics);
-        }
+            .flat_map(|r| r.conns.values());
+        self.send_snapshots(&st, guild, &shared, conns);
     }
+}
+
+/// A snapshot of `sample` (and `count` online).
+fn snapshot_frame(guild: &str, online: Vec<UserInfo>, count: usize) -> ServerFrame {
+    ServerFrame::Presence(PresenceSnapshot {
+        guild_id: guild.to_owned(),
+        count: count as u64,
+        truncated: count > online.len(),
+        available: true,
+        online,
+    })
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::cluster::{Changes, ClusterView};
 use super::coalesce::Coalescer;
 use super::config::PresenceConfig;
+use super::listing::SampleDiff;
 use super::local::LocalPresence;
 use super::metrics::PresenceMetrics;
 use super::outbox::Outgoing;
@@ -106,8 +107,8 @@ impl PresenceService {
             if held {
                 room.held.insert(conn.id());
             } else if live {
-                let frame = ServerFrame::Presence(self.snapshot_of(&st, &guild, true));
-                Outgoing::new(&frame).send(conn, &self.metrics);
+                let shared = self.shared_snapshot(&mut st, &guild);
+                self.send_snapshots(&st, &guild, &shared, std::iter::once(conn));
             }
         }
     }
@@ -235,12 +236,11 @@ impl PresenceService {
             self.local_change(&mut st, &guild, None, Some(&user_id));
         }
         for (guild, changes) in st.cluster.expire(now) {
-            st.coalescer.record(&guild, changes);
+            st.coalescer.record(&guild, &changes);
         }
         for guild in st.coalescer.guilds() {
             self.flush(&mut st, &guild, now);
         }
-        st.coalescer.prune(now);
         st.typing_in.prune(now);
         st.typing_out.prune(now);
     }
@@ -286,20 +286,26 @@ impl PresenceService {
         };
         self.publish(guild, body);
         let changes = st.cluster.local(guild, &self.own, joined.cloned(), left);
-        st.coalescer.record(guild, changes);
+        st.coalescer.record(guild, &changes);
     }
 
-    /// Sends the guild's waiting diff to its live room when it may go out: to the connections
-    /// that were there before it, and the held snapshot to those that came while it waited.
+    /// Sends the guild's diff to its live room when it may go out: to the connections that
+    /// were there before it, and the held snapshot to those that came while it waited.
     pub(super) fn flush(&self, st: &mut State, guild: &Arc<str>, now: Instant) {
         if !st.rooms.get(guild).is_some_and(|r| r.live) {
             return;
         }
-        let count = st.cluster.count(guild);
-        let large = count > self.config.max_listed();
-        let Some((joined, left)) = st.coalescer.take(guild, large, now) else {
+        let large = st.cluster.count(guild) > self.config.max_listed();
+        if !st.coalescer.take(guild, large, now) {
+            return;
+        }
+        let shared = self.shared_snapshot(st, guild);
+        let ServerFrame::Presence(snapshot) = shared.frame() else {
             return;
         };
+        let diff = st
+            .coalescer
+            .advance(guild, &snapshot.online, snapshot.count as usize);
         let held = st
             .rooms
             .get_mut(guild)
@@ -308,30 +314,24 @@ impl PresenceService {
         let Some(room) = st.rooms.get(guild) else {
             return;
         };
-        if !(joined.is_empty() && left.is_empty()) {
-            let frame = ServerFrame::PresenceDiff(PresenceDiff {
-                guild_id: guild.to_string(),
-                count: count as u64,
-                joined,
-                left,
-            });
-            let mut out = Outgoing::new(&frame);
+        if let Some(diff) = diff {
+            let out = Outgoing::new(diff_frame(guild, &diff, diff.left.clone()));
             for (_, conn) in room.conns.iter().filter(|(id, _)| !held.contains(id)) {
-                out.send(conn, &self.metrics);
+                match diff.left_for(conn.user_id()) {
+                    None => out.send(conn, &self.metrics),
+                    Some(left) => {
+                        Outgoing::new(diff_frame(guild, &diff, left)).send(conn, &self.metrics)
+                    }
+                }
             }
         }
-        if !held.is_empty() {
-            let frame = ServerFrame::Presence(self.snapshot_of(st, guild, true));
-            let mut out = Outgoing::new(&frame);
-            for conn in held.iter().filter_map(|id| room.conns.get(id)) {
-                out.send(conn, &self.metrics);
-            }
-        }
+        let held = held.iter().filter_map(|id| room.conns.get(id));
+        self.send_snapshots(st, guild, &shared, held);
     }
 
     /// Records changes of the merged view of `guild` and flushes them if due.
     pub(super) fn changed(&self, st: &mut State, guild: &Arc<str>, changes: Changes, now: Instant) {
-        st.coalescer.record(guild, changes);
+        st.coalescer.record(guild, &changes);
         self.flush(st, guild, now);
     }
 
@@ -349,13 +349,22 @@ impl PresenceService {
         let Some(room) = st.rooms.get(guild).filter(|r| r.live) else {
             return;
         };
-        let frame = ServerFrame::Typing(TypingNotice {
+        let out = Outgoing::new(ServerFrame::Typing(TypingNotice {
             guild_id: guild.to_string(),
             user: user.clone(),
-        });
-        let mut out = Outgoing::new(&frame);
+        }));
         for conn in room.conns.values().filter(|c| **c.user_id() != *user.id) {
             out.send(conn, &self.metrics);
         }
     }
+}
+
+/// A diff frame of `guild` with `left` (the diff's own, or one viewer's).
+fn diff_frame(guild: &str, diff: &SampleDiff, left: Vec<String>) -> ServerFrame {
+    ServerFrame::PresenceDiff(PresenceDiff {
+        guild_id: guild.to_owned(),
+        count: diff.count as u64,
+        joined: diff.joined.clone(),
+        left,
+    })
 }

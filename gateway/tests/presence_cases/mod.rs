@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chat_shared::bus::{Bus, UserEvent};
@@ -196,8 +197,9 @@ pub async fn non_members_see_nothing(d: &impl Deployment) {
     }
 }
 
-/// Above `PRESENCE_MAX_LISTED` the snapshot lists that many with the exact count, and diffs
-/// come at most once per second.
+/// Above `PRESENCE_MAX_LISTED` a guild lists a sample, the first `MAX_LISTED - 1` by name,
+/// with the exact count: a member in the sample sees it, any other member the sample and
+/// themself; diffs carry only the sample's changes and come at most once per second.
 pub async fn large_guild_truncated_and_coalesced(d: &impl Deployment) {
     let s = Scope::new();
     let g = s.guild("g");
@@ -205,10 +207,10 @@ pub async fn large_guild_truncated_and_coalesced(d: &impl Deployment) {
     for i in 0..10 {
         users.push(user(d, &s.user_id(&format!("u{i}")), Role::Member, &[&g]).await);
     }
+    let ids: Vec<&str> = users.iter().map(|u| u.info.id.as_str()).collect();
     let mut watcher = users[0].connect(d, 0).await;
     let mut wt = Tracker::default();
-    wt.until_online(&mut watcher, &g, &[&users[0].info.id])
-        .await;
+    wt.until_online(&mut watcher, &g, &ids[..1]).await;
     let mut open = Vec::new();
     for (i, u) in users.iter().enumerate().skip(1) {
         open.push(u.connect(d, i).await);
@@ -219,16 +221,27 @@ pub async fn large_guild_truncated_and_coalesced(d: &impl Deployment) {
     let diffs = wt.view(&g).diffs;
     let allowed = 3 + started.elapsed().as_secs() as usize;
     assert!(diffs <= allowed, "{diffs} diffs in {:?}", started.elapsed());
-    let mut late = users[1].connect(d, 1).await;
-    let snapshot = loop {
-        if let ServerFrame::Presence(p) = late.presence_frame().await {
-            break p;
-        }
-    };
+    let sample: BTreeSet<String> = ids[..MAX_LISTED - 1]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(
-        (snapshot.count, snapshot.online.len(), snapshot.truncated),
-        (10, MAX_LISTED, true)
+        wt.view(&g).online,
+        sample,
+        "the watcher's view is the sample"
     );
+    // (who connects again, whom their snapshot lists)
+    for (who, listed) in [(1, &ids[..2]), (9, &[ids[0], ids[1], ids[9]][..])] {
+        let mut late = users[who].connect(d, who).await;
+        let snapshot = loop {
+            if let ServerFrame::Presence(p) = late.presence_frame().await {
+                break p;
+            }
+        };
+        let got: Vec<&str> = snapshot.online.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(got, listed, "u{who}'s snapshot");
+        assert_eq!((snapshot.count, snapshot.truncated), (10, true), "u{who}");
+    }
 }
 
 /// A connection that opens in a large guild while the guild's diff is held (within the second
@@ -251,8 +264,12 @@ pub async fn late_joiner_during_a_held_diff(d: &impl Deployment, bus: &dyn Bus) 
     for u in &users[1..] {
         open.push(u.connect(d, 0).await);
     }
-    // The diff that completes the list has just gone out: the next one is held for a second.
-    wt.until_online(&mut watcher, &g, &ids).await;
+    // The diff that completes the count has just gone out: the next one is held for a second.
+    let all = ids.len() as u64;
+    wt.until(&mut watcher, "everyone counted", |t| {
+        t.view(&g).count == all
+    })
+    .await;
     let passer = user(d, &s.user_id("passer"), Role::Member, &[&g, &other]).await;
     let mut p = passer.connect(d, 0).await;
     p.round_trip().await;
