@@ -140,8 +140,10 @@ run_ceiling() {
 start_embedded() {
   local port
   port="$(free_port)"
+  # DEV_LOGIN_MAX_SESSIONS: a 10k storm logs in 10,000 receivers and its senders, more than the
+  # default keeps (the oldest would lose their guilds and be refused no_guild_context).
   start embedded-gateway env "${gateway_env[@]}" LISTEN_ADDR="127.0.0.1:$port" DEV_LOGIN=true \
-    JWT_SECRET="$SECRET" "$BIN/gateway"
+    DEV_LOGIN_MAX_SESSIONS=1000000 JWT_SECRET="$SECRET" "$BIN/gateway"
   GATEWAY_PID=$LAST_PID
   GATEWAY_URL="ws://127.0.0.1:$port/ws"
   wait_http "http://127.0.0.1:$port/healthz" "$GATEWAY_PID"
