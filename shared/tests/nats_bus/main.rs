@@ -8,6 +8,7 @@ mod history_cost;
 mod history_links;
 mod ingress;
 mod log;
+mod replay;
 mod restart;
 mod setup;
 mod support;

@@ -8,12 +8,10 @@
 //! background, with one acknowledgement for all of them (see [`record_seqs`]).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use async_nats::{Client, HeaderMap, jetstream};
-use futures::StreamExt;
+use async_nats::{Client, jetstream};
 
-use super::errors::unavailable;
+use super::direct_batch::{batch_get, header};
 use super::payload::{Claim, decode, encode};
 use super::subjects::CLAIMS_BUCKET;
 use crate::bus::{BusError, INTERNAL_VERSION};
@@ -23,11 +21,6 @@ use crate::protocol::ChatMessage;
 const MAX_ID_LEN: usize = 256;
 /// Keys asked for in one batch direct get (a router batch holds at most 128 sends).
 const KEYS_PER_READ: usize = 256;
-/// The status that ends a batch direct get's answers, and the one when no key had a value.
-const END_OF_BATCH: u16 = 204;
-const NO_RESULTS: u16 = 404;
-/// How long the answers to one batch read may take in all.
-const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the claim of a messageId says about an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +59,7 @@ pub async fn check_all(
         .collect();
     let mut found = HashMap::new();
     for chunk in keys.chunks(KEYS_PER_READ) {
-        let read = tokio::time::timeout(READ_TIMEOUT, read_newest(client, chunk, &mut found));
-        read.await
-            .map_err(|_| unavailable("reading messageId claims", "no end of batch in time"))??;
+        read_newest(client, chunk, &mut found).await?;
     }
     Ok(messages
         .iter()
@@ -145,50 +136,22 @@ fn claim_subject(message_id: &str) -> String {
     format!("$KV.{CLAIMS_BUCKET}.{message_id}")
 }
 
-/// One batch direct get of the newest message on each of `keys` (ADR-31 `multi_last`): one
-/// answer per key that has one, then a status message (204 end of batch; 404 when none had
-/// any). A deleted or purged key (a KV marker) counts as absent.
+/// One batch direct get of the newest message on each of `keys` (ADR-31 `multi_last`). A
+/// deleted or purged key (a KV marker) counts as absent.
 async fn read_newest(
     client: &Client,
     keys: &[String],
     found: &mut HashMap<String, Result<Claim, BusError>>,
 ) -> Result<(), BusError> {
-    let doing = "reading messageId claims";
     let request = serde_json::json!({ "multi_last": keys, "batch": keys.len() });
-    let inbox = client.new_inbox();
-    let mut answers = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| unavailable(doing, e))?;
-    client
-        .publish_with_reply(direct_get_subject(), inbox, request.to_string().into())
-        .await
-        .map_err(|e| unavailable(doing, e))?;
-    while let Some(answer) = answers.next().await {
-        match answer.status.map(|status| status.as_u16()) {
-            None | Some(200) => {}
-            Some(END_OF_BATCH) | Some(NO_RESULTS) => return Ok(()),
-            Some(status) => return Err(unavailable(doing, format!("status {status}"))),
-        }
-        let headers = answer.headers.unwrap_or_default();
-        let Some(subject) = header(&headers, "Nats-Subject") else {
-            continue;
-        };
-        if header(&headers, "KV-Operation").is_some_and(|op| op == "DEL" || op == "PURGE") {
+    let stream = format!("KV_{CLAIMS_BUCKET}");
+    for answer in batch_get(client, &stream, request, "reading messageId claims").await? {
+        if header(&answer.headers, "KV-Operation").is_some_and(|op| op == "DEL" || op == "PURGE") {
             continue;
         }
-        found.insert(subject.to_owned(), decode::<Claim>(&answer.payload));
+        found.insert(answer.subject, decode::<Claim>(&answer.payload));
     }
-    Err(unavailable(doing, "the answers stopped before the end"))
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).map(|value| value.as_str())
-}
-
-/// The direct get API subject of the bucket's stream.
-fn direct_get_subject() -> String {
-    format!("$JS.API.DIRECT.GET.KV_{CLAIMS_BUCKET}")
+    Ok(())
 }
 
 fn judge(claim: &Claim, owner: &str) -> ClaimState {

@@ -13,6 +13,7 @@ mod connection;
 pub mod connection_events;
 mod decoded;
 mod delivery;
+mod direct_batch;
 pub mod dropped_metric;
 mod errors;
 mod events;

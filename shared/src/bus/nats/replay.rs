@@ -1,7 +1,8 @@
 //! Reading a guild log back, record by record ([`super::records`]). Forward (`read_after`, the
 //! resume path) first looks at the guild's newest record (one read answers "nothing new" and
-//! "only the newest record is new"), else uses a short-lived ephemeral pull consumer filtered
-//! to the guild's subject, from the record holding the position; backward (`read_before`,
+//! "only the newest record is new"), else reads from the record holding the position with
+//! batch direct gets filtered to the guild's subject ([`super::direct_batch`], no consumer;
+//! a short-lived ephemeral pull consumer when a replica behind the leader answers); backward (`read_before`,
 //! history pages) follows links between records with direct gets, since JetStream cannot read
 //! backwards: a member's walk follows each record's `prev_visible` ([`super::links`]), so it
 //! reads only records holding entries it sees; an admin's walk, and a member's over records
@@ -17,6 +18,7 @@ use futures::StreamExt;
 
 use super::NatsBus;
 use super::connection::ensure_connected;
+use super::direct_batch::batch_get;
 use super::errors::unavailable;
 use super::links::{WalkedRecord, walk_record};
 use super::payload::{DropKind, LogRecord, decode};
@@ -50,7 +52,7 @@ impl NatsBus {
             .log
             .get_last_raw_message_by_subject(&log_subject(guild_id))
             .await;
-        match last {
+        let head = match last {
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
                 return Ok(Replay::default());
             }
@@ -63,8 +65,13 @@ impl NatsBus {
                 if entries.first().is_some_and(|e| e.prev <= after) {
                     return Ok(newest_only(entries, after, limit, visibility));
                 }
+                last.sequence
             }
             Err(e) => return Err(unavailable("reading the head of a guild log", e)),
+        };
+        let mut forward = Forward::new(after, limit, visibility);
+        if self.read_forward(guild_id, head, &mut forward).await? {
+            return Ok(forward.replay);
         }
         let consumer = self.replay_consumer(guild_id, after).await?;
         let pending = consumer.cached_info().num_pending;
@@ -76,6 +83,41 @@ impl NatsBus {
         };
         self.discard_consumer(consumer.cached_info().name.clone());
         replay
+    }
+
+    /// Reads the guild's records from the one holding the position up to `head` (the
+    /// leader's newest) with batch direct gets, no consumer. `false` when a batch came back
+    /// empty before `head`: a replica behind the leader answered, and the caller reads with a
+    /// consumer instead (from the start, `forward` is then reset).
+    async fn read_forward(
+        &self,
+        guild_id: &str,
+        head: u64,
+        forward: &mut Forward,
+    ) -> Result<bool, BusError> {
+        let stream = self.log.cached_info().config.name.clone();
+        let subject = log_subject(guild_id);
+        let mut start = record_of(forward.after).max(1);
+        loop {
+            let request = serde_json::json!({
+                "seq": start, "next_by_subj": subject, "batch": FETCH_BATCH,
+            });
+            let found = batch_get(&self.client, &stream, request, "reading a guild log").await?;
+            let Some(last) = found.last().map(|f| f.seq) else {
+                *forward = Forward::new(forward.after, forward.limit, forward.visibility);
+                return Ok(false);
+            };
+            for record in &found {
+                let entries = self.decode_entries(record.seq, &record.subject, &record.payload);
+                if forward.offer(entries) {
+                    return Ok(true);
+                }
+            }
+            if last >= head {
+                return Ok(true);
+            }
+            start = last + 1;
+        }
     }
 
     async fn replay_consumer(&self, guild_id: &str, after: u64) -> Result<PullConsumer, BusError> {
@@ -113,8 +155,7 @@ impl NatsBus {
         limit: usize,
         visibility: Visibility,
     ) -> Result<Replay, BusError> {
-        let mut replay = Replay::default();
-        let mut first = true;
+        let mut forward = Forward::new(after, limit, visibility);
         while pending > 0 {
             let mut batch = consumer
                 .fetch()
@@ -126,21 +167,8 @@ impl NatsBus {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(|e| unavailable("reading a guild log", e))?;
                 received += 1;
-                for entry in self.consumed_entries(&message) {
-                    if entry.seq <= after {
-                        continue;
-                    }
-                    if std::mem::take(&mut first) {
-                        replay.gap = entry.prev > after;
-                    }
-                    if !visibility.admits(&entry.message) {
-                        continue;
-                    }
-                    if replay.entries.len() == limit {
-                        replay.more = true;
-                        return Ok(replay);
-                    }
-                    replay.entries.push(entry);
+                if forward.offer(self.consumed_entries(&message)) {
+                    return Ok(forward.replay);
                 }
             }
             if received == 0 {
@@ -148,7 +176,7 @@ impl NatsBus {
             }
             pending = pending.saturating_sub(received);
         }
-        Ok(replay)
+        Ok(forward.replay)
     }
 
     fn consumed_entries(&self, message: &async_nats::jetstream::Message) -> Vec<LogEntry> {
@@ -292,5 +320,48 @@ fn newest_only(entries: Vec<LogEntry>, after: u64, limit: usize, visibility: Vis
         more: visible.next().is_some(),
         entries: page,
         gap: false,
+    }
+}
+
+/// A forward read's page so far: entries after `after` that `visibility` admits, at most
+/// `limit`, and whether the first one read left a gap.
+struct Forward {
+    after: u64,
+    limit: usize,
+    visibility: Visibility,
+    first: bool,
+    replay: Replay,
+}
+
+impl Forward {
+    fn new(after: u64, limit: usize, visibility: Visibility) -> Self {
+        Forward {
+            after,
+            limit,
+            visibility,
+            first: true,
+            replay: Replay::default(),
+        }
+    }
+
+    /// Offers a record's entries in order; `true` once the page is full (`more` set).
+    fn offer(&mut self, entries: Vec<LogEntry>) -> bool {
+        for entry in entries {
+            if entry.seq <= self.after {
+                continue;
+            }
+            if std::mem::take(&mut self.first) {
+                self.replay.gap = entry.prev > self.after;
+            }
+            if !self.visibility.admits(&entry.message) {
+                continue;
+            }
+            if self.replay.entries.len() == self.limit {
+                self.replay.more = true;
+                return true;
+            }
+            self.replay.entries.push(entry);
+        }
+        false
     }
 }
