@@ -20,6 +20,7 @@
 #   STORM_RATE=100              messages/s kept flowing during the reconnect storm
 #   PRESENCE_ENABLED=true|false passed to every gateway (unset: the gateway's default, on)
 #   SERVER_THREADS=n            tokio worker threads of every server process (unset: one per core)
+#   GATEWAY_ENV="NAME=value …"  more settings for every server process the run starts
 #   NATS_MONITOR_PORT=8222      the distributed run's nats-server serves /varz, /connz there
 #   presence (issue #13): the storm (STORM_CLIENTS) and an idle hold of IDLE_CLIENTS for
 #                               PRESENCE_IDLE=30s, each with presence on then off, embedded;
@@ -120,6 +121,9 @@ gateway_env=(SEND_RATE_PER_SEC=1000000 SEND_BURST=1000000 USER_SEND_RATE_PER_SEC
   MAX_HANDSHAKES_PER_IP_PER_SEC=0 RUST_LOG=warn LOG_FORMAT=json)
 [[ -z "${PRESENCE_ENABLED:-}" ]] || gateway_env+=(PRESENCE_ENABLED="$PRESENCE_ENABLED")
 [[ -z "${SERVER_THREADS:-}" ]] || gateway_env+=(TOKIO_WORKER_THREADS="$SERVER_THREADS")
+# GATEWAY_ENV="NAME=value …": more settings for every gateway the run starts (an experiment).
+# shellcheck disable=SC2206
+[[ -z "${GATEWAY_ENV:-}" ]] || gateway_env+=($GATEWAY_ENV)
 
 run_ceiling() {
   for d in $RATES; do

@@ -37,8 +37,12 @@ async fn run_scenario(config: &RunConfig) -> Result<Report, LoadTestError> {
         Scenario::Fanout(shape) => fanout::run(config, shape, setup().await?, &config.users).await,
         Scenario::Storm(shape) => storm::run(config, shape, setup().await?, &config.users).await,
         Scenario::Abuse(shape) => {
-            let (baseline, abused) = (setup().await?, setup().await?);
-            abuse::run(config, shape, baseline, abused, &config.users).await
+            let setups = abuse::Setups {
+                baseline: setup().await?,
+                abused: setup().await?,
+                after: setup().await?,
+            };
+            abuse::run(config, shape, setups, &config.users).await
         }
         Scenario::Abusers {
             stop_on_stdin_eof, ..
