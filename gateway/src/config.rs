@@ -117,7 +117,7 @@ pub struct ConnectionLimits {
     /// unlimited); beyond it /ws answers 503 `unavailable` at once. Adapts to what the session
     /// store can answer: in a reconnect storm the excess is refused cheaply instead of queueing
     /// into store timeouts.
-    #[arg(long, env = "MAX_HANDSHAKES_IN_FLIGHT", help_heading = LIMITS, default_value_t = 256)]
+    #[arg(long, env = "MAX_HANDSHAKES_IN_FLIGHT", help_heading = LIMITS, default_value_t = 4096)]
     pub max_handshakes_in_flight: u32,
     /// Handshakes per second one client address may start (0: unlimited), counted after the
     /// cheap checks (upgrade headers, token signature, origin); beyond it /ws answers 429
