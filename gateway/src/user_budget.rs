@@ -46,6 +46,11 @@ pub struct UserBudgetArgs {
     /// connection's own `RESUME_FRAMES_PER_MIN`; beyond it the frame is answered `rate_limited`.
     #[arg(long, env = "USER_RESUMES_PER_MIN", help_heading = HEADING, default_value_t = 30)]
     pub user_resumes_per_min: u32,
+    /// A handshake or history page refused by its budget is answered after this pause (at
+    /// most its Retry-After; 0: at once), so a client that ignores Retry-After and loops is
+    /// slowed to a few requests a second instead of costing the gateway a worker thread.
+    #[arg(long, env = "REFUSAL_PAUSE_MS", help_heading = HEADING, default_value_t = 250, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub refusal_pause_ms: u64,
 }
 
 /// What a budget is spent on; also the key's prefix and the metric's `budget` label.
@@ -77,6 +82,7 @@ pub struct UserBudgets {
     handshakes: Option<Quota>,
     history: Option<Quota>,
     resumes: Option<Quota>,
+    refusal_pause: Duration,
     /// `chat_gateway_user_budget_refusals_total{budget}`.
     refusals: Refusals,
 }
@@ -94,6 +100,7 @@ impl UserBudgets {
             handshakes,
             history: per_minute(args.user_history_requests_per_min),
             resumes: per_minute(args.user_resumes_per_min),
+            refusal_pause: Duration::from_millis(args.refusal_pause_ms),
             refusals: Refusals::default(),
         }
     }
@@ -119,14 +126,20 @@ impl UserBudgets {
             return Ok(());
         };
         let key = budget.key(user_id);
-        hit_budget(
+        let spent = hit_budget(
             self.limiter.as_ref(),
             &self.refusals,
             &key,
             quota,
             budget.as_str(),
         )
-        .await
+        .await;
+        if let Err(refusal) = &spent
+            && budget != Budget::Resume
+        {
+            tokio::time::sleep(self.refusal_pause.min(refusal.retry_after)).await;
+        }
+        spent
     }
 }
 
@@ -185,6 +198,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_handshake_or_page_waits_the_pause_a_resume_does_not() {
+        let budgets = budgets(&[
+            "--user-handshake-burst",
+            "1",
+            "--user-history-requests-per-min",
+            "1",
+            "--user-resumes-per-min",
+            "1",
+            "--refusal-pause-ms",
+            "150",
+        ]);
+        // (budget, paused)
+        for (budget, paused) in [
+            (Budget::Handshake, true),
+            (Budget::History, true),
+            (Budget::Resume, false),
+        ] {
+            budgets.spend(budget, "u1").await.expect("within the burst");
+            let started = std::time::Instant::now();
+            budgets.spend(budget, "u1").await.expect_err("over");
+            let waited = started.elapsed();
+            assert_eq!(
+                waited >= Duration::from_millis(150),
+                paused,
+                "{budget:?}: {waited:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn zero_means_unlimited() {
         let budgets = budgets(&[
             "--user-handshakes-per-min",
@@ -213,6 +256,7 @@ mod tests {
         );
         assert_eq!(cli.args.user_history_requests_per_min, 120);
         assert_eq!(cli.args.user_resumes_per_min, 30);
+        assert_eq!(cli.args.refusal_pause_ms, 250);
         assert_eq!(Budget::History.key("u1"), "ratelimit:history:user:u1");
         assert_eq!(Budget::Handshake.key("u1"), "ratelimit:handshake:user:u1");
     }
