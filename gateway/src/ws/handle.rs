@@ -5,7 +5,7 @@
 //! with 4009, a frame of the connection's own (a replay page) waits for room.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_shared::protocol::codec::Encoding;
@@ -50,6 +50,9 @@ struct Inner {
     /// Signalled when the writer takes items out.
     room: Notify,
     closed: CancellationToken,
+    /// Set before `closed` is cancelled: what [`ConnHandle::is_closed`] reads on every
+    /// delivery (the token's own check takes a mutex).
+    is_closed: AtomicBool,
     close_reason: Mutex<Option<CloseReason>>,
     guilds_changed: Notify,
     started: Instant,
@@ -87,6 +90,7 @@ impl ConnHandle {
             max_bytes: queue.bytes.max(1),
             room: Notify::new(),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             guilds_changed: Notify::new(),
             started: Instant::now(),
@@ -213,6 +217,7 @@ impl ConnHandle {
             *slot = Some(CloseReason { code, reason });
         }
         drop(slot);
+        self.0.is_closed.store(true, Ordering::Release);
         self.0.closed.cancel();
         first
     }
@@ -226,7 +231,7 @@ impl ConnHandle {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.0.closed.is_cancelled()
+        self.0.is_closed.load(Ordering::Acquire)
     }
 
     /// Tells the connection its guilds changed in the session store.
@@ -338,5 +343,22 @@ mod tests {
         let (handle, _rx) = ConnHandle::new(1, "u1", false, Encoding::Json, bounds, 0);
         assert!(handle.try_send(pong()));
         assert!(!handle.try_send(pong()));
+    }
+
+    #[tokio::test]
+    async fn closing_is_seen_by_the_flag_and_the_token_and_the_first_reason_wins() {
+        let bounds = QueueBounds {
+            items: 10,
+            bytes: 1 << 20,
+        };
+        let (handle, _rx) = ConnHandle::new(1, "u1", false, Encoding::Json, bounds, 0);
+        assert!(!handle.is_closed());
+        assert!(handle.close_first(4009, "too slow"));
+        assert!(!handle.close_first(1000, "later"));
+        assert!(handle.is_closed());
+        tokio::time::timeout(std::time::Duration::from_secs(1), handle.closed())
+            .await
+            .expect("the token is cancelled too");
+        assert_eq!(handle.close_reason().map(|r| r.code), Some(4009));
     }
 }
