@@ -13,8 +13,9 @@ use chat_shared::protocol::identity::Role;
 use chat_shared::store::Session;
 use serde_json::json;
 
+use crate::support::client::Client;
 use crate::support::presence::{Tracker, http_presence};
-use crate::support::{Deployment, Scope, user};
+use crate::support::{Deployment, Scope, TestUser, user};
 
 pub const LINGER: Duration = Duration::from_millis(500);
 pub const TTL: Duration = Duration::from_millis(3000);
@@ -203,14 +204,9 @@ pub async fn non_members_see_nothing(d: &impl Deployment) {
 pub async fn large_guild_truncated_and_coalesced(d: &impl Deployment) {
     let s = Scope::new();
     let g = s.guild("g");
-    let mut users = Vec::new();
-    for i in 0..10 {
-        users.push(user(d, &s.user_id(&format!("u{i}")), Role::Member, &[&g]).await);
-    }
+    let users = members(d, &s, &g, 10).await;
     let ids: Vec<&str> = users.iter().map(|u| u.info.id.as_str()).collect();
-    let mut watcher = users[0].connect(d, 0).await;
-    let mut wt = Tracker::default();
-    wt.until_online(&mut watcher, &g, &ids[..1]).await;
+    let (mut watcher, mut wt) = watch(d, &users[0], &g).await;
     let mut open = Vec::new();
     for (i, u) in users.iter().enumerate().skip(1) {
         open.push(u.connect(d, i).await);
@@ -252,14 +248,9 @@ pub async fn large_guild_truncated_and_coalesced(d: &impl Deployment) {
 pub async fn late_joiner_during_a_held_diff(d: &impl Deployment, bus: &dyn Bus) {
     let s = Scope::new();
     let (g, other) = (s.guild("g"), s.guild("other"));
-    let mut users = Vec::new();
-    for i in 0..=MAX_LISTED {
-        users.push(user(d, &s.user_id(&format!("u{i}")), Role::Member, &[&g]).await);
-    }
+    let users = members(d, &s, &g, MAX_LISTED + 1).await;
     let ids: Vec<&str> = users.iter().map(|u| u.info.id.as_str()).collect();
-    let mut watcher = users[0].connect(d, 0).await;
-    let mut wt = Tracker::default();
-    wt.until_online(&mut watcher, &g, &ids[..1]).await;
+    let (mut watcher, mut wt) = watch(d, &users[0], &g).await;
     let mut open = Vec::new();
     for u in &users[1..] {
         open.push(u.connect(d, 0).await);
@@ -327,4 +318,23 @@ pub async fn membership_change_live(d: &impl Deployment, bus: &dyn Bus) {
     let changed = Instant::now();
     bt.until_online(&mut b, &g2, &[&bob.info.id]).await;
     assert!(changed.elapsed() < Duration::from_secs(5));
+}
+
+/// `n` members of `g` named u0, u1, … in order.
+async fn members(d: &impl Deployment, s: &Scope, g: &str, n: usize) -> Vec<TestUser> {
+    let mut users = Vec::new();
+    for i in 0..n {
+        users.push(user(d, &s.user_id(&format!("u{i}")), Role::Member, &[g]).await);
+    }
+    users
+}
+
+/// `who` connected to gateway 0, once its view of `g` shows itself online.
+async fn watch(d: &impl Deployment, who: &TestUser, g: &str) -> (Client, Tracker) {
+    let mut watcher = who.connect(d, 0).await;
+    let mut tracker = Tracker::default();
+    tracker
+        .until_online(&mut watcher, g, &[who.info.id.as_str()])
+        .await;
+    (watcher, tracker)
 }

@@ -51,33 +51,43 @@ async fn a_resume_reads_many_records_with_batch_gets_and_no_consumer() {
     let client = raw_client(&nats).await;
     client.publish(PROBE, "{}".into()).await.unwrap();
     client.flush().await.unwrap();
-    while creates.load(Ordering::Relaxed) == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tokio::time::timeout(PATIENCE, creates.probed.notified())
+        .await
+        .expect("the probe is seen");
     assert_eq!(
-        creates.load(Ordering::Relaxed),
-        1,
-        "only the probe asked for a consumer"
+        creates.made.load(Ordering::Relaxed),
+        0,
+        "the reads asked for no consumer"
     );
 }
 
 /// A consumer-create subject no stream has: JetStream creates nothing for it.
 const PROBE: &str = "$JS.API.CONSUMER.CREATE.NO_SUCH_STREAM";
 
-/// Counts the consumer-create requests seen on the server, from now on (a first probe, once
+/// Consumer-create requests seen on the server other than probes, and a signal per probe.
+#[derive(Default)]
+struct Creates {
+    made: AtomicUsize,
+    probed: tokio::sync::Notify,
+}
+
+/// Counts the consumer-create requests seen on the server from now on (a first probe, once
 /// seen, says the subscription is live).
-async fn count_consumer_creates(nats: &NatsServer) -> Arc<AtomicUsize> {
+async fn count_consumer_creates(nats: &NatsServer) -> Arc<Creates> {
     let client = raw_client(nats).await;
     let mut sub = client.subscribe("$JS.API.CONSUMER.CREATE.>").await.unwrap();
     client.publish(PROBE, "{}".into()).await.unwrap();
     tokio::time::timeout(PATIENCE, sub.next()).await.unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = count.clone();
+    let creates = Arc::new(Creates::default());
+    let seen = creates.clone();
     tokio::spawn(async move {
-        while sub.next().await.is_some() {
-            counted.fetch_add(1, Ordering::Relaxed);
+        while let Some(message) = sub.next().await {
+            if message.subject.as_str() == PROBE {
+                seen.probed.notify_one();
+            } else {
+                seen.made.fetch_add(1, Ordering::Relaxed);
+            }
         }
     });
-    count
+    creates
 }

@@ -88,7 +88,7 @@ impl NatsBus {
     /// Reads the guild's records from the one holding the position up to `head` (the
     /// leader's newest) with batch direct gets, no consumer. `false` when a batch came back
     /// empty before `head`: a replica behind the leader answered, and the caller reads with a
-    /// consumer instead (from the start, `forward` is then reset).
+    /// consumer instead, from the start with a page of its own.
     async fn read_forward(
         &self,
         guild_id: &str,
@@ -104,7 +104,6 @@ impl NatsBus {
             });
             let found = batch_get(&self.client, &stream, request, "reading a guild log").await?;
             let Some(last) = found.last().map(|f| f.seq) else {
-                *forward = Forward::new(forward.after, forward.limit, forward.visibility);
                 return Ok(false);
             };
             for record in &found {
