@@ -25,6 +25,7 @@ pub mod shared_frame;
 pub mod socketio;
 pub mod state;
 pub mod user_budget;
+pub mod websocket;
 pub mod wire_entry;
 pub mod ws;
 

@@ -5,15 +5,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chat_shared::protocol::ServerFrame;
 use chat_shared::protocol::codec::{Encoding, encode};
 
 use chat_shared::protocol::identity::UserInfo;
+use tungstenite::Utf8Bytes;
 
 use crate::metrics::FrameType;
 use crate::presence::listing::with_viewer;
+use crate::websocket::Data;
 
 #[derive(Debug)]
 pub struct SharedFrame {
@@ -50,11 +51,11 @@ impl SharedFrame {
         self.json.is_empty()
     }
 
-    /// The WebSocket message in `encoding`; a cheap clone of bytes encoded once.
-    pub fn message(&self, encoding: Encoding) -> Message {
+    /// The WebSocket data frame in `encoding`; a cheap clone of bytes encoded once.
+    pub fn data(&self, encoding: Encoding) -> Data {
         match encoding {
-            Encoding::Json => Message::Text(self.json.clone()),
-            Encoding::MsgPack => Message::Binary(
+            Encoding::Json => Data::Text(self.json.clone()),
+            Encoding::MsgPack => Data::Binary(
                 self.msgpack
                     .get_or_init(|| encode(&self.frame, Encoding::MsgPack).unwrap_or_default())
                     .clone(),
@@ -107,7 +108,7 @@ mod tests {
         let shared = SharedFrame::new(frame.clone());
         for encoding in [Encoding::Json, Encoding::MsgPack] {
             let one = control_frame(&frame, encoding);
-            assert_eq!(shared.message(encoding), one.message, "{encoding:?}");
+            assert_eq!(shared.data(encoding), one.data, "{encoding:?}");
             assert_eq!(shared.frame_type(), one.frame_type);
         }
         assert_eq!(shared.len(), serde_json::to_string(&frame).unwrap().len());

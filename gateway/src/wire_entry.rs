@@ -5,16 +5,17 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chat_shared::bus::LogEntry;
 use chat_shared::protocol::codec::{Encoding, encode};
 use chat_shared::protocol::{ChatMessage, SequencedMessage, ServerFrame};
 use time::OffsetDateTime;
 use time::format_description::well_known::Iso8601;
+use tungstenite::Utf8Bytes;
 
 use crate::metrics::FrameType;
 use crate::sequencer::Sequenced;
+use crate::websocket::Data;
 
 /// One entry and its lazily made wire frames.
 #[derive(Debug)]
@@ -46,11 +47,11 @@ impl WireEntry {
     }
 
     /// The `message` frame in `encoding`, encoded on first use.
-    pub fn frame(&self, encoding: Encoding) -> Message {
+    pub fn frame(&self, encoding: Encoding) -> Data {
         match encoding {
-            Encoding::Json => Message::Text(self.json.get_or_init(|| self.encode_json()).clone()),
+            Encoding::Json => Data::Text(self.json.get_or_init(|| self.encode_json()).clone()),
             Encoding::MsgPack => {
-                Message::Binary(self.msgpack.get_or_init(|| self.encode_msgpack()).clone())
+                Data::Binary(self.msgpack.get_or_init(|| self.encode_msgpack()).clone())
             }
         }
     }
@@ -99,18 +100,18 @@ fn parse_ts(ts: &str) -> Option<SystemTime> {
 #[derive(Debug)]
 pub struct ControlFrame {
     pub frame_type: FrameType,
-    pub message: Message,
+    pub data: Data,
 }
 
 /// Encodes a control frame for one connection.
 pub fn control_frame(frame: &ServerFrame, encoding: Encoding) -> ControlFrame {
-    let message = match encoding {
-        Encoding::Json => Message::Text(serde_json::to_string(frame).unwrap_or_default().into()),
-        Encoding::MsgPack => Message::Binary(encode(frame, encoding).unwrap_or_default()),
+    let data = match encoding {
+        Encoding::Json => Data::Text(serde_json::to_string(frame).unwrap_or_default().into()),
+        Encoding::MsgPack => Data::Binary(encode(frame, encoding).unwrap_or_default()),
     };
     ControlFrame {
         frame_type: FrameType::of(frame),
-        message,
+        data,
     }
 }
 

@@ -9,9 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{
-    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
-};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +16,8 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tracing::Instrument;
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
 
 use crate::socketio::SocketIo;
 use crate::socketio::carrier::Queues;
@@ -28,13 +27,15 @@ use crate::socketio::packet::{
 };
 use crate::socketio::session::{self, Handshake};
 use crate::socketio::websocket;
+use crate::websocket::{Stream, Upgrade, UpgradeRejection, WebSocket};
 
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes the WebSocket layer reads at once, held for as long as the socket is open: small, as on
 /// `/ws` (the default is 128 KiB per connection); a larger message grows it while it is read.
 const WS_READ_BUFFER: usize = 512;
-/// Bytes of queued messages that trigger a write before the flush (as on `/ws`).
+/// Bytes of queued messages that trigger a write before the flush, on an upgraded polling
+/// session (a new WebSocket session writes its data frames itself, see `crate::websocket`).
 const WS_WRITE_BUFFER: usize = 4096;
 /// The response header of a polling handshake that names the new session.
 const SID_HEADER: &str = "x-socketio-sid";
@@ -79,7 +80,7 @@ pub async fn handle(
     Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, UpgradeRejection>,
     body: Body,
 ) -> Response {
     let mut response = route(&io, &query, &method, &headers, upgrade, body).await;
@@ -92,7 +93,7 @@ async fn route(
     query: &HashMap<String, String>,
     method: &Method,
     headers: &HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, UpgradeRejection>,
     body: Body,
 ) -> Response {
     if method == Method::OPTIONS {
@@ -253,26 +254,23 @@ fn websocket(
     io: &Arc<SocketIo>,
     headers: &HeaderMap,
     sid: Option<&str>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let max = io.engine.settings.max_payload;
-    let upgrade = upgrade
+    let config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(max)
-        .max_frame_size(max);
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
     let Some(sid) = sid else {
         if engine_full(io) {
             return crate::http::auth::ApiError::unavailable().into_response();
         }
         let registered = io.engine.open_websocket();
         io.metrics.opened(Transport::WebSocket);
-        // axum keeps the callback for the connection's whole life (after calling it, too), so
-        // it captures one box, freed once called.
-        let parts = Box::new((io.clone(), registered, Handshake::from_headers(io, headers)));
-        return upgrade.on_upgrade(move |socket| {
-            let (io, registered, handshake) = *parts;
-            websocket::serve(io, socket, registered, handshake)
+        let (io, handshake) = (io.clone(), Handshake::from_headers(io, headers));
+        return upgrade.on_upgrade(config, move |stream| {
+            websocket::serve(io, WebSocket::new(stream), registered, handshake)
         });
     };
     let session = match io.engine.get(sid) {
@@ -285,7 +283,7 @@ fn websocket(
         Some(_) => return refuse(io, EngineError::BadRequest),
     };
     let io = io.clone();
-    upgrade.on_upgrade(move |socket| async move {
+    upgrade.on_upgrade(config, move |socket| async move {
         let (mut sink, mut stream) = socket.split();
         if !probe(&mut sink, &mut stream, &session).await {
             return;
@@ -298,8 +296,8 @@ fn websocket(
 /// The upgrade handshake on the new WebSocket; false when it did not complete (a session
 /// whose poll was already ended with a noop is closed then).
 async fn probe(
-    sink: &mut SplitSink<WebSocket, Message>,
-    stream: &mut SplitStream<WebSocket>,
+    sink: &mut SplitSink<Stream, Message>,
+    stream: &mut SplitStream<Stream>,
     session: &Session,
 ) -> bool {
     let first = tokio::time::timeout(UPGRADE_TIMEOUT, stream.next()).await;
@@ -337,8 +335,8 @@ async fn probe(
 async fn run_websocket(
     io: &SocketIo,
     session: Arc<Session>,
-    sink: SplitSink<WebSocket, Message>,
-    mut stream: SplitStream<WebSocket>,
+    sink: SplitSink<Stream, Message>,
+    mut stream: SplitStream<Stream>,
 ) {
     // A client that takes no bytes for `WRITE_TIMEOUT_MS` is closed, as on /ws.
     let write_timeout = io.state.config.outbound.write_timeout();
@@ -362,7 +360,7 @@ async fn run_websocket(
                 }
             }
             Some(Ok(Message::Binary(_))) => io.metrics.ignored("binary"),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
         }
     }
@@ -374,7 +372,7 @@ async fn run_websocket(
 /// queued, then the close frame.
 async fn write_websocket(
     session: Arc<Session>,
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Stream, Message>,
     write_timeout: Duration,
 ) {
     let mut out = session.out_rx.lock().await;

@@ -1,15 +1,15 @@
 //! A session opened on a WebSocket, in one task: the socket's loop (`session.rs`) reads the
 //! WebSocket, writes to it straight from the loop (no Engine.IO queues) and keeps the
-//! heartbeat itself. One message is one Engine.IO packet. A client that takes no bytes for
+//! heartbeat itself; data frames are written from the packets' own bytes
+//! ([`crate::websocket::WebSocket`]). One message is one Engine.IO packet. A client that takes no bytes for
 //! `WRITE_TIMEOUT_MS` is closed as too slow, as on `/ws`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
+use tungstenite::Message;
 
 use crate::socketio::SocketIo;
 use crate::socketio::carrier::Carrier;
@@ -17,6 +17,7 @@ use crate::socketio::engine::{Inbound, Registered, Transport, classify};
 use crate::socketio::packet::SEPARATOR;
 use crate::socketio::session::{self, Handshake};
 use crate::socketio::timers::Heartbeat;
+use crate::websocket::{Data, Stalled, WebSocket};
 
 /// Longest wait for the close frame to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,30 +70,13 @@ pub fn serve(
 }
 
 impl Direct {
-    /// Feeds one packet, bounded by the write timeout; false when writing must stop.
-    async fn feed(&mut self, packet: String) -> bool {
-        let fed = tokio::time::timeout(
-            self.write_timeout,
-            self.socket.feed(Message::Text(packet.into())),
-        );
-        let fed = fed.await;
-        self.settle(fed)
-    }
-
+    /// Writes what was fed, given up when the peer takes no bytes for the write timeout;
+    /// false when writing must stop.
     async fn flush(&mut self) -> bool {
-        let flushed = tokio::time::timeout(self.write_timeout, self.socket.flush());
-        let flushed = flushed.await;
-        self.settle(flushed)
-    }
-
-    fn settle(
-        &mut self,
-        done: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
-    ) -> bool {
-        match done {
+        match self.socket.flush_within(self.write_timeout).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
-            Err(_) => {
+            Err(Stalled) => {
                 self.too_slow = true;
                 false
             }
@@ -141,7 +125,7 @@ impl Carrier for Direct {
                     }
                 }
                 Ok(Message::Binary(_)) => self.io.metrics.ignored("binary"),
-                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(_)) | Err(_) => return None,
             }
         }
@@ -149,9 +133,7 @@ impl Carrier for Direct {
 
     async fn write(&mut self, packets: &mut Vec<String>) -> bool {
         for packet in packets.drain(..) {
-            if !self.feed(packet).await {
-                return false;
-            }
+            self.socket.feed(Data::Text(packet.into()));
         }
         self.flush().await
     }

@@ -10,21 +10,21 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use chat_shared::protocol::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
     ClientFrame, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Pong, ResumeFrame, ServerFrame,
     close_code,
 };
-use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::oneshot;
 use tracing::Instrument;
+use tungstenite::Message;
 
 use crate::http::auth::Caller;
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Outbox, ResumeBegin};
 use crate::state::AppState;
+use crate::websocket::WebSocket;
 use crate::ws::handle::{ConnHandle, Outgoing};
 use crate::ws::resumes::Resumes;
 use crate::ws::writer::{Pace, Writer, Written};
@@ -245,7 +245,7 @@ impl Reader {
                     let bytes = match incoming {
                         Ok(Message::Text(text)) => text.as_bytes().to_vec(),
                         Ok(Message::Binary(bytes)) => bytes.to_vec(),
-                        Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
                         Ok(Message::Close(_)) => return false,
                         Err(error) => {
                             self.on_socket_error(error);
@@ -334,15 +334,14 @@ impl Reader {
     }
 
     /// Closes with the code that names the peer's mistake; a lost socket needs no code.
-    fn on_socket_error(&self, error: axum::Error) {
-        let error = error.into_inner();
-        let (code, reason) = match error.downcast_ref::<tungstenite::Error>() {
-            Some(tungstenite::Error::Capacity(_)) => (close_code::FRAME_TOO_BIG, "frame too big"),
-            Some(tungstenite::Error::Utf8(_)) => (close_code::INVALID_DATA, "text is not UTF-8"),
-            Some(tungstenite::Error::Protocol(
+    fn on_socket_error(&self, error: tungstenite::Error) {
+        let (code, reason) = match &error {
+            tungstenite::Error::Capacity(_) => (close_code::FRAME_TOO_BIG, "frame too big"),
+            tungstenite::Error::Utf8(_) => (close_code::INVALID_DATA, "text is not UTF-8"),
+            tungstenite::Error::Protocol(
                 tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            )) => return,
-            Some(tungstenite::Error::Protocol(_)) => (close_code::PROTOCOL_ERROR, "protocol error"),
+            ) => return,
+            tungstenite::Error::Protocol(_) => (close_code::PROTOCOL_ERROR, "protocol error"),
             _ => return,
         };
         tracing::debug!(%error, code, "closing on a socket error");

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +15,7 @@ use chat_shared::auth::VerifiedToken;
 use chat_shared::protocol::ErrorCode;
 use chat_shared::protocol::codec::Encoding;
 use futures::FutureExt;
+use tungstenite::protocol::WebSocketConfig;
 
 use crate::admission::Refusal;
 use crate::client_ip::client_ip;
@@ -23,6 +23,7 @@ use crate::http::auth::{ApiError, Caller, load_guilds, verify_token};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::user_budget::{self, Budget};
+use crate::websocket::{Upgrade, UpgradeRejection, WebSocket};
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound, QueueBounds};
 use crate::ws::registration::Registration;
@@ -32,15 +33,13 @@ use crate::ws::resume_param;
 /// small, because client frames are small and every idle connection keeps it; a larger frame
 /// grows the buffer while it is read.
 const READ_BUFFER: usize = 512;
-/// Bytes of queued frames that trigger a write before the flush.
-const WRITE_BUFFER: usize = 4096;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, UpgradeRejection>,
 ) -> Response {
     // Cheap refusals first, spending none of the shared handshake budget: one host sending
     // garbage must not block everyone else's reconnects.
@@ -118,28 +117,19 @@ pub async fn ws_handler(
         return ApiError::unavailable().into_response();
     }
     let max = state.config.max_frame_bytes as usize;
-    let upgrade = upgrade
+    // tungstenite writes only our control frames (data frames go straight out, see
+    // `crate::websocket`): each at once.
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(max)
-        .max_frame_size(max);
-    // axum keeps the callback for the connection's whole life (after calling it, too), so it
-    // captures one box (8 bytes, freed once called), not the ~400 bytes of parts themselves.
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
     let slots = (node_slot, user_slot);
-    let parts = Box::new((
-        registration,
-        state,
-        caller,
-        handle,
-        outbound,
-        opening,
-        slots,
-    ));
-    upgrade.on_upgrade(move |socket| {
-        let (registration, state, caller, handle, outbound, opening, slots) = *parts;
+    upgrade.on_upgrade(config, move |stream| {
         registration.hand_over();
         // `map` keeps the connection's future inline (an async block would also keep the
-        // socket it moved): the slots are released when the connection ends.
+        // parts it moved): the slots are released when the connection ends.
+        let socket = WebSocket::new(stream);
         connection::run(socket, state, caller, handle, outbound, opening).map(move |()| drop(slots))
     })
 }

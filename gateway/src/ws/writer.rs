@@ -1,27 +1,29 @@
 //! The WebSocket writing side of one connection, plain I/O, run inside the connection's one
 //! task ([`crate::ws::connection`]): it takes outbound items (the queue's, and the
 //! connection's own replies), hands each to the connection's [`Outbox`] (ordering lives
-//! there), encodes what comes back as WebSocket messages, writes everything queued and flushes
-//! once; on each heartbeat it sends a ping, or closes an idle connection or an expired token;
-//! it closes with 4009 a peer whose socket takes no bytes for `WRITE_TIMEOUT_MS`, and sends the
+//! there), encodes what comes back as WebSocket data frames, feeds them all to the socket and
+//! flushes once ([`crate::websocket::WebSocket`] writes them from their shared bytes); on each heartbeat it sends a ping, or closes an idle connection or an expired token;
+//! it closes with 4009 a peer whose socket takes no bytes for `WRITE_TIMEOUT_MS` (however
+//! long a peer that keeps reading takes), and sends the
 //! close frame with the contract's code. Each frame written is counted by type, and a live
 //! message's time since its log append is recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chat_shared::auth::{EXP_LEEWAY_SECS, unix_now};
 use chat_shared::protocol::close_code;
 use chat_shared::protocol::codec::Encoding;
-use futures::SinkExt;
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
 
 use crate::metrics::{FrameType, Metrics};
 use crate::outbound::{Outbound, Outbox, Write};
+use crate::websocket::{Data, Stalled, WebSocket};
 use crate::wire_entry::control_frame;
 use crate::ws::handle::{ConnHandle, Outgoing};
 
-/// Queue items written before one flush.
+/// Queue items fed before one flush.
 const BATCH: usize = 64;
 /// Longest wait for the close frame to go out (a slow reader that reads again within it
 /// learns why it was closed).
@@ -31,7 +33,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
     pub heartbeat: Duration,
-    /// Longest a write (or flush) may wait for the peer to take bytes.
+    /// Longest a flush may wait for the peer to take any bytes.
     pub write_timeout: Duration,
 }
 
@@ -98,9 +100,7 @@ impl Writer {
     pub async fn write_own(&mut self, own: &mut Vec<Outbound>) -> Written {
         for item in own.drain(..) {
             self.outbox.apply(item, &mut self.writes);
-            if let Some(stopped) = self.write_pending().await {
-                return stopped;
-            }
+            self.feed_pending();
         }
         if own.capacity() > 0 {
             *own = Vec::new();
@@ -108,7 +108,7 @@ impl Writer {
         self.flush().await
     }
 
-    /// Writes what `first` and whatever else is queued (up to [`BATCH`]) turn into, then
+    /// Feeds what `first` and whatever else is queued (up to [`BATCH`]) turn into, then
     /// flushes once.
     pub async fn write_batch(&mut self, first: Outbound, queue: &mut Outgoing) -> Written {
         let mut item = Some(first);
@@ -116,9 +116,7 @@ impl Writer {
         while let Some(next) = item.take() {
             self.handle.release(next.cost());
             self.outbox.apply(next, &mut self.writes);
-            if let Some(stopped) = self.write_pending().await {
-                return stopped;
-            }
+            self.feed_pending();
             count += 1;
             if count < BATCH {
                 item = queue.try_recv();
@@ -132,34 +130,25 @@ impl Writer {
         self.flush().await
     }
 
-    /// Feeds what the outbox returned to the socket; `Some` when writing must stop. A close
-    /// request interrupts a write stuck on a reader that stopped reading.
-    async fn write_pending(&mut self) -> Option<Written> {
+    /// Feeds what the outbox returned to the socket (written by the next flush).
+    fn feed_pending(&mut self) {
         let encoding = self.handle.encoding();
         for write in self.writes.drain(..) {
-            let (message, frame_type, appended_at) = encode(write, encoding);
-            // The timeout is per message: it measures the peer's progress, not the batch.
-            let fed = tokio::time::timeout(self.pace.write_timeout, self.socket.feed(message));
-            tokio::select! {
-                fed = fed => match fed {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Some(Written::SocketFailed),
-                    Err(_) => return Some(timed_out(&self.handle, &self.metrics)),
-                },
-                _ = self.handle.closed() => return Some(Written::Closing),
-            }
+            let (data, frame_type, appended_at) = encode(write, encoding);
+            self.socket.feed(data);
             self.metrics.frame_written(frame_type, appended_at);
         }
-        None
     }
 
+    /// Writes what was fed; a close request interrupts a flush stuck on a reader that stopped
+    /// reading (what is left is written before the close frame).
     async fn flush(&mut self) -> Written {
-        let flushed = tokio::time::timeout(self.pace.write_timeout, self.socket.flush());
+        let flushed = self.socket.flush_within(self.pace.write_timeout);
         tokio::select! {
             flushed = flushed => match flushed {
                 Ok(Ok(())) => Written::Yes,
                 Ok(Err(_)) => Written::SocketFailed,
-                Err(_) => timed_out(&self.handle, &self.metrics),
+                Err(Stalled) => timed_out(&self.handle, &self.metrics),
             },
             _ = self.handle.closed() => Written::Closing,
         }
@@ -169,7 +158,7 @@ impl Writer {
     pub async fn send_close(&mut self) {
         let reason = self.handle.close_reason();
         let frame = reason.map(|r| CloseFrame {
-            code: r.code,
+            code: r.code.into(),
             reason: r.reason.into(),
         });
         let close = async {
@@ -191,9 +180,9 @@ fn timed_out(handle: &ConnHandle, metrics: &Metrics) -> Written {
     Written::Closing
 }
 
-/// A write as a WebSocket message, with its type and, for a live message, when it was
+/// A write as a WebSocket data frame, with its type and, for a live message, when it was
 /// appended to the log.
-fn encode(write: Write, encoding: Encoding) -> (Message, FrameType, Option<std::time::SystemTime>) {
+fn encode(write: Write, encoding: Encoding) -> (Data, FrameType, Option<std::time::SystemTime>) {
     match write {
         Write::Message { entry, live } => (
             entry.frame(encoding),
@@ -202,8 +191,8 @@ fn encode(write: Write, encoding: Encoding) -> (Message, FrameType, Option<std::
         ),
         Write::Frame(frame) => {
             let control = control_frame(&frame, encoding);
-            (control.message, control.frame_type, None)
+            (control.data, control.frame_type, None)
         }
-        Write::Shared(frame) => (frame.message(encoding), frame.frame_type(), None),
+        Write::Shared(frame) => (frame.data(encoding), frame.frame_type(), None),
     }
 }

@@ -1,0 +1,208 @@
+//! A connection's WebSocket. tokio-tungstenite reads it (frames, limits, UTF-8, the answers
+//! to the peer's pings and close), and sends our control frames (ping, close). Our data
+//! frames are written straight to the stream: a header formatted by tungstenite's
+//! [`FrameHeader`] and the payload — the bytes every recipient shares — in one vectored write
+//! per batch. Through tungstenite each payload would be copied into a write buffer that grows
+//! to the largest frame ever sent and is never shrunk (a presence snapshot left 5.8 KB on
+//! every idle Socket.IO connection); here nothing is kept once a flush is done.
+//!
+//! Order on the wire is the order of the calls: tungstenite's own pending bytes (a pong it
+//! owes) are flushed before data frames are written, and control frames are sent only
+//! after the data fed before them. Writing is cancellation safe: progress is kept here, so a
+//! flush stopped by a timeout or a close resumes where it was, and a close frame only ever
+//! follows whole frames.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Sink, SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
+use tungstenite::{Message, Utf8Bytes};
+
+/// Frames handed to one `writev` at most (two slices each: header and payload).
+const FRAMES_PER_WRITE: usize = 32;
+/// A server frame's header: 2 bytes, 8 more for the longest length, no mask.
+const MAX_HEADER: usize = 10;
+
+/// A data frame to send; its payload is shared, not copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+/// The peer took no bytes for a whole write timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stalled;
+
+/// One frame waiting to be written.
+#[derive(Debug)]
+struct Pending {
+    header: [u8; MAX_HEADER],
+    header_len: u8,
+    payload: Bytes,
+}
+
+impl Pending {
+    fn new(data: Data) -> Self {
+        let (opcode, payload) = match data {
+            Data::Text(text) => (OpData::Text, Bytes::from(text)),
+            Data::Binary(bytes) => (OpData::Binary, bytes),
+        };
+        let frame_header = FrameHeader {
+            opcode: OpCode::Data(opcode),
+            ..FrameHeader::default()
+        };
+        let mut header = [0; MAX_HEADER];
+        let mut cursor = io::Cursor::new(&mut header[..]);
+        // An unmasked header fits MAX_HEADER bytes for any length: formatting cannot fail.
+        let formatted = frame_header.format(payload.len() as u64, &mut cursor);
+        debug_assert!(formatted.is_ok());
+        let header_len = cursor.position() as u8;
+        Pending {
+            header,
+            header_len,
+            payload,
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.header_len) + self.payload.len()
+    }
+
+    /// What is left of the frame after its first `written` bytes, as up to two slices.
+    fn rest(&self, written: usize) -> [&[u8]; 2] {
+        let header = &self.header[..usize::from(self.header_len)];
+        match written.checked_sub(header.len()) {
+            None => [&header[written..], &self.payload],
+            Some(into_payload) => [&[], &self.payload[into_payload..]],
+        }
+    }
+}
+
+/// A server WebSocket: read with [`WebSocket::next`], data fed with [`WebSocket::feed`] and
+/// written by [`WebSocket::flush`]. Over the upgraded connection, or any byte stream (tests).
+pub struct WebSocket<S = TokioIo<Upgraded>> {
+    stream: WebSocketStream<S>,
+    /// Fed frames; those before `head` are written, and `written` bytes of the one at `head`.
+    pending: Vec<Pending>,
+    head: usize,
+    written: usize,
+    /// Bytes of data frames written so far (a flush's progress).
+    sent: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    pub fn new(stream: WebSocketStream<S>) -> Self {
+        WebSocket {
+            stream,
+            pending: Vec::new(),
+            head: 0,
+            written: 0,
+            sent: 0,
+        }
+    }
+
+    /// The next message from the peer (`None` once the stream ended).
+    pub async fn next(&mut self) -> Option<Result<Message, tungstenite::Error>> {
+        self.stream.next().await
+    }
+
+    /// Queues a data frame for the next flush.
+    pub fn feed(&mut self, data: Data) {
+        self.pending.push(Pending::new(data));
+    }
+
+    /// Writes everything fed (after what tungstenite owes) and flushes the stream.
+    pub async fn flush(&mut self) -> Result<(), tungstenite::Error> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// [`WebSocket::flush`], given up when the peer takes no bytes for `timeout` (a peer
+    /// that keeps reading, however slowly, is waited for).
+    pub async fn flush_within(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Result<(), tungstenite::Error>, Stalled> {
+        loop {
+            let before = self.sent;
+            match tokio::time::timeout(timeout, self.flush()).await {
+                Ok(flushed) => return Ok(flushed),
+                Err(_) if self.sent == before => return Err(Stalled),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Sends a control frame (ping, pong, close) after everything fed before it.
+    pub async fn send(&mut self, message: Message) -> Result<(), tungstenite::Error> {
+        self.flush().await?;
+        self.stream.send(message).await
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), tungstenite::Error>> {
+        // tungstenite's own bytes first: a pong or close reply it queued while reading.
+        ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+        while self.head < self.pending.len() {
+            let wrote = ready!(self.poll_write_some(cx))?;
+            if wrote == 0 {
+                return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+            }
+            self.advance(wrote);
+        }
+        // Given back, not kept for the next batch: an idle connection holds no buffer.
+        self.pending = Vec::new();
+        self.head = 0;
+        self.written = 0;
+        Pin::new(self.stream.get_mut())
+            .poll_flush(cx)
+            .map_err(Into::into)
+    }
+
+    /// One `writev` of the frames from `head` on.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
+        let mut count = 0;
+        let mut written = self.written;
+        for frame in self.pending[self.head..].iter().take(FRAMES_PER_WRITE) {
+            for part in frame.rest(written) {
+                if !part.is_empty() {
+                    slices[count] = IoSlice::new(part);
+                    count += 1;
+                }
+            }
+            written = 0;
+        }
+        Pin::new(self.stream.get_mut()).poll_write_vectored(cx, &slices[..count])
+    }
+
+    /// Moves past `wrote` bytes of the fed frames.
+    fn advance(&mut self, wrote: usize) {
+        self.sent += wrote as u64;
+        let mut left = wrote;
+        while left > 0 && self.head < self.pending.len() {
+            let rest = self.pending[self.head].len() - self.written;
+            if left >= rest {
+                left -= rest;
+                // The written payload is released now, not at the end of the batch.
+                self.pending[self.head].payload = Bytes::new();
+                self.head += 1;
+                self.written = 0;
+            } else {
+                self.written += left;
+                left = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
