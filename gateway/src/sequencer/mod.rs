@@ -19,14 +19,15 @@
 //! A guild joined without a resume starts at its first live entry (nothing before the
 //! connection's subscription is owed). The caller runs the effects and feeds the pages back.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_shared::bus::Visibility;
 
 use cursor::{Cursor, Resume, drain, fetch_visibility, visible};
+use cursors::Cursors;
 
 mod cursor;
+mod cursors;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
@@ -77,7 +78,7 @@ pub enum Out<T> {
 #[derive(Debug)]
 pub struct Sequencer<T> {
     admin: bool,
-    cursors: HashMap<Arc<str>, Cursor<T>>,
+    cursors: Cursors<T>,
     held: usize,
 }
 
@@ -86,11 +87,9 @@ impl<T: Sequenced> Sequencer<T> {
     pub fn new<'a>(admin: bool, guilds: impl IntoIterator<Item = &'a str>) -> Self {
         let cursors = guilds
             .into_iter()
-            .map(|g| {
-                let guild: Arc<str> = Arc::from(g);
-                (guild.clone(), Cursor::new(guild, true))
-            })
+            .map(|g| Cursor::new(Arc::from(g), true))
             .collect();
+        let cursors = Cursors::new(cursors);
         Sequencer {
             admin,
             cursors,
@@ -107,10 +106,7 @@ impl<T: Sequenced> Sequencer<T> {
     pub fn join(&mut self, guild: &str) {
         match self.cursors.get_mut(guild) {
             Some(cursor) => cursor.member = true,
-            None => {
-                let guild: Arc<str> = Arc::from(guild);
-                self.cursors.insert(guild.clone(), Cursor::new(guild, true));
-            }
+            None => self.cursors.insert(Cursor::new(Arc::from(guild), true)),
         }
     }
 
@@ -221,7 +217,7 @@ impl<T: Sequenced> Sequencer<T> {
     /// `after` and the fetch's visibility; `more` when the read was cut at its limit).
     pub fn fill(&mut self, fetch: &Fetch, entries: Vec<T>, more: bool, out: &mut Vec<Out<T>>) {
         let admin = self.admin;
-        let Some(cursor) = self.cursors.get_mut(&*fetch.guild) else {
+        let Some(cursor) = self.cursors.get_mut(&fetch.guild) else {
             return;
         };
         cursor.fetching = false;
@@ -299,9 +295,7 @@ impl<T: Sequenced> Sequencer<T> {
             if !self.admin {
                 return None;
             }
-            let guild: Arc<str> = Arc::from(guild);
-            self.cursors
-                .insert(guild.clone(), Cursor::new(guild, false));
+            self.cursors.insert(Cursor::new(Arc::from(guild), false));
         }
         self.cursors.get_mut(guild)
     }
