@@ -44,7 +44,9 @@ struct State {
     rooms: HashMap<Arc<str>, Room>,
     admins: Members,
     admin_feed: Option<Feed>,
-    users: HashMap<Arc<str>, Members>,
+    /// Each user's local connections: a few, so a vector sized to them (a map's smallest
+    /// table would be ~100 bytes more per connected user).
+    users: HashMap<Arc<str>, Vec<ConnHandle>>,
 }
 
 /// Local subscriptions of one gateway.
@@ -72,11 +74,11 @@ impl Hub {
     ) -> Result<(), BusError> {
         let waits = {
             let mut state = self.state.write();
-            state
-                .users
-                .entry(conn.user_id().clone())
-                .or_default()
-                .insert(conn.id(), conn.clone());
+            let conns = state.users.entry(conn.user_id().clone()).or_default();
+            if !conns.iter().any(|c| c.id() == conn.id()) {
+                conns.reserve_exact(1);
+                conns.push(conn.clone());
+            }
             let mut waits = Vec::new();
             for guild in guilds {
                 let guild: Arc<str> = Arc::from(guild.as_str());
@@ -121,7 +123,7 @@ impl Hub {
         }
         if all {
             if let Some(conns) = state.users.get_mut(conn.user_id()) {
-                conns.remove(&conn.id());
+                conns.retain(|c| c.id() != conn.id());
                 if conns.is_empty() {
                     state.users.remove(conn.user_id());
                 }
@@ -141,7 +143,7 @@ impl Hub {
         state
             .users
             .values()
-            .flat_map(|m| m.values().cloned())
+            .flat_map(|conns| conns.iter().cloned())
             .collect()
     }
 
@@ -222,7 +224,7 @@ impl Hub {
         let Some(conns) = state.users.get(user_id) else {
             return;
         };
-        for conn in conns.values() {
+        for conn in conns {
             match event {
                 UserEvent::Revoked => conn.close(close_code::SESSION_REVOKED, "session revoked"),
                 UserEvent::GuildsChanged => conn.notify_guilds_changed(),
