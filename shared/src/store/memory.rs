@@ -13,9 +13,13 @@ use crate::store::{Session, SessionStore, StoreError};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     sessions: RwLock<HashMap<String, Session>>,
-    /// User → lease id → expiry.
-    leases: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    /// User → (lease id, expiry) of each lease held: a user holds a few, so a vector sized to
+    /// them (a map's smallest table is ~200 bytes for the one lease most users hold).
+    leases: Mutex<HashMap<String, Vec<Held>>>,
 }
+
+/// One lease held: its id and when it expires.
+type Held = (String, Instant);
 
 impl MemoryStore {
     pub fn new() -> Self {
@@ -25,21 +29,26 @@ impl MemoryStore {
 
 /// Takes `lease_id` in one user's leases unless `max` unexpired ones are held.
 fn acquire(
-    held: &mut HashMap<String, Instant>,
+    held: &mut Vec<Held>,
     lease_id: &str,
     max: NonZeroU32,
     ttl: Duration,
     now: Instant,
 ) -> LeaseDecision {
-    held.retain(|_, expiry| *expiry > now);
+    held.retain(|(_, expiry)| *expiry > now);
+    if let Some((_, expiry)) = held.iter_mut().find(|(id, _)| id == lease_id) {
+        *expiry = now + ttl;
+        return LeaseDecision::Granted;
+    }
     let count = u32::try_from(held.len()).unwrap_or(u32::MAX);
-    if !held.contains_key(lease_id) && count >= max.get() {
-        let oldest = held.values().min().copied().unwrap_or(now);
+    if count >= max.get() {
+        let oldest = held.iter().map(|(_, expiry)| *expiry).min().unwrap_or(now);
         return LeaseDecision::Full {
             retry_after: oldest.saturating_duration_since(now),
         };
     }
-    held.insert(lease_id.to_owned(), now + ttl);
+    held.reserve_exact(1);
+    held.push((lease_id.to_owned(), now + ttl));
     LeaseDecision::Granted
 }
 
@@ -83,7 +92,8 @@ impl SessionStore for MemoryStore {
         for lease in leases {
             let expiry = all
                 .get_mut(&lease.user_id)
-                .and_then(|held| held.get_mut(&lease.lease_id))
+                .and_then(|held| held.iter_mut().find(|(id, _)| *id == lease.lease_id))
+                .map(|(_, expiry)| expiry)
                 .filter(|expiry| **expiry > now);
             match expiry {
                 Some(expiry) => *expiry = now + ttl,
@@ -96,7 +106,7 @@ impl SessionStore for MemoryStore {
     async fn release_lease(&self, lease: &ConnLease) -> Result<(), StoreError> {
         let mut all = self.leases.lock();
         if let Some(held) = all.get_mut(&lease.user_id) {
-            held.remove(&lease.lease_id);
+            held.retain(|(id, _)| *id != lease.lease_id);
             if held.is_empty() {
                 all.remove(&lease.user_id);
             }
@@ -161,7 +171,7 @@ mod tests {
     #[test]
     fn expired_leases_free_their_slots_and_are_not_renewed() {
         let now = Instant::now();
-        let mut held = HashMap::new();
+        let mut held = Vec::new();
         let ttl = Duration::from_millis(100);
         assert_eq!(
             acquire(&mut held, "a", two(), ttl, now),
