@@ -12,7 +12,6 @@ use chat_shared::protocol::codec::Encoding;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::wire_entry::WireEntry;
 use crate::ws::queue::Queue;
@@ -49,10 +48,12 @@ struct Inner {
     max_bytes: usize,
     /// Signalled when the writer takes items out.
     room: Notify,
-    closed: CancellationToken,
-    /// Set before `closed` is cancelled: what [`ConnHandle::is_closed`] reads on every
-    /// delivery (the token's own check takes a mutex).
+    /// Set once, when the connection is asked to close: what [`ConnHandle::is_closed`] reads
+    /// on every delivery. A flag and a [`Notify`] rather than a cancellation token, which
+    /// allocates a tree node (~110 bytes) per connection.
     is_closed: AtomicBool,
+    /// Wakes whoever waits in [`ConnHandle::closed`] once the flag is set.
+    closing: Notify,
     close_reason: Mutex<Option<CloseReason>>,
     guilds_changed: Notify,
     started: Instant,
@@ -89,8 +90,8 @@ impl ConnHandle {
             queued_bytes: AtomicUsize::new(0),
             max_bytes: queue.bytes.max(1),
             room: Notify::new(),
-            closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
+            closing: Notify::new(),
             close_reason: Mutex::new(None),
             guilds_changed: Notify::new(),
             started: Instant::now(),
@@ -146,7 +147,7 @@ impl ConnHandle {
             }
             tokio::select! {
                 _ = room => {}
-                _ = self.0.closed.cancelled() => return false,
+                _ = self.closed() => return false,
             }
         }
         let mut item = item;
@@ -160,7 +161,7 @@ impl ConnHandle {
             }
             tokio::select! {
                 _ = room => {}
-                _ = self.0.closed.cancelled() => {
+                _ = self.closed() => {
                     self.release(cost);
                     return false;
                 }
@@ -218,7 +219,7 @@ impl ConnHandle {
         }
         drop(slot);
         self.0.is_closed.store(true, Ordering::Release);
-        self.0.closed.cancel();
+        self.0.closing.notify_waiters();
         first
     }
 
@@ -226,8 +227,18 @@ impl ConnHandle {
         *self.0.close_reason.lock()
     }
 
+    /// Resolves once the connection is asked to close (at once if it was).
     pub async fn closed(&self) {
-        self.0.closed.cancelled().await
+        loop {
+            let closing = self.0.closing.notified();
+            tokio::pin!(closing);
+            // Registered before the flag is read: a close in between still wakes it.
+            closing.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            closing.await;
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -346,19 +357,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn closing_is_seen_by_the_flag_and_the_token_and_the_first_reason_wins() {
+    async fn closing_is_seen_by_the_flag_and_by_waiters_and_the_first_reason_wins() {
         let bounds = QueueBounds {
             items: 10,
             bytes: 1 << 20,
         };
         let (handle, _rx) = ConnHandle::new(1, "u1", false, Encoding::Json, bounds, 0);
         assert!(!handle.is_closed());
+        let waiting = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "waits while open");
         assert!(handle.close_first(4009, "too slow"));
         assert!(!handle.close_first(1000, "later"));
         assert!(handle.is_closed());
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("the waiter is woken")
+            .expect("task");
         tokio::time::timeout(std::time::Duration::from_secs(1), handle.closed())
             .await
-            .expect("the token is cancelled too");
+            .expect("and a later wait returns at once");
         assert_eq!(handle.close_reason().map(|r| r.code), Some(4009));
     }
 }
