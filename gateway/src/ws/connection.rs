@@ -138,7 +138,8 @@ struct Reader {
     state: AppState,
     caller: Caller,
     handle: ConnHandle,
-    limiter: DefaultDirectRateLimiter,
+    /// The send rate limiter, made on the first send (an idle connection keeps a pointer).
+    limiter: Option<Box<DefaultDirectRateLimiter>>,
     strikes: u32,
     /// Resolves when the previous send of this connection has been answered: sends are handed
     /// to the router one after another, so one client's messages keep their order whichever
@@ -152,18 +153,28 @@ struct Reader {
 
 impl Reader {
     fn new(state: &AppState, caller: Caller, handle: ConnHandle) -> Self {
-        let rate = NonZeroU32::new(state.config.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(state.config.send_burst).unwrap_or(NonZeroU32::MIN);
         Reader {
             state: state.clone(),
             caller,
             handle,
-            limiter: crate::rate::limiter(Quota::per_second(rate).allow_burst(burst)),
+            limiter: None,
             strikes: 0,
             last_send_done: None,
             resumes: Resumes::default(),
             own: Vec::new(),
         }
+    }
+
+    /// The connection's send rate limiter (`SEND_RATE_PER_SEC`, `SEND_BURST`).
+    fn limiter(&mut self) -> &DefaultDirectRateLimiter {
+        let config = &self.state.config;
+        self.limiter.get_or_insert_with(|| {
+            let rate = NonZeroU32::new(config.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(config.send_burst).unwrap_or(NonZeroU32::MIN);
+            Box::new(crate::rate::limiter(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        })
     }
 
     /// Starts the handshake's resumes, runs the connection until it ends, then leaves the
@@ -287,7 +298,7 @@ impl Reader {
             Ok(ClientFrame::Send(frame)) => {
                 Metrics::count(frames_in, "type", "send");
                 if let Some(pending) = self.on_send(frame).await {
-                    sends.get_or_insert_with(Sends::new).push_back(pending);
+                    sends.get_or_insert_with(Sends::default).push_back(pending);
                 }
             }
             Ok(ClientFrame::Resume(frame)) => {
@@ -313,7 +324,7 @@ impl Reader {
                     presence.typing(&self.caller.user, &self.caller.guilds, frame)
                 {
                     // Refusals are rate limited like sends.
-                    let answer = match self.limiter.check() {
+                    let answer = match self.limiter().check() {
                         Ok(_) => refusal,
                         Err(_) => ErrorFrame::new(ErrorCode::RateLimited, None),
                     };

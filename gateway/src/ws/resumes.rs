@@ -23,8 +23,12 @@ use crate::ws::replay::replay;
 /// `resume` frames allowed at once above the per-minute rate.
 const RESUME_BURST: u32 = 4;
 
+/// Nothing until the connection's first `resume` (an idle connection's task keeps a pointer).
 #[derive(Default)]
-pub struct Resumes {
+pub struct Resumes(Option<Box<State>>);
+
+#[derive(Default)]
+struct State {
     running: Option<FuturesUnordered<BoxFuture<'static, Arc<str>>>>,
     waiting: VecDeque<(Arc<str>, u64)>,
     /// Guilds running or waiting.
@@ -33,8 +37,42 @@ pub struct Resumes {
 }
 
 impl Resumes {
+    fn state(&mut self) -> &mut State {
+        self.0.get_or_insert_with(Box::default)
+    }
+
     /// Whether one more `resume` frame is allowed now.
     pub fn frame_allowed(&mut self, per_minute: u32) -> bool {
+        self.state().frame_allowed(per_minute)
+    }
+
+    /// Takes a resume of `guild` from `after`, or says why not (`rate_limited`: that guild
+    /// is being resumed already, or too many are waiting).
+    pub fn admit(&mut self, state: &AppState, guild: &Arc<str>) -> Result<(), ErrorCode> {
+        self.state().admit(state, guild)
+    }
+
+    /// Queues an admitted resume and starts what may start.
+    pub fn push(&mut self, state: &AppState, handle: &ConnHandle, guild: Arc<str>, after: u64) {
+        self.state().push(state, handle, guild, after);
+    }
+
+    /// Whether a replay is running (for the reader's select).
+    pub fn busy(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.busy())
+    }
+
+    /// Waits for a replay to end, then starts the next one waiting.
+    pub async fn next(&mut self, state: &AppState, handle: &ConnHandle) {
+        match self.0.as_mut() {
+            Some(resumes) => resumes.next(state, handle).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl State {
+    fn frame_allowed(&mut self, per_minute: u32) -> bool {
         let limiter = self.limiter.get_or_insert_with(|| {
             let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
             let burst = NonZeroU32::new(RESUME_BURST).unwrap_or(NonZeroU32::MIN);
@@ -45,9 +83,7 @@ impl Resumes {
         limiter.check().is_ok()
     }
 
-    /// Takes a resume of `guild` from `after`, or says why not (`rate_limited`: that guild
-    /// is being resumed already, or too many are waiting).
-    pub fn admit(&mut self, state: &AppState, guild: &Arc<str>) -> Result<(), ErrorCode> {
+    fn admit(&mut self, state: &AppState, guild: &Arc<str>) -> Result<(), ErrorCode> {
         let queued = state.config.outbound.max_resumes_queued as usize;
         if self.active.contains(guild) || self.waiting.len() >= queued {
             return Err(ErrorCode::RateLimited);
@@ -56,8 +92,7 @@ impl Resumes {
         Ok(())
     }
 
-    /// Queues an admitted resume and starts what may start.
-    pub fn push(&mut self, state: &AppState, handle: &ConnHandle, guild: Arc<str>, after: u64) {
+    fn push(&mut self, state: &AppState, handle: &ConnHandle, guild: Arc<str>, after: u64) {
         self.waiting.push_back((guild, after));
         self.start(state, handle);
     }
@@ -82,13 +117,11 @@ impl Resumes {
         }
     }
 
-    /// Whether a replay is running (for the reader's select).
-    pub fn busy(&self) -> bool {
+    fn busy(&self) -> bool {
         self.running.as_ref().is_some_and(|r| !r.is_empty())
     }
 
-    /// Waits for a replay to end, then starts the next one waiting.
-    pub async fn next(&mut self, state: &AppState, handle: &ConnHandle) {
+    async fn next(&mut self, state: &AppState, handle: &ConnHandle) {
         let Some(running) = self.running.as_mut() else {
             return std::future::pending().await;
         };

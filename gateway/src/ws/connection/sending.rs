@@ -15,8 +15,9 @@ use crate::send::{SendFields, answered, send};
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
 
-/// A connection's sends waiting for the router, answered in order.
-pub(super) type Sends = FuturesOrdered<BoxFuture<'static, ServerFrame>>;
+/// A connection's sends waiting for the router, answered in order (boxed: the connection's
+/// task keeps a pointer, not the set, between sends).
+pub(super) type Sends = Box<FuturesOrdered<BoxFuture<'static, ServerFrame>>>;
 
 /// The next answered send (pending while there is none).
 pub(super) async fn next_answer(sends: &mut Option<Sends>) -> Option<ServerFrame> {
@@ -28,7 +29,7 @@ pub(super) async fn next_answer(sends: &mut Option<Sends>) -> Option<ServerFrame
 
 /// Sends waiting for the router.
 pub(super) fn in_flight(sends: &Option<Sends>) -> usize {
-    sends.as_ref().map_or(0, FuturesOrdered::len)
+    sends.as_ref().map_or(0, |sends| sends.len())
 }
 
 impl Reader {
@@ -39,7 +40,7 @@ impl Reader {
         frame: SendFrame,
     ) -> Option<BoxFuture<'static, ServerFrame>> {
         let reference = frame.reference.clone();
-        if self.limiter.check().is_err() {
+        if self.limiter().check().is_err() {
             self.strikes += 1;
             if self.strikes >= FLOOD_STRIKES {
                 self.handle.close(close_code::POLICY_VIOLATION, "flooding");
