@@ -31,9 +31,9 @@ use crate::websocket::{Stream, Upgrade, UpgradeRejection, WebSocket};
 
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes the WebSocket layer reads at once, held for as long as the socket is open: small, as on
-/// `/ws` (the default is 128 KiB per connection); a larger message grows it while it is read.
-const WS_READ_BUFFER: usize = 512;
+/// Bytes the WebSocket layer reads at once, held for as long as the socket is open: as on `/ws`
+/// (the default is 128 KiB per connection); a larger message grows it while it is read.
+const WS_READ_BUFFER: usize = crate::ws::upgrade::READ_BUFFER;
 /// Bytes of queued messages that trigger a write before the flush, on an upgraded polling
 /// session (a new WebSocket session writes its data frames itself, see `crate::websocket`).
 const WS_WRITE_BUFFER: usize = 4096;

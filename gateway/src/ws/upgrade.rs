@@ -30,9 +30,9 @@ use crate::ws::registration::Registration;
 use crate::ws::resume_param;
 
 /// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
-/// small, because client frames are small and every idle connection keeps it; a larger frame
-/// grows the buffer while it is read.
-const READ_BUFFER: usize = 512;
+/// small, because client frames are small (a `send` of a 100-character text is ~170 bytes: one
+/// read) and every idle connection keeps it; a larger frame grows the buffer while it is read.
+pub const READ_BUFFER: usize = 256;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
