@@ -8,7 +8,6 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat_shared::protocol::codec::{FrameError, decode_client_frame};
 use chat_shared::protocol::{
@@ -18,7 +17,6 @@ use chat_shared::protocol::{
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::oneshot;
 use tracing::Instrument;
-use tungstenite::Message;
 
 use crate::http::auth::Caller;
 use crate::metrics::Metrics;
@@ -27,9 +25,10 @@ use crate::state::AppState;
 use crate::websocket::WebSocket;
 use crate::ws::handle::{ConnHandle, Outgoing};
 use crate::ws::resumes::Resumes;
-use crate::ws::writer::{Pace, Writer, Written};
-use sending::{Sends, in_flight, next_answer};
+use crate::ws::writer::{Pace, Writer};
+use sending::Sends;
 
+mod running;
 mod sending;
 mod session;
 
@@ -97,13 +96,13 @@ pub fn run(
         state.metrics.clone(),
     );
     let mut reader = Reader::new(&state, caller, handle);
+    reader.named = opening.positions;
     let mut queue = outbound;
-    let (heartbeat, positions) = (pace.heartbeat, opening.positions);
     // The parts live once, in this block, and `serve` borrows them: an `async fn` taking them
     // by value would keep each twice in the task (as its argument and as the local it is moved
     // into), ~0.9 KiB more per idle connection.
     async move {
-        (reader.serve(&mut writer, &mut queue, heartbeat, positions)).await;
+        (reader.serve(&mut writer, &mut queue)).await;
     }
     .instrument(span)
 }
@@ -149,6 +148,8 @@ struct Reader {
     /// What this connection sends itself (replies, resume starts, membership changes), written
     /// right after the step that made it, ahead of the queue (never waiting for its room).
     own: Vec<Outbound>,
+    /// The resumes named in the handshake, until they start.
+    named: Vec<(String, u64)>,
 }
 
 impl Reader {
@@ -162,6 +163,7 @@ impl Reader {
             last_send_done: None,
             resumes: Resumes::default(),
             own: Vec::new(),
+            named: Vec::new(),
         }
     }
 
@@ -179,20 +181,15 @@ impl Reader {
 
     /// Starts the handshake's resumes, runs the connection until it ends, then leaves the
     /// hub, sends the close frame and counts the close code.
-    async fn serve(
-        &mut self,
-        writer: &mut Writer,
-        queue: &mut Outgoing,
-        heartbeat: Duration,
-        positions: Vec<(String, u64)>,
-    ) {
+    async fn serve(&mut self, writer: &mut Writer, queue: &mut Outgoing) {
         // Presence (issue #13): online in the session guilds while the socket is open.
         let presence = self.state.presence.clone();
         presence.join(&self.handle, &self.caller.user, &self.caller.guilds);
-        if !positions.is_empty() {
-            Box::pin(self.start_resumes(positions, false)).await;
+        if !self.named.is_empty() {
+            let named = std::mem::take(&mut self.named);
+            Box::pin(self.start_resumes(named, false)).await;
         }
-        let failed = self.run_loop(writer, queue, heartbeat).await;
+        let failed = self.run_loop(writer, queue).await;
         let Reader {
             state,
             caller,
@@ -213,72 +210,6 @@ impl Reader {
             .unwrap_or(close_code::NORMAL);
         Metrics::count(&state.metrics.connections_closed, "code", &code.to_string());
         state.metrics.connections.dec();
-    }
-
-    /// Reads, writes and beats until the connection ends; `true` when the socket failed (no
-    /// close frame can go out).
-    async fn run_loop(
-        &mut self,
-        writer: &mut Writer,
-        queue: &mut Outgoing,
-        heartbeat: Duration,
-    ) -> bool {
-        let mut ticker = tokio::time::interval(heartbeat);
-        ticker.tick().await;
-        // Created on a first send and dropped once answered: an idle connection holds none.
-        let mut sends: Option<Sends> = None;
-        loop {
-            // Writing comes first (biased): what is queued goes out before more is read. The
-            // rare and larger steps are boxed so that what every idle connection keeps is
-            // only this loop's state.
-            let written = tokio::select! {
-                biased;
-                _ = self.handle.closed() => return false,
-                Some(item) = queue.recv() => Box::pin(writer.write_batch(item, queue)).await,
-                _ = ticker.tick() => Box::pin(writer.heartbeat()).await,
-                _ = self.handle.guilds_changed() => {
-                    Box::pin(self.reload_guilds()).await;
-                    Written::Yes
-                }
-                Some(answer) = next_answer(&mut sends), if sends.is_some() => {
-                    if sends.as_ref().is_some_and(|s| s.is_empty()) {
-                        sends = None;
-                    }
-                    self.reply(answer);
-                    Written::Yes
-                }
-                _ = self.resumes.next(&self.state, &self.handle), if self.resumes.busy() => {
-                    Written::Yes
-                }
-                incoming = writer.socket.next(), if in_flight(&sends) < MAX_SENDS_IN_FLIGHT => {
-                    let Some(incoming) = incoming else { return false };
-                    self.handle.touch();
-                    let bytes = match incoming {
-                        Ok(Message::Text(text)) => text.as_bytes().to_vec(),
-                        Ok(Message::Binary(bytes)) => bytes.to_vec(),
-                        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-                        Ok(Message::Close(_)) => return false,
-                        Err(error) => {
-                            self.on_socket_error(error);
-                            return false;
-                        }
-                    };
-                    Box::pin(self.on_frame(&bytes, &mut sends)).await;
-                    Written::Yes
-                }
-            };
-            let written = match written {
-                Written::Yes if !self.own.is_empty() => {
-                    Box::pin(writer.write_own(&mut self.own)).await
-                }
-                other => other,
-            };
-            match written {
-                Written::Yes => {}
-                Written::Closing => return false,
-                Written::SocketFailed => return true,
-            }
-        }
     }
 
     /// Decodes and answers one client frame; a send's answer joins `sends`.
@@ -342,21 +273,6 @@ impl Reader {
 
     fn reply(&mut self, frame: ServerFrame) {
         self.own.push(Outbound::frame(frame));
-    }
-
-    /// Closes with the code that names the peer's mistake; a lost socket needs no code.
-    fn on_socket_error(&self, error: tungstenite::Error) {
-        let (code, reason) = match &error {
-            tungstenite::Error::Capacity(_) => (close_code::FRAME_TOO_BIG, "frame too big"),
-            tungstenite::Error::Utf8(_) => (close_code::INVALID_DATA, "text is not UTF-8"),
-            tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            ) => return,
-            tungstenite::Error::Protocol(_) => (close_code::PROTOCOL_ERROR, "protocol error"),
-            _ => return,
-        };
-        tracing::debug!(%error, code, "closing on a socket error");
-        self.handle.close(code, reason);
     }
 
     /// A `resume` frame: within its rate, each guild's replay begins (ordered by the

@@ -55,7 +55,8 @@ struct Inner {
     /// Wakes whoever waits in [`ConnHandle::closed`] once the flag is set.
     closing: Notify,
     close_reason: Mutex<Option<CloseReason>>,
-    guilds_changed: Notify,
+    /// Set when the session store changed the user's guilds, taken by the connection's task.
+    guilds_changed: AtomicBool,
     started: Instant,
     last_inbound_ms: AtomicU64,
     token_exp: AtomicU64,
@@ -93,7 +94,7 @@ impl ConnHandle {
             is_closed: AtomicBool::new(false),
             closing: Notify::new(),
             close_reason: Mutex::new(None),
-            guilds_changed: Notify::new(),
+            guilds_changed: AtomicBool::new(false),
             started: Instant::now(),
             last_inbound_ms: AtomicU64::new(0),
             token_exp: AtomicU64::new(token_exp),
@@ -220,6 +221,7 @@ impl ConnHandle {
         drop(slot);
         self.0.is_closed.store(true, Ordering::Release);
         self.0.closing.notify_waiters();
+        self.0.queue.wake();
         first
     }
 
@@ -247,11 +249,8 @@ impl ConnHandle {
 
     /// Tells the connection its guilds changed in the session store.
     pub fn notify_guilds_changed(&self) {
-        self.0.guilds_changed.notify_one();
-    }
-
-    pub async fn guilds_changed(&self) {
-        self.0.guilds_changed.notified().await
+        self.0.guilds_changed.store(true, Ordering::Release);
+        self.0.queue.wake();
     }
 
     /// When the connection's token expires (seconds since the Unix epoch).
@@ -285,7 +284,39 @@ impl ConnHandle {
 #[derive(Debug)]
 pub struct Outgoing(ConnHandle);
 
+/// What wakes a connection's task, in the order it is looked at.
+#[derive(Debug)]
+pub enum Wake {
+    /// The connection is asked to close.
+    Closed,
+    Item(Outbound),
+    /// The session store changed the user's guilds.
+    GuildsChanged,
+}
+
 impl Outgoing {
+    /// The connection's close, its next queued item or a change of its guilds, waiting for
+    /// one: one waiter for the three, so an idle connection's task keeps one future, not three.
+    pub async fn next(&mut self) -> Wake {
+        let inner = &self.0.0;
+        loop {
+            let ready = inner.queue.notified();
+            tokio::pin!(ready);
+            // Registered before looking: a push, close or change in between still wakes it.
+            ready.as_mut().enable();
+            if inner.is_closed.load(Ordering::Acquire) {
+                return Wake::Closed;
+            }
+            if let Some(item) = inner.queue.pop() {
+                return Wake::Item(item);
+            }
+            if inner.guilds_changed.swap(false, Ordering::AcqRel) {
+                return Wake::GuildsChanged;
+            }
+            ready.await;
+        }
+    }
+
     /// The next item, waiting for one; always `Some` (end the writer on the handle's close).
     pub async fn recv(&mut self) -> Option<Outbound> {
         self.0.0.queue.recv().await
@@ -343,6 +374,40 @@ mod tests {
         handle.release(taken.cost());
         assert!(waiting.await.expect("task"));
         assert_eq!(handle.queued_bytes(), cost * 3);
+    }
+
+    async fn next(rx: &mut Outgoing) -> Wake {
+        let wake = tokio::time::timeout(std::time::Duration::from_secs(1), rx.next());
+        wake.await.expect("woken")
+    }
+
+    #[tokio::test]
+    async fn the_task_wakes_for_an_item_a_guild_change_and_the_close_in_that_order() {
+        let bounds = QueueBounds {
+            items: 10,
+            bytes: 1 << 20,
+        };
+        let (handle, mut rx) = ConnHandle::new(1, "u1", false, Encoding::Json, bounds, 0);
+        // Each wakes a waiting task.
+        let waiting = tokio::spawn(async move {
+            let item = next(&mut rx).await;
+            let change = next(&mut rx).await;
+            (item, change, rx)
+        });
+        tokio::task::yield_now().await;
+        assert!(handle.try_send(pong()));
+        tokio::task::yield_now().await;
+        handle.notify_guilds_changed();
+        let (item, change, mut rx) = waiting.await.expect("task");
+        assert!(matches!(item, Wake::Item(_)), "{item:?}");
+        assert!(matches!(change, Wake::GuildsChanged), "{change:?}");
+        // Queued together: the item before the change, the close before both.
+        assert!(handle.try_send(pong()));
+        handle.notify_guilds_changed();
+        assert!(matches!(next(&mut rx).await, Wake::Item(_)));
+        handle.notify_guilds_changed();
+        handle.close(1000, "");
+        assert!(matches!(next(&mut rx).await, Wake::Closed));
     }
 
     #[tokio::test]

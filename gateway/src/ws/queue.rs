@@ -61,6 +61,16 @@ impl<T> Queue<T> {
         }
     }
 
+    /// A wait for the next push (or [`Queue::wake`]); enable it before looking at the queue.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ready.notified()
+    }
+
+    /// Wakes the consumer without a push (it looks again at whatever else it waits for).
+    pub fn wake(&self) {
+        self.ready.notify_one();
+    }
+
     /// The next item if one is queued.
     pub fn pop(&self) -> Option<T> {
         self.items.lock().pop_front()

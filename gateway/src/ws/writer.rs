@@ -52,7 +52,6 @@ pub struct Writer {
     pub socket: WebSocket,
     handle: ConnHandle,
     outbox: Outbox,
-    writes: Vec<Write>,
     pace: Pace,
     metrics: Arc<Metrics>,
 }
@@ -69,10 +68,14 @@ impl Writer {
             socket,
             handle,
             outbox,
-            writes: Vec::new(),
             pace,
             metrics,
         }
+    }
+
+    /// How often [`Writer::heartbeat`] should run.
+    pub fn heartbeat_period(&self) -> Duration {
+        self.pace.heartbeat
     }
 
     /// On a heartbeat tick: closes an expired token or an idle peer, or pings.
@@ -98,9 +101,10 @@ impl Writer {
     /// queued, so the connection's one task never waits for room in its own queue), then
     /// flushes.
     pub async fn write_own(&mut self, own: &mut Vec<Outbound>) -> Written {
+        let mut writes = Vec::new();
         for item in own.drain(..) {
-            self.outbox.apply(item, &mut self.writes);
-            self.feed_pending();
+            self.outbox.apply(item, &mut writes);
+            self.feed(&mut writes);
         }
         if own.capacity() > 0 {
             *own = Vec::new();
@@ -113,10 +117,11 @@ impl Writer {
     pub async fn write_batch(&mut self, first: Outbound, queue: &mut Outgoing) -> Written {
         let mut item = Some(first);
         let mut count = 0;
+        let mut writes = Vec::new();
         while let Some(next) = item.take() {
             self.handle.release(next.cost());
-            self.outbox.apply(next, &mut self.writes);
-            self.feed_pending();
+            self.outbox.apply(next, &mut writes);
+            self.feed(&mut writes);
             count += 1;
             if count < BATCH {
                 item = queue.try_recv();
@@ -124,16 +129,15 @@ impl Writer {
         }
         if queue.is_empty() {
             self.outbox.idle();
-            self.writes = Vec::new();
             queue.shrink_if_empty();
         }
         self.flush().await
     }
 
     /// Feeds what the outbox returned to the socket (written by the next flush).
-    fn feed_pending(&mut self) {
+    fn feed(&mut self, writes: &mut Vec<Write>) {
         let encoding = self.handle.encoding();
-        for write in self.writes.drain(..) {
+        for write in writes.drain(..) {
             let (data, frame_type, appended_at) = encode(write, encoding);
             self.socket.feed(data);
             self.metrics.frame_written(frame_type, appended_at);
