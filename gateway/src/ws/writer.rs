@@ -2,11 +2,11 @@
 //! task ([`crate::ws::connection`]): it takes outbound items (the queue's, and the
 //! connection's own replies), hands each to the connection's [`Outbox`] (ordering lives
 //! there), encodes what comes back as WebSocket data frames, feeds them all to the socket and
-//! flushes once ([`crate::websocket::WebSocket`] writes them from their shared bytes); on each heartbeat it sends a ping, or closes an idle connection or an expired token;
-//! it closes with 4009 a peer whose socket takes no bytes for `WRITE_TIMEOUT_MS` (however
-//! long a peer that keeps reading takes), and sends the
-//! close frame with the contract's code. Each frame written is counted by type, and a live
-//! message's time since its log append is recorded.
+//! flushes once ([`crate::websocket::WebSocket`] writes them from their shared bytes). On each
+//! heartbeat it sends a ping, or closes an idle connection or an expired token. It closes with
+//! 4009 a peer whose socket takes no bytes for `WRITE_TIMEOUT_MS` (however long a peer that
+//! keeps reading takes), and sends the close frame with the contract's code. Each frame
+//! written is counted by type, and a live message's time since its log append is recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
