@@ -29,6 +29,10 @@ pub(super) struct Cursor<T> {
     pub(super) held: BTreeMap<u64, T>,
     pub(super) fetching: bool,
     pub(super) resume: Option<Box<Resume>>,
+    /// Every entry, of any visibility, with `lo < seq <= hi` was written by a replay: kept for
+    /// an admin's non-member guild, where `written` counts only the admin-only entries it was
+    /// shown live (`None` until such a replay; boxed, as few cursors need it).
+    pub(super) replayed: Option<Box<(u64, u64)>>,
 }
 
 impl<T> Cursor<T> {
@@ -40,6 +44,7 @@ impl<T> Cursor<T> {
             held: BTreeMap::new(),
             fetching: false,
             resume: None,
+            replayed: None,
         }
     }
 

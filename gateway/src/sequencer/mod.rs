@@ -181,7 +181,14 @@ impl<T: Sequenced> Sequencer<T> {
         };
         for entry in entries {
             let seq = entry.seq();
-            let written = cursor.written.is_some_and(|(lo, hi)| lo < seq && seq <= hi);
+            // Within the written range only what the live rules showed was written: an
+            // admin's non-member guild showed only admin-only entries, and its replay shows
+            // them all (what an earlier replay wrote is in `replayed`).
+            let shown = cursor.written.is_some_and(|(lo, hi)| lo < seq && seq <= hi)
+                && visible(admin, cursor.member, &entry);
+            let replayed =
+                (cursor.replayed.as_deref()).is_some_and(|&(lo, hi)| lo < seq && seq <= hi);
+            let written = shown || replayed;
             if seq <= resume.after || seq <= resume.last || written {
                 continue;
             }
@@ -204,6 +211,13 @@ impl<T: Sequenced> Sequencer<T> {
             None => (resume.after, top),
             Some((lo, hi)) => (lo.min(resume.after), hi.max(top)),
         });
+        if !cursor.member {
+            let (lo, hi) = (cursor.replayed.as_deref().copied())
+                .map_or((resume.after, top), |(lo, hi)| {
+                    (lo.min(resume.after), hi.max(top))
+                });
+            cursor.replayed = Some(Box::new((lo, hi)));
+        }
         let guild = cursor.guild.clone();
         out.push(Out::Resumed {
             guild,

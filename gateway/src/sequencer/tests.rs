@@ -227,6 +227,42 @@ fn cases() {
             vec![W("g2", 10), f("g2", 10, Some(14)), W("g2", 12), W("g2", 14)],
         ),
         (
+            "an admin resuming a non-member guild gets the replay's entries it never saw live",
+            true,
+            vec!["g1"],
+            vec![
+                Live(a("g2", 1, 0)),
+                Live(a("g2", 3, 2)),
+                Fill(vec![e("g2", 2, 1)], false),
+                Begin("g2", 0),
+                Page(
+                    "g2",
+                    vec![a("g2", 1, 0), e("g2", 2, 1), a("g2", 3, 2)],
+                    true,
+                ),
+            ],
+            vec![
+                W("g2", 1),
+                f("g2", 1, Some(3)),
+                W("g2", 3),
+                W("g2", 2),
+                r("g2", 1),
+            ],
+        ),
+        (
+            "an admin resuming a non-member guild twice gets each entry once",
+            true,
+            vec!["g1"],
+            vec![
+                Live(a("g2", 1, 0)),
+                Begin("g2", 0),
+                Page("g2", vec![a("g2", 1, 0), e("g2", 2, 1)], true),
+                Begin("g2", 0),
+                Page("g2", vec![a("g2", 1, 0), e("g2", 2, 1)], true),
+            ],
+            vec![W("g2", 1), W("g2", 2), r("g2", 1), r("g2", 0)],
+        ),
+        (
             "a non-admin ignores guilds that are not theirs",
             false,
             vec!["g1"],
