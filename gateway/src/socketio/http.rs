@@ -17,7 +17,6 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tracing::Instrument;
 use tungstenite::Message;
-use tungstenite::protocol::WebSocketConfig;
 
 use crate::socketio::SocketIo;
 use crate::socketio::carrier::Queues;
@@ -31,9 +30,6 @@ use crate::websocket::{Stream, Upgrade, UpgradeRejection, WebSocket};
 
 /// Longest wait for each step of an upgrade (`2probe`, then `5`).
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes the WebSocket layer reads at once, held for as long as the socket is open: as on `/ws`
-/// (the default is 128 KiB per connection); a larger message grows it while it is read.
-const WS_READ_BUFFER: usize = crate::ws::upgrade::READ_BUFFER;
 /// Bytes of queued messages that trigger a write before the flush, on an upgraded polling
 /// session (a new WebSocket session writes its data frames itself, see `crate::websocket`).
 const WS_WRITE_BUFFER: usize = 4096;
@@ -257,11 +253,7 @@ fn websocket(
     upgrade: Upgrade,
 ) -> Response {
     let max = io.engine.settings.max_payload;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
+    let config = crate::websocket::config(max, WS_WRITE_BUFFER);
     let Some(sid) = sid else {
         if engine_full(io) {
             return crate::http::auth::ApiError::unavailable().into_response();

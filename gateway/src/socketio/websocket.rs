@@ -1,8 +1,8 @@
 //! A session opened on a WebSocket, in one task: the socket's loop (`session.rs`) reads the
 //! WebSocket, writes to it straight from the loop (no Engine.IO queues) and keeps the
 //! heartbeat itself; data frames are written from the packets' own bytes
-//! ([`crate::websocket::WebSocket`]). One message is one Engine.IO packet. A client that takes no bytes for
-//! `WRITE_TIMEOUT_MS` is closed as too slow, as on `/ws`.
+//! ([`crate::websocket::WebSocket`]). One message is one Engine.IO packet. A client that takes
+//! no bytes for `WRITE_TIMEOUT_MS` is closed as too slow, as on `/ws`.
 
 use std::sync::Arc;
 use std::time::Duration;

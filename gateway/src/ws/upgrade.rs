@@ -15,7 +15,6 @@ use chat_shared::auth::VerifiedToken;
 use chat_shared::protocol::ErrorCode;
 use chat_shared::protocol::codec::Encoding;
 use futures::FutureExt;
-use tungstenite::protocol::WebSocketConfig;
 
 use crate::admission::Refusal;
 use crate::client_ip::client_ip;
@@ -23,16 +22,11 @@ use crate::http::auth::{ApiError, Caller, load_guilds, verify_token};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::user_budget::{self, Budget};
-use crate::websocket::{Upgrade, UpgradeRejection, WebSocket};
+use crate::websocket::{self, Upgrade, UpgradeRejection, WebSocket};
 use crate::ws::connection;
 use crate::ws::handle::{ConnHandle, Outbound, QueueBounds};
 use crate::ws::registration::Registration;
 use crate::ws::resume_param;
-
-/// Bytes the socket layer reads at once per connection, allocated for as long as it is open:
-/// small, because client frames are small (a `send` of a 100-character text is ~170 bytes: one
-/// read) and every idle connection keeps it; a larger frame grows the buffer while it is read.
-pub const READ_BUFFER: usize = 256;
 
 pub async fn ws_handler(
     State(state): State<AppState>,
@@ -119,11 +113,7 @@ pub async fn ws_handler(
     let max = state.config.max_frame_bytes as usize;
     // tungstenite writes only our control frames (data frames go straight out, see
     // `crate::websocket`): each at once.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
+    let config = websocket::config(max, 0);
     let slots = (node_slot, user_slot);
     upgrade.on_upgrade(config, move |stream| {
         registration.hand_over();
