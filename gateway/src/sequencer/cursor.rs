@@ -49,8 +49,18 @@ impl<T> Cursor<T> {
     }
 
     pub(super) fn has_written(&self, seq: u64) -> bool {
-        self.written.is_some_and(|(lo, hi)| lo < seq && seq <= hi)
+        within(self.written, seq)
     }
+}
+
+/// Whether `seq` is in the range `lo < seq <= hi` (none: no range yet).
+pub(super) fn within(range: Option<(u64, u64)>, seq: u64) -> bool {
+    range.is_some_and(|(lo, hi)| lo < seq && seq <= hi)
+}
+
+/// `range` widened to cover `lo < seq <= hi` too.
+pub(super) fn widened(range: Option<(u64, u64)>, lo: u64, hi: u64) -> (u64, u64) {
+    range.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi)))
 }
 
 /// Writes the held entries that follow what was written without a hole; asks for the hole

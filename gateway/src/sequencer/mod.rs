@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use chat_shared::bus::Visibility;
 
-use cursor::{Cursor, Resume, drain, fetch_visibility, visible};
+use cursor::{Cursor, Resume, drain, fetch_visibility, visible, widened, within};
 use cursors::Cursors;
 
 mod cursor;
@@ -184,11 +184,8 @@ impl<T: Sequenced> Sequencer<T> {
             // Within the written range only what the live rules showed was written: an
             // admin's non-member guild showed only admin-only entries, and its replay shows
             // them all (what an earlier replay wrote is in `replayed`).
-            let shown = cursor.written.is_some_and(|(lo, hi)| lo < seq && seq <= hi)
-                && visible(admin, cursor.member, &entry);
-            let replayed =
-                (cursor.replayed.as_deref()).is_some_and(|&(lo, hi)| lo < seq && seq <= hi);
-            let written = shown || replayed;
+            let shown = within(cursor.written, seq) && visible(admin, cursor.member, &entry);
+            let written = shown || within(cursor.replayed.as_deref().copied(), seq);
             if seq <= resume.after || seq <= resume.last || written {
                 continue;
             }
@@ -207,16 +204,10 @@ impl<T: Sequenced> Sequencer<T> {
             return;
         };
         let top = resume.last.max(resume.after);
-        cursor.written = Some(match cursor.written {
-            None => (resume.after, top),
-            Some((lo, hi)) => (lo.min(resume.after), hi.max(top)),
-        });
+        cursor.written = Some(widened(cursor.written, resume.after, top));
         if !cursor.member {
-            let (lo, hi) = (cursor.replayed.as_deref().copied())
-                .map_or((resume.after, top), |(lo, hi)| {
-                    (lo.min(resume.after), hi.max(top))
-                });
-            cursor.replayed = Some(Box::new((lo, hi)));
+            let replayed = widened(cursor.replayed.as_deref().copied(), resume.after, top);
+            cursor.replayed = Some(Box::new(replayed));
         }
         let guild = cursor.guild.clone();
         out.push(Out::Resumed {
