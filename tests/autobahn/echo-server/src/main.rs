@@ -1,6 +1,8 @@
-//! Echoes every text and binary WebSocket message on `/`, with the gateway's socket settings
-//! (see gateway/src/ws/upgrade.rs): what Autobahn's fuzzing client measures here is the
-//! WebSocket layer the gateway is built on. Listens on `LISTEN_ADDR` (default 127.0.0.1:9001);
+//! Echoes every text and binary WebSocket message on `/`, on axum's WebSocket over
+//! tokio-tungstenite: what Autobahn's fuzzing client measures here is the reading side the
+//! gateway is built on (framing, limits, UTF-8, control frames). Since session 10 the gateway
+//! writes its own data frames (gateway/src/websocket/socket.rs, tested there against a
+//! tungstenite client), which this server does not use. Listens on `LISTEN_ADDR` (default 127.0.0.1:9001);
 //! `MAX_MESSAGE_BYTES` bounds a message (default 16 MiB, the largest `MAX_FRAME_BYTES` the
 //! gateway accepts).
 
