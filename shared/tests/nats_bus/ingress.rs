@@ -247,3 +247,52 @@ async fn a_send_the_router_drops_unanswered_is_answered_server_error_at_once() {
         started.elapsed()
     );
 }
+
+/// A request can vanish between the gateway and a router: async-nats drops what arrives for a
+/// subscription it has just drained, before the server has seen the unsubscribe (a partition
+/// handed over). The submitter asks again, with the same messageIds (one is given to a send
+/// that had none), so the router answers a copy it already stored as a duplicate.
+#[tokio::test]
+async fn a_request_lost_on_the_way_is_asked_again_with_the_same_ids() {
+    use chat_shared::bus::nats::payload::{IngressAnswers, encode};
+    let nats = NatsServer::start();
+    let gateway = bus(&nats).await;
+    let raw = raw_client(&nats).await;
+    let mut requests = raw
+        .subscribe(chat_shared::bus::nats::subjects::ingress_subject(Some("g")))
+        .await
+        .unwrap();
+    raw.flush().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let mut id_less = send(Some("g"), "unused");
+    id_less.message_id = None;
+    let submitting = tokio::spawn(async move { gateway.submit(id_less).await });
+    let lost: IngressBatch = decode(&next(&mut requests).await.payload).unwrap();
+    let again = next(&mut requests).await;
+    let asked_again: IngressBatch = decode(&again.payload).unwrap();
+
+    let id = lost.sends[0].request.message_id.clone();
+    assert!(
+        id.is_some(),
+        "the gateway gives an id-less send its messageId"
+    );
+    assert_eq!(asked_again.sends[0].request.message_id, id);
+    let ack = SendAck {
+        message_id: id.unwrap_or_default(),
+        seq: 7,
+    };
+    let answers = IngressAnswers {
+        v: INTERNAL_VERSION,
+        outcomes: vec![Ok(ack.clone())],
+    };
+    raw.publish(again.reply.unwrap(), encode(&answers).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(submitting.await.unwrap().unwrap(), Ok(ack));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "asked again long before the send's timeout: {:?}",
+        started.elapsed()
+    );
+}

@@ -34,7 +34,11 @@ impl NatsBus {
         ensure_connected(&self.client)?;
         let subject = ingress_subject(request.guild_id.as_deref());
         self.submitter
-            .submit(&subject, request, self.config.ingress_timeout())
+            .submit(
+                &subject,
+                with_message_id(request),
+                self.config.ingress_timeout(),
+            )
             .await
     }
 
@@ -68,6 +72,16 @@ impl NatsBus {
             tracing::warn!("gave up waiting for the ingress partitions to be given back");
         }
     }
+}
+
+/// `request` with a messageId: its own, or a fresh one (as the router would give it). The
+/// submitter may ask a batch again (see [`super::submitter`]); with an id, a router that
+/// stored the first copy answers its ack again instead of storing it twice.
+fn with_message_id(mut request: SendRequest) -> SendRequest {
+    if request.message_id.is_none() {
+        request.message_id = Some(ulid::Ulid::new().to_string());
+    }
+    request
 }
 
 /// How a router stops its partition ownership: the stop signal and the ownership task.

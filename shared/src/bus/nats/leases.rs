@@ -267,8 +267,10 @@ impl Ownership {
     }
 
     /// Gives every lease, ask and the heartbeat back (the others take the partitions at once),
-    /// then, once they had [`HANDOVER_OVERLAP`] to subscribe, drains the subscriptions: every
-    /// send this router received is forwarded to it and answered.
+    /// then, once they had [`HANDOVER_OVERLAP`] to subscribe, drains the subscriptions: the
+    /// sends this router has received are forwarded to it and answered. (One the server sent
+    /// just before it saw the unsubscribe can be dropped by async-nats; its submitter asks
+    /// again, see `submitter.rs`.)
     async fn release_all(&mut self) {
         for (partition, held) in &self.held {
             let _ = self
@@ -336,7 +338,8 @@ impl Ownership {
                 let message = tokio::select! {
                     _ = &mut drained, if !draining => {
                         draining = true;
-                        // Unsubscribes, then yields what the server sent before that.
+                        // Unsubscribes, then yields what has arrived (not quite all the
+                        // server sent before the unsubscribe: see `release_all`).
                         if let Err(error) = subscriber.drain().await {
                             tracing::debug!(partition, %error, "could not drain a partition");
                         }

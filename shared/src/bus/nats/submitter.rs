@@ -8,9 +8,15 @@
 //! Each send keeps its own deadline (`INGRESS_TIMEOUT_MS` from its submit), its own trace
 //! context and its own answer. A batch that finds no router on its partition (a handover in
 //! progress) is asked again, with a short backoff, while any of its sends is still waited for:
-//! nobody received it, so asking again cannot store anything twice. The sends of one
-//! connection keep their order: one task per partition publishes its batches in queue order
-//! on one NATS connection, which the router reads in that order.
+//! nobody received it, so asking again cannot store anything twice. A batch that gets no
+//! answer within [`ANSWER_PATIENCE`] (then twice that, and so on) is asked again too: core
+//! NATS may lose a request, and does at a handover, where async-nats drops what arrives for a
+//! subscription it has just drained before the server has seen the unsubscribe. That is safe
+//! because every send carries its messageId (the bus gives one to a send that has none), so a
+//! router that already stored it answers the first ack again. The sends of one connection keep
+//! their order: one task per partition publishes its batches in queue order on one NATS
+//! connection, which the router reads in that order (a batch asked again may land after the
+//! one behind it).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -40,6 +46,10 @@ const QUEUE: usize = 4096;
 const NO_RESPONDERS_FIRST_PAUSE: Duration = Duration::from_millis(25);
 /// Longest wait between two such attempts.
 const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(250);
+/// How long a request waits for its answer before the batch is asked again (doubling each
+/// time): far above a router's answer time, so only a lost request (or a stalled router) is
+/// asked again.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(1);
 
 type Answer = Result<SendOutcome, BusError>;
 
@@ -157,42 +167,51 @@ async fn send_batch(client: &Client, subject: &str, batch: Vec<Queued>) {
         .into_iter()
         .filter(|q| q.deadline > now && !q.answer.is_closed())
         .collect();
-    let Some(last_deadline) = batch.iter().map(|q| q.deadline).max() else {
+    if batch.is_empty() {
         return;
-    };
-    // Each request moves into the payload; only its way back stays here.
-    let (sends, answers): (Vec<IngressSend>, Vec<oneshot::Sender<Answer>>) = batch
+    }
+    // Each request moves into the payload; only its deadline and way back stay here.
+    let mut deadlines = Vec::with_capacity(batch.len());
+    let mut answers = Vec::with_capacity(batch.len());
+    let sends = batch
         .into_iter()
         .map(|q| {
-            let send = IngressSend {
+            deadlines.push(q.deadline);
+            answers.push(q.answer);
+            IngressSend {
                 request: q.request,
-                timeout_ms: millis(q.deadline.saturating_duration_since(now)),
+                timeout_ms: 0,
                 trace: q.trace,
-            };
-            (send, q.answer)
+            }
         })
-        .unzip();
-    let outcomes = match encode(&IngressBatch {
+        .collect();
+    let mut batch = IngressBatch {
         v: INTERNAL_VERSION,
         sends,
-    }) {
-        Ok(payload) => request(client, subject, payload, last_deadline).await,
-        Err(error) => Err(error),
     };
+    let outcomes = request(client, subject, &mut batch, &deadlines).await;
     hand_out(answers, outcomes);
 }
 
-/// Asks until answered, or until the last send's submitter stops waiting.
+/// Asks until answered, or until the last send's submitter stops waiting; each attempt tells
+/// the router how long each send is still waited for.
 async fn request(
     client: &Client,
     subject: &str,
-    payload: bytes::Bytes,
-    deadline: Instant,
+    batch: &mut IngressBatch,
+    deadlines: &[Instant],
 ) -> Result<Vec<SendOutcome>, BusError> {
+    let last_deadline = deadlines.iter().copied().max().unwrap_or_else(Instant::now);
     let mut pause = NO_RESPONDERS_FIRST_PAUSE;
+    let mut patience = ANSWER_PATIENCE;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let outgoing = Request::new().payload(payload.clone()).timeout(Some(left));
+        let now = Instant::now();
+        for (send, deadline) in batch.sends.iter_mut().zip(deadlines) {
+            send.timeout_ms = millis(deadline.saturating_duration_since(now));
+        }
+        let left = last_deadline.saturating_duration_since(now);
+        let wait = left.min(patience);
+        let outgoing = Request::new().payload(encode(&*batch)?).timeout(Some(wait));
         match client.send_request(subject.to_owned(), outgoing).await {
             // Nobody took the batch (its partition is between routers): nothing happened, so
             // it is safe to ask again.
@@ -200,6 +219,11 @@ async fn request(
                 tracing::debug!(%subject, "no router on the partition yet; asking again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(NO_RESPONDERS_MAX_PAUSE);
+            }
+            // Lost on the way, or a router stalled: the messageIds make asking again safe.
+            Err(e) if e.kind() == RequestErrorKind::TimedOut && wait < left => {
+                tracing::debug!(%subject, waited = ?wait, "no answer yet; asking again");
+                patience *= 2;
             }
             Err(e) => return Err(from_request("submitting sends", &e)),
             Ok(reply) => return decode::<IngressAnswers>(&reply.payload).map(|a| a.outcomes),
