@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chat_shared::bus::Visibility;
 
+use super::ranges::Ranges;
 use super::{Fetch, Out, Sequenced};
 
 /// A resume being written.
@@ -29,10 +30,10 @@ pub(super) struct Cursor<T> {
     pub(super) held: BTreeMap<u64, T>,
     pub(super) fetching: bool,
     pub(super) resume: Option<Box<Resume>>,
-    /// Every entry, of any visibility, with `lo < seq <= hi` was written by a replay: kept for
-    /// an admin's non-member guild, where `written` counts only the admin-only entries it was
+    /// Every entry, of any visibility, in these ranges was written by a replay: kept for an
+    /// admin's non-member guild, where `written` counts only the admin-only entries it was
     /// shown live (`None` until such a replay; boxed, as few cursors need it).
-    pub(super) replayed: Option<Box<(u64, u64)>>,
+    pub(super) replayed: Option<Box<Ranges>>,
 }
 
 impl<T> Cursor<T> {

@@ -30,6 +30,7 @@ mod cursor;
 mod cursors;
 #[cfg(test)]
 mod props;
+mod ranges;
 #[cfg(test)]
 mod tests;
 
@@ -185,7 +186,7 @@ impl<T: Sequenced> Sequencer<T> {
             // admin's non-member guild showed only admin-only entries, and its replay shows
             // them all (what an earlier replay wrote is in `replayed`).
             let shown = within(cursor.written, seq) && visible(admin, cursor.member, &entry);
-            let written = shown || within(cursor.replayed.as_deref().copied(), seq);
+            let written = shown || cursor.replayed.as_ref().is_some_and(|r| r.contains(seq));
             if seq <= resume.after || seq <= resume.last || written {
                 continue;
             }
@@ -206,8 +207,10 @@ impl<T: Sequenced> Sequencer<T> {
         let top = resume.last.max(resume.after);
         cursor.written = Some(widened(cursor.written, resume.after, top));
         if !cursor.member {
-            let replayed = widened(cursor.replayed.as_deref().copied(), resume.after, top);
-            cursor.replayed = Some(Box::new(replayed));
+            cursor
+                .replayed
+                .get_or_insert_with(Box::default)
+                .add(resume.after, top);
         }
         let guild = cursor.guild.clone();
         out.push(Out::Resumed {

@@ -263,6 +263,22 @@ fn cases() {
             vec![W("g2", 1), W("g2", 2), r("g2", 1), r("g2", 0)],
         ),
         (
+            // Found by visibility_props: the two empty replays (0, 0] and (2, 2] were merged
+            // into (0, 2], as if entry 2 had been replayed.
+            "an admin's non-member replays that did not touch are not taken as one",
+            true,
+            vec!["g1"],
+            vec![
+                Begin("g2", 0),
+                Page("g2", vec![], true),
+                Begin("g2", 2),
+                Page("g2", vec![], true),
+                Begin("g2", 0),
+                Page("g2", vec![e("g2", 2, 0)], true),
+            ],
+            vec![r("g2", 0), r("g2", 0), W("g2", 2), r("g2", 1)],
+        ),
+        (
             "a non-admin ignores guilds that are not theirs",
             false,
             vec!["g1"],
