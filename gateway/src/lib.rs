@@ -9,6 +9,7 @@ pub mod distributed;
 pub mod embedded;
 pub mod http;
 pub mod hub;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod ops_listener;

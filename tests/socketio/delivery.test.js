@@ -1,9 +1,10 @@
 // Delivery on the Socket.IO path: a socket.io client and a /ws client in the same guild (on
 // different gateways when distributed) see each other's messages; admin-only never reaches a
-// non-admin; the bot's reply arrives as a chat:message from the bot.
+// non-admin; the bot's reply arrives as a chat:message from the bot; a change of the user's
+// guilds is followed like on /ws.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPair, connect, connected, send, collect, guildId, sleep, withOutput } from './lib/harness.js';
+import { startPair, connect, connected, send, collect, guildId, sleep, withOutput, post, once, WAIT_MS } from './lib/harness.js';
 import { wsClient } from './lib/ws-client.js';
 
 let gwA;
@@ -99,6 +100,37 @@ test('each socket.io send is counted once in chat_gateway_sends_total', () => wi
     assert.equal((await send(sio, { guildId: g, text: '  ' })).code, 'empty_message');
     assert.equal(await sendsTotal(gwA, 'ack') - acksBefore, 3);
     assert.equal(await sendsTotal(gwA, 'empty_message') - emptyBefore, 1);
+  } finally {
+    sio.close();
+  }
+}));
+
+test('a change of guilds is followed: one lost goes quiet, one gained flows, none left ends the socket', () => withOutput([gwA, gwB], async () => {
+  const [keep, lose, gain] = [guildId('keep'), guildId('lose'), guildId('gain')];
+  const id = guildId('ann');
+  const ann = await gwA.devLogin({ id, name: 'Ann', guilds: [keep, lose] });
+  const bob = await gwA.devLogin({ name: 'Bob', guilds: [keep, lose, gain] });
+  const sio = await connected(connect(gwB.baseUrl, { token: ann.token }));
+  try {
+    const inbox = collect(sio);
+    await gwA.devLogin({ id, name: 'Ann', guilds: [keep, gain] });
+    // The socket follows both changes at once: when the gained guild flows, the lost one is left.
+    const deadline = Date.now() + WAIT_MS;
+    for (let n = 1; ; n += 1) {
+      const text = `gained ${n}`;
+      assert.equal((await post(gwA, bob.token, gain, { text })).status, 201);
+      const arrived = await inbox.waitFor((m) => m.text === text, 300).then(() => true, () => false);
+      if (arrived) break;
+      assert.ok(Date.now() < deadline, 'the gained guild never reached the socket');
+    }
+    await post(gwA, bob.token, lose, { text: 'after leaving' });
+    await post(gwA, bob.token, keep, { text: 'still here' });
+    await inbox.waitFor((m) => m.text === 'still here');
+    await sleep(200);
+    assert.ok(!inbox.seen.some((m) => m.text === 'after leaving'), 'a lost guild kept flowing');
+    const ended = once(sio, 'disconnect');
+    await gwA.devLogin({ id, name: 'Ann', guilds: [] });
+    assert.deepEqual((await ended)[0], 'io server disconnect');
   } finally {
     sio.close();
   }

@@ -22,7 +22,7 @@ use crate::socketio::events::{
 use crate::socketio::packet::encode_event;
 use crate::socketio::recovery::{Positions, encode_offset, within_window};
 use crate::state::AppState;
-use crate::ws::handle::{ConnHandle, Outgoing, QueueBounds};
+use crate::ws::handle::{ConnHandle, Outgoing, QueueBounds, Wake};
 
 /// Entries read per guild for a recovery; more missed than this is not recovered.
 const RECOVERY_LIMIT: usize = 1000;
@@ -209,6 +209,16 @@ impl Link {
         }
     }
 
+    /// Follows a change of the caller's guilds (hub, presence, the 4001 close when none is
+    /// left: [`crate::membership`]); `flow`'s sequencer learns of it before its next item.
+    pub async fn follow_guilds(&mut self, flow: &mut Flow, out: &mut Vec<String>) {
+        let changes = crate::membership::follow(&self.state, &mut self.caller, &self.handle).await;
+        for change in changes {
+            flow.pump
+                .apply_own(Outbound::Membership(Box::new(change)), out);
+        }
+    }
+
     /// When the caller's token expires (seconds since the Unix epoch).
     pub fn token_exp(&self) -> u64 {
         self.handle.token_exp()
@@ -264,10 +274,22 @@ pub struct Flow {
     pump: Pump,
 }
 
+/// What a started socket's queue has next.
+pub enum Next {
+    Item(Outbound),
+    /// The session store changed the user's guilds: see [`Link::follow_guilds`].
+    GuildsChanged,
+}
+
 impl Flow {
-    /// The next queue item, waiting for one.
-    pub async fn next(&mut self) -> Option<Outbound> {
-        self.queue.recv().await
+    /// The next queue item or guild change, waiting for one (`None` once the socket is asked
+    /// to close).
+    pub async fn next(&mut self) -> Option<Next> {
+        match self.queue.next().await {
+            Wake::Item(item) => Some(Next::Item(item)),
+            Wake::GuildsChanged => Some(Next::GuildsChanged),
+            Wake::Closed => None,
+        }
     }
 
     /// Turns `first` and whatever else is queued (up to [`BATCH`]) into packets in `out`.
@@ -306,8 +328,14 @@ struct Pump {
 }
 
 impl Pump {
+    /// An item taken from the queue: its bytes are given back to the queue's bound.
     fn apply(&mut self, item: Outbound, out: &mut Vec<String>) {
         self.handle.release(item.cost());
+        self.apply_own(item, out);
+    }
+
+    /// An item of the socket's own (never queued).
+    fn apply_own(&mut self, item: Outbound, out: &mut Vec<String>) {
         let mut writes = std::mem::take(&mut self.writes);
         self.outbox.apply(item, &mut writes);
         for write in writes.drain(..) {

@@ -9,9 +9,8 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use tokio::time::Instant;
 
-use crate::outbound::Outbound;
 use crate::socketio::SocketIo;
-use crate::socketio::bridge::Flow;
+use crate::socketio::bridge::{Flow, Next};
 use crate::socketio::carrier::Carrier;
 use crate::socketio::socket::{Sending, Socket, Step};
 use crate::socketio::timers::Timers;
@@ -65,9 +64,14 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
         let step = tokio::select! {
             biased;
             code = socket.close_requested() => socket.on_close_request(code, &mut state.out),
-            Some(item) = next_item(&mut state.flow) => {
+            Some(next) = next_item(&mut state.flow) => {
                 if let Some(flow) = state.flow.as_mut() {
-                    flow.batch(item, &mut state.out);
+                    match next {
+                        Next::Item(item) => flow.batch(item, &mut state.out),
+                        Next::GuildsChanged => {
+                            Box::pin(socket.follow_guilds(flow, &mut state.out)).await;
+                        }
+                    }
                 }
                 Step::Go
             }
@@ -118,8 +122,8 @@ async fn write<C: Carrier>(carrier: &mut C, out: &mut Vec<String>, socket: &Sock
     written
 }
 
-/// The next item of a started socket's queue (pending before it starts).
-async fn next_item(flow: &mut Option<Flow>) -> Option<Outbound> {
+/// The next item or guild change of a started socket's queue (pending before it starts).
+async fn next_item(flow: &mut Option<Flow>) -> Option<Next> {
     match flow {
         Some(flow) => flow.next().await,
         None => std::future::pending().await,

@@ -309,6 +309,13 @@ impl Socket {
         Step::End
     }
 
+    /// The user's guilds changed: the socket follows them (see [`Link::follow_guilds`]).
+    pub async fn follow_guilds(&mut self, flow: &mut Flow, out: &mut Vec<String>) {
+        if let Some(connected) = self.connected.as_mut() {
+            connected.link.follow_guilds(flow, out).await;
+        }
+    }
+
     /// What the loop's timer found due.
     pub fn on_wake(&mut self, wake: Wake, out: &mut Vec<String>) -> Step {
         match wake {

@@ -317,11 +317,6 @@ impl Outgoing {
         }
     }
 
-    /// The next item, waiting for one; always `Some` (end the writer on the handle's close).
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        self.0.0.queue.recv().await
-    }
-
     /// The next item if one is queued.
     pub fn try_recv(&mut self) -> Option<Outbound> {
         self.0.0.queue.pop()
@@ -370,7 +365,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
-        let taken = rx.recv().await.expect("queued");
+        let taken = rx.try_recv().expect("queued");
         handle.release(taken.cost());
         assert!(waiting.await.expect("task"));
         assert_eq!(handle.queued_bytes(), cost * 3);

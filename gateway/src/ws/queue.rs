@@ -49,18 +49,6 @@ impl<T> Queue<T> {
         self.len() == 0
     }
 
-    /// The next item, waiting for one (one consumer at a time). Always `Some` (the
-    /// producers outlive it: a writer ends on its connection's close, not on this); an
-    /// `Option` to read like a channel.
-    pub async fn recv(&self) -> Option<T> {
-        loop {
-            if let Some(item) = self.pop() {
-                return Some(item);
-            }
-            self.ready.notified().await;
-        }
-    }
-
     /// A wait for the next push (or [`Queue::wake`]); enable it before looking at the queue.
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.ready.notified()
@@ -118,33 +106,5 @@ mod tests {
         while queue.pop().is_some() {}
         queue.shrink_if_empty();
         assert_eq!(queue.items.lock().capacity(), 0, "given back once drained");
-    }
-
-    #[tokio::test]
-    async fn recv_wakes_on_a_push_from_another_task() {
-        let queue = std::sync::Arc::new(Queue::new(4));
-        let waiting = tokio::spawn({
-            let queue = queue.clone();
-            async move { queue.recv().await }
-        });
-        tokio::task::yield_now().await;
-        assert_eq!(queue.push(7), Ok(()));
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-            .await
-            .expect("woken")
-            .expect("task");
-        assert_eq!(got, Some(7));
-    }
-
-    #[tokio::test]
-    async fn a_push_before_recv_waits_is_not_lost() {
-        let queue = Queue::new(4);
-        assert_eq!(queue.push(1), Ok(()));
-        assert_eq!(queue.recv().await, Some(1));
-        // A permit left by a push whose item was already taken only costs one extra loop.
-        assert_eq!(queue.push(2), Ok(()));
-        assert_eq!(queue.pop(), Some(2));
-        assert_eq!(queue.push(3), Ok(()));
-        assert_eq!(queue.recv().await, Some(3));
     }
 }

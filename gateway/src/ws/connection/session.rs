@@ -7,8 +7,7 @@ use chat_shared::protocol::{
 };
 
 use super::Reader;
-use crate::http::auth::load_guilds;
-use crate::outbound::{Membership, Outbound};
+use crate::outbound::Outbound;
 
 impl Reader {
     /// Takes a fresh token for the same user and role, pushing back the 4001 close.
@@ -43,47 +42,15 @@ impl Reader {
         self.reply(answer);
     }
 
-    /// Re-reads the guild list after a membership change and follows it in the hub (the
-    /// sequencer learns of a new guild before its feed can deliver).
+    /// Re-reads the guild list after a membership change and follows it
+    /// ([`crate::membership`]); the changes go ahead of the queue, so the sequencer learns of
+    /// a new guild before its feed can deliver.
     pub(super) async fn reload_guilds(&mut self) {
-        let Ok(fresh) = load_guilds(&self.state, &self.caller.user.id).await else {
-            return;
-        };
-        let mine = &self.caller.guilds;
-        let gone: Vec<String> = mine
-            .iter()
-            .filter(|g| !fresh.contains(g))
-            .cloned()
-            .collect();
-        let added: Vec<String> = fresh
-            .iter()
-            .filter(|g| !mine.contains(g))
-            .cloned()
-            .collect();
-        self.state.hub.leave(&self.handle, &gone, false);
-        for (guild, joined) in gone
-            .iter()
-            .map(|g| (g, false))
-            .chain(added.iter().map(|g| (g, true)))
-        {
-            let change = Membership {
-                guild: guild.clone(),
-                joined,
-            };
-            // Ahead of the queue, so the sequencer knows a new guild before its feed delivers.
-            self.own.push(Outbound::Membership(Box::new(change)));
-        }
-        if let Err(error) = self.state.hub.join(&self.handle, &added).await {
-            tracing::warn!(%error, "could not follow new guilds");
-        }
-        // Presence hook (issue #13): a removed membership is gone at once, no linger.
-        let presence = &self.state.presence;
-        presence.leave(&self.handle, &gone, true);
-        presence.join(&self.handle, &self.caller.user, &added);
-        if fresh.is_empty() && !self.caller.is_admin() {
-            self.handle
-                .close(close_code::SESSION_REVOKED, "no guilds left");
-        }
-        self.caller.guilds = fresh;
+        let changes = crate::membership::follow(&self.state, &mut self.caller, &self.handle).await;
+        self.own.extend(
+            changes
+                .into_iter()
+                .map(|change| Outbound::Membership(Box::new(change))),
+        );
     }
 }
