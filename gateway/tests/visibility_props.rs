@@ -429,9 +429,23 @@ impl Case<'_> {
         check_safe(&conn, &got)?;
         let received: HashSet<String> = got.iter().map(|m| m.message.message_id.clone()).collect();
         let missing: Vec<String> = self.owed(&conn).difference(&received).cloned().collect();
+        // Where each missing one is in the log (index, guild, seq, admin-only), and what the
+        // connection did, so a failure says which rule lost it.
+        let placed: Vec<String> = (self.log.iter().enumerate())
+            .filter(|(_, m)| missing.contains(&m.message_id))
+            .map(|(i, m)| {
+                format!(
+                    "#{i} g{} seq {} admin_only {}",
+                    m.guild, m.seq, m.admin_only
+                )
+            })
+            .collect();
         prop_assert!(
             missing.is_empty(),
-            "connection of user {who} never got {missing:?}"
+            "connection of user {who} never got {missing:?} ({placed:?}; opened at #{}, resumes (guild, after, log length) {:?}, {} received)",
+            conn.opened_at,
+            conn.resumes,
+            got.len()
         );
         Ok(())
     }
