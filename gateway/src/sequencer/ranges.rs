@@ -1,9 +1,14 @@
 //! The seqs an admin's replays of a guild it is not a member of have written: a few disjoint
 //! ranges `lo < seq <= hi`, kept apart. One range widened to cover two replays that do not
 //! touch would also cover the seqs between them, which neither wrote, and a later replay
-//! would skip those entries.
+//! would skip those entries. At most [`MAX_RANGES`] are kept: past that the lowest (the oldest
+//! seqs) is forgotten, so a replay of that old span may write its entries again (never skip
+//! one).
 
-/// Disjoint, sorted ranges `lo < seq <= hi`; none empty.
+/// Ranges kept per cursor (resumes are rate limited, but a connection lives long).
+const MAX_RANGES: usize = 64;
+
+/// Disjoint, sorted ranges `lo < seq <= hi`; none empty; at most [`MAX_RANGES`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Ranges(Vec<(u64, u64)>);
 
@@ -29,6 +34,9 @@ impl Ranges {
         });
         let at = self.0.partition_point(|&(l, _)| l < lo);
         self.0.insert(at, (lo, hi));
+        if self.0.len() > MAX_RANGES {
+            self.0.remove(0);
+        }
     }
 }
 
@@ -57,6 +65,17 @@ mod tests {
             }
             assert_eq!(ranges.0, kept, "{added:?}");
         }
+    }
+
+    #[test]
+    fn past_the_limit_the_lowest_range_is_forgotten() {
+        let mut ranges = Ranges::default();
+        for n in 0..=MAX_RANGES as u64 {
+            ranges.add(10 * n, 10 * n + 5);
+        }
+        assert_eq!(ranges.0.len(), MAX_RANGES);
+        assert!(!ranges.contains(3), "the lowest is gone");
+        assert!(ranges.contains(13) && ranges.contains(10 * MAX_RANGES as u64 + 5));
     }
 
     #[test]
