@@ -28,6 +28,7 @@ pub struct WireEntry {
     pub appended_at: Option<SystemTime>,
     json: OnceLock<Utf8Bytes>,
     msgpack: OnceLock<Bytes>,
+    socketio_head: OnceLock<Utf8Bytes>,
 }
 
 impl WireEntry {
@@ -39,6 +40,7 @@ impl WireEntry {
             message: entry.message,
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
+            socketio_head: OnceLock::new(),
         })
     }
 
@@ -54,6 +56,14 @@ impl WireEntry {
                 Data::Binary(self.msgpack.get_or_init(|| self.encode_msgpack()).clone())
             }
         }
+    }
+
+    /// The head of its Socket.IO emit (`crate::socketio::server_packet`), made by `encode` on
+    /// first use and shared by every socket that gets it.
+    pub fn socketio_head(&self, encode: impl FnOnce(&ChatMessage, u64) -> String) -> Utf8Bytes {
+        self.socketio_head
+            .get_or_init(|| encode(&self.message, self.seq).into())
+            .clone()
     }
 
     fn server_frame(&self) -> ServerFrame {

@@ -11,17 +11,19 @@ use std::time::{Duration, SystemTime};
 use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::presence::TypingFrame;
-use chat_shared::protocol::{ChatMessage, ErrorCode, SendFrame, ServerFrame};
+use chat_shared::protocol::{ErrorCode, SendFrame, ServerFrame};
 
 use crate::http::auth::Caller;
 use crate::outbound::{Outbound, Outbox, Write};
 use crate::send::{SendFields, send};
 use crate::socketio::events::{
-    CHAT_MESSAGE, bot_unavailable_payload, message_payload, presence_event,
+    CHAT_MESSAGE, bot_unavailable_payload, message_head, message_tail, presence_event,
 };
 use crate::socketio::packet::encode_event;
 use crate::socketio::recovery::{Positions, encode_offset, within_window};
+use crate::socketio::server_packet::ServerPacket;
 use crate::state::AppState;
+use crate::wire_entry::WireEntry;
 use crate::ws::handle::{ConnHandle, Outgoing, QueueBounds, Wake};
 
 /// Entries read per guild for a recovery; more missed than this is not recovered.
@@ -147,7 +149,7 @@ impl Link {
         positions: Positions,
         replay: Vec<LogEntry>,
         covered: Positions,
-        out: &mut Vec<String>,
+        out: &mut Vec<ServerPacket>,
     ) -> Flow {
         let outbox = Outbox::new(
             self.handle.clone(),
@@ -164,7 +166,7 @@ impl Link {
             writes: Vec::new(),
         };
         for entry in replay {
-            pump.emit_message(&entry.message, entry.seq, out);
+            pump.emit_message(&WireEntry::new(entry), out);
         }
         for (guild, seq) in covered {
             let upto = pump.skip_upto.entry(guild).or_default();
@@ -211,7 +213,7 @@ impl Link {
 
     /// Follows a change of the caller's guilds (hub, presence, the 4001 close when none is
     /// left: [`crate::membership`]); `flow`'s sequencer learns of it before its next item.
-    pub async fn follow_guilds(&mut self, flow: &mut Flow, out: &mut Vec<String>) {
+    pub async fn follow_guilds(&mut self, flow: &mut Flow, out: &mut Vec<ServerPacket>) {
         let changes = crate::membership::follow(&self.state, &mut self.caller, &self.handle).await;
         for change in changes {
             flow.pump
@@ -293,7 +295,7 @@ impl Flow {
     }
 
     /// Turns `first` and whatever else is queued (up to [`BATCH`]) into packets in `out`.
-    pub fn batch(&mut self, first: Outbound, out: &mut Vec<String>) {
+    pub fn batch(&mut self, first: Outbound, out: &mut Vec<ServerPacket>) {
         let mut item = Some(first);
         let mut count = 0;
         while let Some(next) = item.take() {
@@ -329,18 +331,18 @@ struct Pump {
 
 impl Pump {
     /// An item taken from the queue: its bytes are given back to the queue's bound.
-    fn apply(&mut self, item: Outbound, out: &mut Vec<String>) {
+    fn apply(&mut self, item: Outbound, out: &mut Vec<ServerPacket>) {
         self.handle.release(item.cost());
         self.apply_own(item, out);
     }
 
     /// An item of the socket's own (never queued).
-    fn apply_own(&mut self, item: Outbound, out: &mut Vec<String>) {
+    fn apply_own(&mut self, item: Outbound, out: &mut Vec<ServerPacket>) {
         let mut writes = std::mem::take(&mut self.writes);
         self.outbox.apply(item, &mut writes);
         for write in writes.drain(..) {
             match write {
-                Write::Message { entry, .. } => self.emit_message(&entry.message, entry.seq, out),
+                Write::Message { entry, .. } => self.emit_message(&entry, out),
                 Write::Frame(frame) => emit_notice(&frame, out),
                 Write::Shared(frame) => emit_notice(frame.frame(), out),
             }
@@ -349,7 +351,9 @@ impl Pump {
     }
 
     /// Emits a live or replayed message unless already sent.
-    fn emit_message(&mut self, message: &ChatMessage, seq: u64, out: &mut Vec<String>) {
+    /// The packet's head is the entry's, shared; its tail is this socket's offset.
+    fn emit_message(&mut self, entry: &WireEntry, out: &mut Vec<ServerPacket>) {
+        let (message, seq) = (&entry.message, entry.seq);
         if message.admin_only && !self.admin {
             return;
         }
@@ -357,21 +361,33 @@ impl Pump {
         if self.skip_upto.get(guild).is_some_and(|&upto| seq <= upto) {
             return;
         }
-        self.skip_upto.insert(guild.to_owned(), seq);
-        self.positions.insert(guild.to_owned(), seq);
-        let offset = serde_json::Value::String(encode_offset(&self.positions));
-        let packet = encode_event(CHAT_MESSAGE, &[&message_payload(message, seq), &offset]);
-        out.push(format!("4{packet}"));
+        set_position(&mut self.skip_upto, guild, seq);
+        set_position(&mut self.positions, guild, seq);
+        let tail = message_tail(&encode_offset(&self.positions));
+        out.push(ServerPacket::joined(
+            entry.socketio_head(message_head),
+            tail,
+        ));
+    }
+}
+
+/// `positions[guild] = seq`, allocating the key only for a guild not there yet.
+fn set_position(positions: &mut Positions, guild: &str, seq: u64) {
+    match positions.get_mut(guild) {
+        Some(position) => *position = seq,
+        None => {
+            positions.insert(guild.to_owned(), seq);
+        }
     }
 }
 
 /// A frame for this connection only: presence and typing become their events, the bot's
 /// `bot_unavailable` notice the original system's bot message with `error`; other frames have
 /// no Socket.IO form here.
-fn emit_notice(frame: &ServerFrame, out: &mut Vec<String>) {
+fn emit_notice(frame: &ServerFrame, out: &mut Vec<ServerPacket>) {
     if let Some((name, payload)) = presence_event(frame) {
         let packet = encode_event(name, &[&payload]);
-        return out.push(format!("4{packet}"));
+        return out.push(format!("4{packet}").into());
     }
     let ServerFrame::Error(frame) = frame else {
         return;
@@ -380,7 +396,7 @@ fn emit_notice(frame: &ServerFrame, out: &mut Vec<String>) {
         return;
     }
     let packet = encode_event(CHAT_MESSAGE, &[&bot_unavailable_payload(frame, false)]);
-    out.push(format!("4{packet}"));
+    out.push(format!("4{packet}").into());
 }
 
 /// The instant of a contract `ts`.

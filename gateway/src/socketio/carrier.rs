@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::socketio::engine::Session;
+use crate::socketio::server_packet::ServerPacket;
 use crate::socketio::timers::Heartbeat;
 
 /// A socket's transport, as its loop sees it.
@@ -21,7 +22,7 @@ pub trait Carrier: Send {
     fn recv(&mut self) -> impl Future<Output = Option<String>> + Send;
 
     /// Writes `packets` in order (draining it); false once the transport is gone.
-    fn write(&mut self, packets: &mut Vec<String>) -> impl Future<Output = bool> + Send;
+    fn write(&mut self, packets: &mut Vec<ServerPacket>) -> impl Future<Output = bool> + Send;
 
     /// How long since the client's last pong or message.
     fn silent_for(&self) -> Duration;
@@ -30,7 +31,7 @@ pub trait Carrier: Send {
     fn too_slow(&self) -> bool;
 
     /// Ends the transport after the loop: what is still in `packets` goes out if it can.
-    fn finish(&mut self, packets: Vec<String>) -> impl Future<Output = ()> + Send;
+    fn finish(&mut self, packets: Vec<ServerPacket>) -> impl Future<Output = ()> + Send;
 }
 
 /// A polling session's queues: payloads the POSTs brought, packets for the polls (or the
@@ -52,9 +53,9 @@ impl Carrier for Queues {
         }
     }
 
-    async fn write(&mut self, packets: &mut Vec<String>) -> bool {
+    async fn write(&mut self, packets: &mut Vec<ServerPacket>) -> bool {
         for packet in packets.drain(..) {
-            if !self.session.send(packet).await {
+            if !self.session.send(packet.into_text()).await {
                 return false;
             }
         }
@@ -69,9 +70,9 @@ impl Carrier for Queues {
         self.session.is_too_slow()
     }
 
-    async fn finish(&mut self, packets: Vec<String>) {
+    async fn finish(&mut self, packets: Vec<ServerPacket>) {
         for packet in packets {
-            self.session.try_send(packet);
+            self.session.try_send(packet.into_text());
         }
         self.session.close();
     }

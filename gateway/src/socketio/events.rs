@@ -88,6 +88,22 @@ pub fn message_payload(message: &ChatMessage, seq: u64) -> Value {
     })
 }
 
+/// The head of a delivered message's Engine.IO packet, `42["chat:message",{…}`: the same for
+/// every socket that gets the entry, so it is made once per entry ([`message_tail`] ends it).
+pub fn message_head(message: &ChatMessage, seq: u64) -> String {
+    format!(
+        "42[{},{}",
+        Value::from(CHAT_MESSAGE),
+        message_payload(message, seq)
+    )
+}
+
+/// The end of a delivered message's packet after [`message_head`]: the socket's recovery
+/// offset as the last argument, then `]`.
+pub fn message_tail(offset: &str) -> String {
+    format!(",{}]", Value::from(offset))
+}
+
 /// The requester's `bot_unavailable` notice, as the original showed it: a message from the
 /// bot with `error`, for the request's guild and id.
 pub fn bot_unavailable_payload(frame: &ErrorFrame, admin_only: bool) -> Value {
@@ -126,6 +142,28 @@ fn trim_to_millis(rfc3339: &str) -> String {
 mod tests {
     use super::*;
     use chat_shared::protocol::identity::Role;
+
+    #[test]
+    fn a_message_packet_is_its_shared_head_then_the_sockets_offset() {
+        let message = ChatMessage {
+            guild_id: "g\"1".into(),
+            message_id: "m1".into(),
+            admin_only: false,
+            from: UserInfo::bot(),
+            text: "a \"quoted\" \\ text\n".into(),
+            ts: "2026-12-02T00:00:00.000Z".into(),
+        };
+        for offset in ["", "{\"g\\\"1\":7}", "{\"a\":1,\"b\":2}"] {
+            let whole = crate::socketio::packet::encode_event(
+                CHAT_MESSAGE,
+                &[&message_payload(&message, 7), &Value::from(offset)],
+            );
+            let packet = format!("{}{}", message_head(&message, 7), message_tail(offset));
+            assert_eq!(packet, format!("4{whole}"), "{offset}");
+            let decoded = crate::socketio::packet::decode_sio(&packet[1..]);
+            assert!(decoded.is_ok(), "{packet}");
+        }
+    }
 
     #[test]
     fn sends_are_read_from_an_object_only() {

@@ -2,7 +2,8 @@
 //! default namespace), for existing `socket.io-client` apps: framing ([`packet`]), sessions
 //! and transports ([`engine`], [`http`], [`websocket`], [`carrier`]), one socket's loop
 //! ([`session`], [`timers`]) and protocol ([`socket`]), the contract's events ([`events`]),
-//! stateless connection state recovery ([`recovery`]), and the one adapter onto the gateway's
+//! stateless connection state recovery ([`recovery`]), the packets it writes
+//! ([`server_packet`]), and the one adapter onto the gateway's
 //! connection core ([`bridge`]). A WebSocket session is one task; a polling session is its
 //! socket's task plus its heartbeat. See `docs/socketio.md`.
 
@@ -14,6 +15,7 @@ pub mod http;
 mod metrics;
 pub mod packet;
 pub mod recovery;
+pub mod server_packet;
 pub mod session;
 pub mod socket;
 pub mod timers;

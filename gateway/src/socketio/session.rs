@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::socketio::SocketIo;
 use crate::socketio::bridge::{Flow, Next};
 use crate::socketio::carrier::Carrier;
+use crate::socketio::server_packet::ServerPacket;
 use crate::socketio::socket::{Sending, Socket, Step};
 use crate::socketio::timers::Timers;
 
@@ -44,7 +45,7 @@ struct Loop {
     /// The send waiting for the router (the client's next packets wait for its answer).
     sending: Option<Sending>,
     /// What the last step produced, written before the next.
-    out: Vec<String>,
+    out: Vec<ServerPacket>,
 }
 
 /// Runs a socket over `carrier` until either side ends it.
@@ -77,7 +78,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
             }
             ack = next_ack(&mut state.sending) => {
                 state.sending = None;
-                state.out.extend(ack);
+                state.out.extend(ack.map(ServerPacket::from));
                 Step::Go
             }
             () = &mut sleep => {
@@ -113,7 +114,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
 
 /// Writes `out`; a close request interrupts a write stuck on a client that stopped reading
 /// (the loop handles it next). False once the transport is gone.
-async fn write<C: Carrier>(carrier: &mut C, out: &mut Vec<String>, socket: &Socket) -> bool {
+async fn write<C: Carrier>(carrier: &mut C, out: &mut Vec<ServerPacket>, socket: &Socket) -> bool {
     let written = tokio::select! {
         written = carrier.write(out) => written,
         _ = socket.close_requested() => true,

@@ -27,6 +27,7 @@ use crate::socketio::packet::{
     encode_connect_error, encode_disconnect,
 };
 use crate::socketio::recovery::decode_offset;
+use crate::socketio::server_packet::ServerPacket;
 use crate::socketio::session::Handshake;
 use crate::socketio::timers::Wake;
 
@@ -71,7 +72,7 @@ impl Socket {
     }
 
     /// One Socket.IO payload from the client; what to send goes into `out`.
-    pub async fn on_payload(&mut self, payload: &str, out: &mut Vec<String>) -> Step {
+    pub async fn on_payload(&mut self, payload: &str, out: &mut Vec<ServerPacket>) -> Step {
         let packet = match decode_sio(payload) {
             Ok(packet) => packet,
             Err(error) => {
@@ -84,7 +85,7 @@ impl Socket {
             SioPacket::Connect { namespace, .. } if namespace != DEFAULT_NAMESPACE => {
                 self.io.metrics.ignored("namespace");
                 let refusal = encode_connect_error(&namespace, "Invalid namespace");
-                out.push(format!("4{refusal}"));
+                out.push(format!("4{refusal}").into());
             }
             SioPacket::Connect { .. } if self.connected.is_some() => {
                 self.io.metrics.ignored("connected_twice");
@@ -100,7 +101,7 @@ impl Socket {
                             "reason",
                             code.as_str(),
                         );
-                        out.push(format!("4{refusal}"));
+                        out.push(format!("4{refusal}").into());
                     }
                 }
             }
@@ -118,7 +119,11 @@ impl Socket {
 
     /// The CONNECT checks in `/ws` order, then the hub, then recovery; answers CONNECT (and
     /// the replay of a recovery) into `out`.
-    async fn connect(&mut self, auth: &Value, out: &mut Vec<String>) -> Result<Flow, ErrorCode> {
+    async fn connect(
+        &mut self,
+        auth: &Value,
+        out: &mut Vec<ServerPacket>,
+    ) -> Result<Flow, ErrorCode> {
         let state = self.io.state.clone();
         let node_slot = state.admission.admit_to_node().map_err(|r| r.code)?;
         let _handshake = state.admission.begin_handshake().map_err(|r| r.code)?;
@@ -165,7 +170,7 @@ impl Socket {
         let (link, queue) = bridge::open(&state, caller).await?;
         let (pid, recovered) = self.recover(&link, auth).await;
         let socket_id = ulid::Ulid::new().to_string();
-        out.push(format!("4{}", encode_connect(&socket_id, &pid)));
+        out.push(format!("4{}", encode_connect(&socket_id, &pid)).into());
         let flow = match recovered {
             Some(recovered) => {
                 self.io.metrics.recoveries(true);
@@ -229,7 +234,7 @@ impl Socket {
         name: &str,
         args: &[Value],
         ack: Option<u64>,
-        out: &mut Vec<String>,
+        out: &mut Vec<ServerPacket>,
     ) -> Step {
         let answer = if name == CHAT_MESSAGE {
             self.io.metrics.event_in(CHAT_MESSAGE);
@@ -245,7 +250,7 @@ impl Socket {
             ack_error(ErrorCode::BadFrame)
         };
         if let Some(id) = ack {
-            out.push(format!("4{}", encode_ack(id, &answer)));
+            out.push(format!("4{}", encode_ack(id, &answer)).into());
         }
         Step::Go
     }
@@ -301,27 +306,27 @@ impl Socket {
 
     /// A close asked by the gateway: revoked sockets are told not to come back (a Socket.IO
     /// DISCONNECT); the others (drain, too slow, flooding) lose their transport and reconnect.
-    pub fn on_close_request(&mut self, code: u16, out: &mut Vec<String>) -> Step {
+    pub fn on_close_request(&mut self, code: u16, out: &mut Vec<ServerPacket>) -> Step {
         tracing::debug!(code, "socket.io socket closed by the gateway");
         if code == close_code::SESSION_REVOKED {
-            out.push(format!("4{}", encode_disconnect()));
+            out.push(format!("4{}", encode_disconnect()).into());
         }
         Step::End
     }
 
     /// The user's guilds changed: the socket follows them (see [`Link::follow_guilds`]).
-    pub async fn follow_guilds(&mut self, flow: &mut Flow, out: &mut Vec<String>) {
+    pub async fn follow_guilds(&mut self, flow: &mut Flow, out: &mut Vec<ServerPacket>) {
         if let Some(connected) = self.connected.as_mut() {
             connected.link.follow_guilds(flow, out).await;
         }
     }
 
     /// What the loop's timer found due.
-    pub fn on_wake(&mut self, wake: Wake, out: &mut Vec<String>) -> Step {
+    pub fn on_wake(&mut self, wake: Wake, out: &mut Vec<ServerPacket>) -> Step {
         match wake {
             Wake::Nothing => Step::Go,
             Wake::Ping => {
-                out.push(ENGINE_PING.to_owned());
+                out.push(ENGINE_PING.into());
                 Step::Go
             }
             Wake::Silent | Wake::ConnectTimeout => {

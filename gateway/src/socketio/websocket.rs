@@ -15,9 +15,10 @@ use crate::socketio::SocketIo;
 use crate::socketio::carrier::Carrier;
 use crate::socketio::engine::{Inbound, Registered, Transport, classify};
 use crate::socketio::packet::SEPARATOR;
+use crate::socketio::server_packet::ServerPacket;
 use crate::socketio::session::{self, Handshake};
 use crate::socketio::timers::Heartbeat;
-use crate::websocket::{Data, Stalled, WebSocket};
+use crate::websocket::{Stalled, WebSocket};
 
 /// Longest wait for the close frame to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,7 +62,7 @@ pub fn serve(
     // The parts live once, in this block, and the loop borrows them (an `async fn` taking
     // them by value would keep each twice in the task).
     async move {
-        if direct.write(&mut vec![open]).await {
+        if direct.write(&mut vec![open.into()]).await {
             session::run(&io, &mut direct, handshake).await;
         }
         drop(registered);
@@ -131,9 +132,10 @@ impl Carrier for Direct {
         }
     }
 
-    async fn write(&mut self, packets: &mut Vec<String>) -> bool {
+    async fn write(&mut self, packets: &mut Vec<ServerPacket>) -> bool {
         for packet in packets.drain(..) {
-            self.socket.feed(Data::Text(packet.into()));
+            let (head, tail) = packet.into_parts();
+            self.socket.feed_text_parts(head, tail);
         }
         self.flush().await
     }
@@ -146,7 +148,7 @@ impl Carrier for Direct {
         self.too_slow
     }
 
-    async fn finish(&mut self, mut packets: Vec<String>) {
+    async fn finish(&mut self, mut packets: Vec<ServerPacket>) {
         if self.too_slow || !self.write(&mut packets).await {
             return;
         }

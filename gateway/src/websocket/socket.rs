@@ -27,8 +27,10 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use tungstenite::{Message, Utf8Bytes};
 
-/// Frames handed to one `writev` at most (two slices each: header and payload).
+/// Frames handed to one `writev` at most (up to three slices each: header, payload, tail).
 const FRAMES_PER_WRITE: usize = 32;
+/// Slices a frame is written from.
+const SLICES_PER_FRAME: usize = 3;
 /// A server frame's header: 2 bytes, 8 more for the longest length, no mask.
 const MAX_HEADER: usize = 10;
 
@@ -43,20 +45,24 @@ pub enum Data {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stalled;
 
-/// One frame waiting to be written.
+/// One frame waiting to be written: its payload is `payload` then `tail`.
 #[derive(Debug)]
 struct Pending {
     header: [u8; MAX_HEADER],
     header_len: u8,
     payload: Bytes,
+    tail: Bytes,
 }
 
 impl Pending {
     fn new(data: Data) -> Self {
-        let (opcode, payload) = match data {
-            Data::Text(text) => (OpData::Text, Bytes::from(text)),
-            Data::Binary(bytes) => (OpData::Binary, bytes),
-        };
+        match data {
+            Data::Text(text) => Self::with_tail(OpData::Text, text.into(), Bytes::new()),
+            Data::Binary(bytes) => Self::with_tail(OpData::Binary, bytes, Bytes::new()),
+        }
+    }
+
+    fn with_tail(opcode: OpData, payload: Bytes, tail: Bytes) -> Self {
         let frame_header = FrameHeader {
             opcode: OpCode::Data(opcode),
             ..FrameHeader::default()
@@ -64,27 +70,35 @@ impl Pending {
         let mut header = [0; MAX_HEADER];
         let mut cursor = io::Cursor::new(&mut header[..]);
         // An unmasked header fits MAX_HEADER bytes for any length: formatting cannot fail.
-        let formatted = frame_header.format(payload.len() as u64, &mut cursor);
+        let length = (payload.len() + tail.len()) as u64;
+        let formatted = frame_header.format(length, &mut cursor);
         debug_assert!(formatted.is_ok());
         let header_len = cursor.position() as u8;
         Pending {
             header,
             header_len,
             payload,
+            tail,
         }
     }
 
     fn len(&self) -> usize {
-        usize::from(self.header_len) + self.payload.len()
+        usize::from(self.header_len) + self.payload.len() + self.tail.len()
     }
 
-    /// What is left of the frame after its first `written` bytes, as up to two slices.
-    fn rest(&self, written: usize) -> [&[u8]; 2] {
-        let header = &self.header[..usize::from(self.header_len)];
-        match written.checked_sub(header.len()) {
-            None => [&header[written..], &self.payload],
-            Some(into_payload) => [&[], &self.payload[into_payload..]],
-        }
+    /// What is left of the frame after its first `written` bytes, as up to three slices.
+    fn rest(&self, written: usize) -> [&[u8]; SLICES_PER_FRAME] {
+        let parts = [
+            &self.header[..usize::from(self.header_len)],
+            &self.payload[..],
+            &self.tail[..],
+        ];
+        let mut skip = written;
+        parts.map(|part| {
+            let taken = skip.min(part.len());
+            skip -= taken;
+            &part[taken..]
+        })
     }
 }
 
@@ -119,6 +133,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues a data frame for the next flush.
     pub fn feed(&mut self, data: Data) {
         self.pending.push(Pending::new(data));
+    }
+
+    /// Queues a text frame whose payload is `head` then `tail` (a head many connections share,
+    /// a tail of this one's), written from both without joining them.
+    pub fn feed_text_parts(&mut self, head: Utf8Bytes, tail: Utf8Bytes) {
+        let pending = Pending::with_tail(OpData::Text, head.into(), tail.into());
+        self.pending.push(pending);
     }
 
     /// Writes everything fed (after what tungstenite owes) and flushes the stream.
@@ -169,7 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// One `writev` of the frames from `head` on.
     fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
+        let mut slices = [IoSlice::new(&[]); SLICES_PER_FRAME * FRAMES_PER_WRITE];
         let mut count = 0;
         let mut written = self.written;
         for frame in self.pending[self.head..].iter().take(FRAMES_PER_WRITE) {
@@ -193,7 +214,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if left >= rest {
                 left -= rest;
                 // The written payload is released now, not at the end of the batch.
-                self.pending[self.head].payload = Bytes::new();
+                let done = &mut self.pending[self.head];
+                done.payload = Bytes::new();
+                done.tail = Bytes::new();
                 self.head += 1;
                 self.written = 0;
             } else {

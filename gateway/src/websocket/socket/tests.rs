@@ -123,6 +123,41 @@ async fn a_flush_cut_short_resumes_where_it_was_and_the_close_follows_whole_fram
 }
 
 #[tokio::test]
+async fn a_frame_in_two_parts_arrives_as_one_text_through_partial_writes() {
+    // 7-byte pipe: the header, the head and the tail are each cut across writes.
+    let (mut server, mut client) = pair(7).await;
+    let cases = [
+        ("", ""),
+        ("head", ""),
+        ("", "tail"),
+        ("42[\"a\",{}", ",\"{}\"]"),
+    ];
+    let long = "h".repeat(300);
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..cases.len() + 1 {
+            got.push(read(&mut client).await);
+        }
+        got
+    });
+    for (head, tail) in cases {
+        server.feed_text_parts(head.into(), tail.into());
+    }
+    server.feed_text_parts(long.clone().into(), "t".repeat(200).into());
+    server.flush().await.expect("flushed");
+    let got = reading.await.expect("reader");
+    for (i, (head, tail)) in cases.iter().enumerate() {
+        assert_eq!(
+            got[i],
+            Message::Text(format!("{head}{tail}").into()),
+            "case {i}"
+        );
+    }
+    let joined = format!("{long}{}", "t".repeat(200));
+    assert_eq!(got[cases.len()], Message::Text(joined.into()));
+}
+
+#[tokio::test]
 async fn a_slow_reader_is_waited_for_while_it_takes_bytes() {
     let (mut server, mut client) = pair(64).await;
     for _ in 0..20 {
