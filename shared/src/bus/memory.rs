@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 
+use crate::bus::memory_fanout::Fanout;
 use crate::bus::memory_log::GuildLog;
 use crate::bus::*;
 use crate::protocol::{ChatMessage, ErrorCode};
@@ -63,10 +64,8 @@ struct State {
     claims: HashMap<String, Claim>,
     /// The claims in the order they were made, for pruning.
     claim_order: VecDeque<(Instant, String)>,
-    /// Entries are broadcast behind an `Arc`: a channel's every slot is allocated up front, so
-    /// its slot size times [`TOPIC_CAPACITY`] is what each subscribed topic holds (an inline
-    /// `LogEntry` made it ~0.5 MB per guild).
-    topics: HashMap<Topic, broadcast::Sender<Arc<LogEntry>>>,
+    /// Entries go out behind an `Arc`, one clone per subscriber.
+    topics: HashMap<Topic, Fanout<Arc<LogEntry>>>,
 }
 
 /// A bot job waiting in the queue: the job, its delivery count so far plus one, and the span
@@ -114,8 +113,8 @@ impl MemoryBus {
 
     fn send_topic(&self, topic: &Topic, entry: &Arc<LogEntry>) {
         let mut state = self.state.lock();
-        if let Some(tx) = state.topics.get(topic)
-            && tx.send(entry.clone()).is_err()
+        if let Some(fanout) = state.topics.get_mut(topic)
+            && !fanout.publish(entry)
         {
             state.topics.remove(topic);
         }
@@ -274,17 +273,14 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe(&self, topic: Topic) -> Result<BoxStream<LogEntry>, BusError> {
-        let rx = {
-            let mut state = self.state.lock();
-            let tx = state
-                .topics
-                .entry(topic)
-                .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
-            tx.subscribe()
-        };
-        Ok(Box::pin(BroadcastStream::new(rx).filter_map(
-            |item| async move { item.ok().map(Arc::unwrap_or_clone) },
-        )))
+        let entries = self
+            .state
+            .lock()
+            .topics
+            .entry(topic)
+            .or_insert_with(|| Fanout::new(TOPIC_CAPACITY))
+            .subscribe();
+        Ok(Box::pin(entries.map(Arc::unwrap_or_clone)))
     }
 
     async fn read_after(

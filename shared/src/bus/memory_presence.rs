@@ -1,33 +1,31 @@
-//! The in-memory [`PresenceBus`] of embedded mode: one broadcast channel per guild with
-//! subscribers; a channel whose subscribers are all gone is dropped on the next publish.
+//! The in-memory [`PresenceBus`] of embedded mode: one fan-out per guild with subscribers
+//! ([`Fanout`]); a guild whose subscribers are all gone is dropped on the next publish.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
 
+use crate::bus::memory_fanout::Fanout;
 use crate::bus::presence::{PresenceBus, PresenceUpdate, Received};
 use crate::bus::{BoxStream, BusError};
 
 /// Updates a slow subscriber may lag behind before it loses some (it resyncs by `seq`).
 const CHANNEL: usize = 4096;
 
-/// Updates are broadcast behind an `Arc`: a channel allocates all its slots up front, so its
-/// slot size times [`CHANNEL`] is what each guild holds (~0.65 MB with inline updates).
+/// Updates go out behind an `Arc`, one clone per subscriber.
 #[derive(Default)]
 pub struct MemoryPresence {
-    guilds: Mutex<HashMap<String, broadcast::Sender<Arc<PresenceUpdate>>>>,
+    guilds: Mutex<HashMap<String, Fanout<Arc<PresenceUpdate>>>>,
 }
 
 #[async_trait::async_trait]
 impl PresenceBus for MemoryPresence {
     async fn publish(&self, update: &PresenceUpdate) -> Result<(), BusError> {
         let mut guilds = self.guilds.lock();
-        if let Some(tx) = guilds.get(&update.guild_id)
-            && tx.send(Arc::new(update.clone())).is_err()
+        if let Some(fanout) = guilds.get_mut(&update.guild_id)
+            && !fanout.publish(&Arc::new(update.clone()))
         {
             guilds.remove(&update.guild_id);
         }
@@ -35,18 +33,15 @@ impl PresenceBus for MemoryPresence {
     }
 
     async fn subscribe(&self, guild_id: &str) -> Result<BoxStream<Received>, BusError> {
-        let rx = self
+        let updates = self
             .guilds
             .lock()
             .entry(guild_id.to_owned())
-            .or_insert_with(|| broadcast::channel(CHANNEL).0)
+            .or_insert_with(|| Fanout::new(CHANNEL))
             .subscribe();
-        // A lagged receiver skips ahead; the seq gap makes it ask for full lists again.
-        Ok(BroadcastStream::new(rx)
-            .filter_map(|item| async move {
-                item.ok()
-                    .map(|update| Received::Update(Arc::unwrap_or_clone(update)))
-            })
+        // A lagging subscriber misses some; the seq gap makes it ask for full lists again.
+        Ok(updates
+            .map(|update| Received::Update(Arc::unwrap_or_clone(update)))
             .boxed())
     }
 }

@@ -13,6 +13,7 @@
 pub mod history;
 mod instrumented;
 mod memory;
+mod memory_fanout;
 mod memory_log;
 pub mod memory_presence;
 pub mod nats;
