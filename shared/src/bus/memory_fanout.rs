@@ -43,7 +43,11 @@ impl<T: Clone + Send + 'static> Fanout<T> {
     }
 
     /// A new subscriber: everything published from now on, in order (gaps when it lags).
+    /// Subscribers gone are dropped here too, so a quiet topic subscribed again and again
+    /// does not keep every old queue until something is published.
     pub fn subscribe(&mut self) -> impl Stream<Item = T> + Send + 'static {
+        self.subscribers
+            .retain(|subscriber| !subscriber.queue.is_closed());
         let (queue, receiver) = mpsc::channel(self.capacity);
         let overflow = Arc::new(Overflow {
             latest: Mutex::new(None),
@@ -165,5 +169,16 @@ mod tests {
         assert_eq!(waiting.await.expect("reader"), [2, 3]);
         drop(b);
         assert!(!fanout.publish(&4), "both subscribers are gone");
+    }
+
+    #[test]
+    fn a_quiet_topic_keeps_only_the_subscribers_still_there() {
+        let mut fanout = Fanout::<u32>::new(4);
+        let kept = fanout.subscribe();
+        for _ in 0..100 {
+            drop(fanout.subscribe());
+        }
+        assert_eq!(fanout.subscribers.len(), 2, "the one kept and the newest");
+        drop(kept);
     }
 }
