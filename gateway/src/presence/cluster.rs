@@ -4,7 +4,7 @@
 //! `seq` asks for its full list again. Every change is O(log n) per user (an ordered index by
 //! name keeps the listed sample cheap); nothing is rebuilt.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,48 +33,81 @@ pub struct Applied {
 }
 
 struct Source {
-    users: HashMap<String, UserInfo>,
+    /// Ids of the source's users (keys shared with `GuildView::online`).
+    users: HashSet<Arc<str>>,
     seq: u64,
     /// `None` for this gateway's own source.
     expires: Option<Instant>,
 }
 
 struct Online {
-    info: UserInfo,
+    info: Arc<UserInfo>,
     /// Sources that have the user.
     sources: u32,
 }
 
+/// An online user in listing order: by name, then id.
+struct Listed(Arc<UserInfo>);
+
+impl Listed {
+    fn key(&self) -> (&str, &str) {
+        (&self.0.name, &self.0.id)
+    }
+}
+
+impl PartialEq for Listed {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Listed {}
+
+impl PartialOrd for Listed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Listed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// One guild's view. A user is held once (`Arc`), whatever the number of sources and indexes
+/// that name them: presence costs about a user record per member, not one per index.
 #[derive(Default)]
 struct GuildView {
     sources: HashMap<Arc<str>, Source>,
-    online: HashMap<String, Online>,
-    /// `online` in listing order: (name, id).
-    order: BTreeSet<(String, String)>,
+    online: HashMap<Arc<str>, Online>,
+    /// `online` in listing order.
+    order: BTreeSet<Listed>,
     /// Counts the changes of `online` (what a cached snapshot was made from).
     version: u64,
 }
 
 impl GuildView {
-    fn add(&mut self, source: &Arc<str>, user: UserInfo, changes: &mut Changes) {
+    fn add(&mut self, source: &Arc<str>, user: Arc<UserInfo>, changes: &mut Changes) {
         let Some(src) = self.sources.get_mut(source) else {
             return;
         };
-        if src.users.insert(user.id.clone(), user.clone()).is_some() {
+        let id = match self.online.get_key_value(user.id.as_str()) {
+            Some((id, _)) => id.clone(),
+            None => Arc::from(user.id.as_str()),
+        };
+        if !src.users.insert(id.clone()) {
             return;
         }
-        let entry = self
-            .online
-            .entry(user.id.clone())
-            .or_insert_with(|| Online {
-                info: user.clone(),
-                sources: 0,
-            });
+        let entry = self.online.entry(id).or_insert_with(|| Online {
+            info: user,
+            sources: 0,
+        });
         entry.sources += 1;
         if entry.sources == 1 {
-            self.order.insert((user.name.clone(), user.id.clone()));
+            self.order.insert(Listed(entry.info.clone()));
             self.version += 1;
-            changes.joined.push(user);
+            changes.joined.push(UserInfo::clone(&entry.info));
         }
     }
 
@@ -82,7 +115,7 @@ impl GuildView {
         let Some(src) = self.sources.get_mut(source) else {
             return;
         };
-        if src.users.remove(user_id).is_none() {
+        if !src.users.remove(user_id) {
             return;
         }
         self.drop_one(user_id, changes);
@@ -93,7 +126,7 @@ impl GuildView {
             entry.sources = entry.sources.saturating_sub(1);
             if entry.sources == 0 {
                 if let Some(gone) = self.online.remove(user_id) {
-                    self.order.remove(&(gone.info.name, gone.info.id));
+                    self.order.remove(&Listed(gone.info));
                 }
                 self.version += 1;
                 changes.left.push(user_id.to_owned());
@@ -103,43 +136,43 @@ impl GuildView {
 
     fn remove_source(&mut self, source: &str, changes: &mut Changes) {
         if let Some(src) = self.sources.remove(source) {
-            for id in src.users.keys() {
+            for id in &src.users {
                 self.drop_one(id, changes);
             }
         }
     }
 
-    /// Replaces a source's whole list (creating the source).
+    /// Replaces a source's whole list (creating the source); of a user listed twice the first
+    /// counts.
     fn replace(
         &mut self,
         source: &Arc<str>,
         seq: u64,
-        users: Vec<UserInfo>,
+        users: Vec<Arc<UserInfo>>,
         expires: Option<Instant>,
     ) -> Changes {
         let mut changes = Changes::default();
-        let fresh: HashMap<String, UserInfo> =
-            users.into_iter().map(|u| (u.id.clone(), u)).collect();
         let src = self
             .sources
             .entry(source.clone())
             .or_insert_with(|| Source {
-                users: HashMap::new(),
+                users: HashSet::new(),
                 seq,
                 expires,
             });
         src.seq = seq;
         src.expires = expires;
-        let stale: Vec<String> = src
+        let fresh: HashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+        let stale: Vec<Arc<str>> = src
             .users
-            .keys()
-            .filter(|id| !fresh.contains_key(*id))
+            .iter()
+            .filter(|id| !fresh.contains(&***id))
             .cloned()
             .collect();
         for id in stale {
             self.remove(source, &id, &mut changes);
         }
-        for user in fresh.into_values() {
+        for user in users {
             self.add(source, user, &mut changes);
         }
         changes
@@ -161,7 +194,12 @@ impl ClusterView {
     }
 
     /// Starts following a guild with this gateway's own users in it.
-    pub fn follow(&mut self, guild: &Arc<str>, own: &Arc<str>, users: Vec<UserInfo>) -> Changes {
+    pub fn follow(
+        &mut self,
+        guild: &Arc<str>,
+        own: &Arc<str>,
+        users: Vec<Arc<UserInfo>>,
+    ) -> Changes {
         let view = self.guilds.entry(guild.clone()).or_default();
         view.replace(own, 0, users, None)
     }
@@ -180,7 +218,7 @@ impl ClusterView {
         &mut self,
         guild: &str,
         own: &Arc<str>,
-        joined: Option<UserInfo>,
+        joined: Option<Arc<UserInfo>>,
         left: Option<&str>,
     ) -> Changes {
         let mut changes = Changes::default();
@@ -211,13 +249,14 @@ impl ClusterView {
         let mut applied = Applied::default();
         match body {
             PresenceBody::Full { seq, users } => {
-                applied.changes = view.replace(source, *seq, users.clone(), expires);
+                let users = users.iter().cloned().map(Arc::new).collect();
+                applied.changes = view.replace(source, *seq, users, expires);
             }
             PresenceBody::Delta { seq, joined, left } => {
                 let src = view.sources.entry(source.clone()).or_insert_with(|| {
                     applied.resync = true;
                     Source {
-                        users: HashMap::new(),
+                        users: HashSet::new(),
                         seq: 0,
                         expires,
                     }
@@ -229,7 +268,7 @@ impl ClusterView {
                     view.remove(source, id, &mut applied.changes);
                 }
                 for user in joined {
-                    view.add(source, user.clone(), &mut applied.changes);
+                    view.add(source, Arc::new(user.clone()), &mut applied.changes);
                 }
             }
             PresenceBody::Heartbeat { seq } => match view.sources.get_mut(source) {
@@ -293,15 +332,18 @@ impl ClusterView {
             .order
             .iter()
             .take(max)
-            .filter_map(|(_, id)| view.online.get(id))
-            .map(|o| o.info.clone())
+            .map(|listed| UserInfo::clone(&listed.0))
             .collect();
         (listed, view.online.len())
     }
 
     /// The user `user_id` as the view has them, if online.
     pub fn user(&self, guild: &str, user_id: &str) -> Option<&UserInfo> {
-        self.guilds.get(guild)?.online.get(user_id).map(|o| &o.info)
+        self.guilds
+            .get(guild)?
+            .online
+            .get(user_id)
+            .map(|o| &*o.info)
     }
 }
 

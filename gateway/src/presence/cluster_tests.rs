@@ -136,7 +136,7 @@ fn remote_updates_merge_into_one_view() {
     for (name, updates, online, joined, left, resync) in cases {
         let start = Instant::now();
         let mut view = ClusterView::new(TTL);
-        let first = view.follow(&guild, &own, vec![user("u1")]);
+        let first = view.follow(&guild, &own, vec![user("u1").into()]);
         assert_eq!(ids(&first.joined), vec!["u1"], "{name}");
         let mut last = Applied::default();
         for (at, body) in &updates {
@@ -160,7 +160,7 @@ fn a_silent_gateway_expires_after_the_ttl() {
     let remote: Arc<str> = Arc::from("b");
     let start = Instant::now();
     let mut view = ClusterView::new(TTL);
-    view.follow(&guild, &own, vec![user("u1")]);
+    view.follow(&guild, &own, vec![user("u1").into()]);
     view.apply(&guild, &remote, &full(1, &["u1", "u2"]), start);
     view.apply(
         &guild,
@@ -184,7 +184,7 @@ fn the_list_is_truncated_with_the_exact_count() {
     let guild: Arc<str> = Arc::from("g1");
     let own: Arc<str> = Arc::from("a");
     let mut view = ClusterView::new(TTL);
-    let users: Vec<UserInfo> = (0..250).map(|i| user(&format!("u{i:03}"))).collect();
+    let users: Vec<Arc<UserInfo>> = (0..250).map(|i| user(&format!("u{i:03}")).into()).collect();
     view.follow(&guild, &own, users);
     for (max, listed) in [(100, 100), (250, 250), (1000, 250), (0, 0)] {
         let (got, count) = view.listed(&guild, max);
@@ -200,7 +200,11 @@ fn the_list_is_the_first_in_name_order_across_sources() {
     let (own, other): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
     let named = |id: &str, name: &str| UserInfo::new(id, name, Role::Member);
     let mut view = ClusterView::new(TTL);
-    view.follow(&guild, &own, vec![named("u1", "Cid"), named("u2", "Ann")]);
+    view.follow(
+        &guild,
+        &own,
+        vec![named("u1", "Cid").into(), named("u2", "Ann").into()],
+    );
     let now = Instant::now();
     let remote = PresenceBody::Full {
         seq: 1,
@@ -236,16 +240,20 @@ fn local_changes_and_unfollowed_guilds() {
     let own: Arc<str> = Arc::from("a");
     let mut view = ClusterView::new(TTL);
     assert!(
-        view.local(&guild, &own, Some(user("u1")), None).is_empty(),
+        view.local(&guild, &own, Some(user("u1").into()), None)
+            .is_empty(),
         "not followed"
     );
     view.follow(&guild, &own, vec![]);
     assert_eq!(
-        ids(&view.local(&guild, &own, Some(user("u1")), None).joined),
+        ids(&view
+            .local(&guild, &own, Some(user("u1").into()), None)
+            .joined),
         vec!["u1"]
     );
     assert!(
-        view.local(&guild, &own, Some(user("u1")), None).is_empty(),
+        view.local(&guild, &own, Some(user("u1").into()), None)
+            .is_empty(),
         "already there"
     );
     assert_eq!(

@@ -114,7 +114,12 @@ impl PresenceService {
         match &update.body {
             PresenceBody::Request { to } => {
                 if to.as_deref().is_none_or(|to| *to == *self.own) {
-                    let users = st.local.users(guild);
+                    let users: Vec<_> = st
+                        .local
+                        .users(guild)
+                        .iter()
+                        .map(|u| (**u).clone())
+                        .collect();
                     if !users.is_empty() || to.is_some() {
                         let seq = st.seqs.get(guild).copied().unwrap_or(0);
                         self.publish(guild, PresenceBody::Full { seq, users });

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use chat_shared::protocol::identity::UserInfo;
 
 struct LocalUser {
-    info: UserInfo,
+    /// Shared with the merged view (`cluster`).
+    info: Arc<UserInfo>,
     connections: u32,
     /// Set while no connection is open: gone at this instant.
     gone_at: Option<Instant>,
@@ -36,7 +37,7 @@ impl LocalPresence {
     }
 
     /// A connection of `user` opened in `guild`; `true` when the user is newly online here.
-    pub fn connect(&mut self, guild: &Arc<str>, user: &UserInfo) -> bool {
+    pub fn connect(&mut self, guild: &Arc<str>, user: &Arc<UserInfo>) -> bool {
         let users = self.guilds.entry(guild.clone()).or_default();
         match users.get_mut(&user.id) {
             Some(known) => {
@@ -115,7 +116,7 @@ impl LocalPresence {
     }
 
     /// Everyone online here in `guild` (lingering users included).
-    pub fn users(&self, guild: &str) -> Vec<UserInfo> {
+    pub fn users(&self, guild: &str) -> Vec<Arc<UserInfo>> {
         self.guilds
             .get(guild)
             .map(|users| users.values().map(|u| u.info.clone()).collect())
@@ -216,7 +217,7 @@ mod tests {
             for step in steps.iter() {
                 match step {
                     Connect(id, new) => {
-                        assert_eq!(local.connect(&guild, &user(id)), *new, "{name}")
+                        assert_eq!(local.connect(&guild, &Arc::new(user(id))), *new, "{name}")
                     }
                     Disconnect(id, at, at_once, gone) => assert_eq!(
                         local.disconnect(&guild, id, start + Duration::from_millis(*at), *at_once),

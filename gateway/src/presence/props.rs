@@ -212,7 +212,12 @@ impl World {
     fn full_of(&self, gw: usize, g: usize) -> PresenceBody {
         PresenceBody::Full {
             seq: self.gws[gw].seqs.get(&g).copied().unwrap_or(0),
-            users: self.gws[gw].local.users(&guild(g)),
+            users: self.gws[gw]
+                .local
+                .users(&guild(g))
+                .iter()
+                .map(|u| UserInfo::clone(u))
+                .collect(),
         }
     }
 
@@ -225,9 +230,12 @@ impl World {
         left: Option<String>,
     ) {
         let own = self.gws[gw].own.clone();
-        let changes = self.gws[gw]
-            .cluster
-            .local(&guild(g), &own, joined.clone(), left.as_deref());
+        let changes = self.gws[gw].cluster.local(
+            &guild(g),
+            &own,
+            joined.clone().map(Arc::new),
+            left.as_deref(),
+        );
         self.gws[gw].record(g, changes);
         let seq = self.gws[gw].seqs.entry(g).or_default();
         *seq += 1;
@@ -263,7 +271,7 @@ impl World {
                     guild: g,
                     open: true,
                 });
-                if self.gws[gw].local.connect(&guild(g), &user(u)) {
+                if self.gws[gw].local.connect(&guild(g), &Arc::new(user(u))) {
                     self.local_change(gw, g, Some(user(u)), None);
                 }
             }

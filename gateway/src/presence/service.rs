@@ -89,13 +89,14 @@ impl PresenceService {
             return self.join_typing_only(conn, guilds);
         }
         let now = Instant::now();
+        let user = Arc::new(user.clone());
         let mut st = self.state.lock();
         for guild in guilds {
             let guild: Arc<str> = Arc::from(guild.as_str());
-            let newly = st.local.connect(&guild, user);
+            let newly = st.local.connect(&guild, &user);
             self.ensure_room(&mut st, &guild);
             if newly {
-                self.local_change(&mut st, &guild, Some(user), None);
+                self.local_change(&mut st, &guild, Some(&user), None);
             }
             self.flush(&mut st, &guild, now);
             let live = st.rooms.get(&guild).is_some_and(|r| r.live);
@@ -274,14 +275,14 @@ impl PresenceService {
         &self,
         st: &mut State,
         guild: &Arc<str>,
-        joined: Option<&UserInfo>,
+        joined: Option<&Arc<UserInfo>>,
         left: Option<&str>,
     ) {
         let seq = st.seqs.entry(guild.clone()).or_default();
         *seq += 1;
         let body = PresenceBody::Delta {
             seq: *seq,
-            joined: joined.into_iter().cloned().collect(),
+            joined: joined.into_iter().map(|u| UserInfo::clone(u)).collect(),
             left: left.into_iter().map(str::to_owned).collect(),
         };
         self.publish(guild, body);
