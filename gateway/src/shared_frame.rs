@@ -25,7 +25,10 @@ pub struct SharedFrame {
 
 impl SharedFrame {
     pub fn new(frame: ServerFrame) -> Self {
-        let json = serde_json::to_string(&frame).unwrap_or_default().into();
+        let mut json = serde_json::to_string(&frame).unwrap_or_default();
+        // Kept as long as the frame is (a guild's snapshot): without the growth's slack.
+        json.shrink_to_fit();
+        let json = json.into();
         SharedFrame {
             frame,
             json,

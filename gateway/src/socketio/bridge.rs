@@ -111,7 +111,7 @@ impl Link {
         let mut entries = Vec::new();
         let mut covered = Positions::new();
         let mut oldest: Option<SystemTime> = None;
-        for (guild, &after) in offset {
+        for (guild, after) in offset.iter() {
             if !self.caller.may_read(guild) {
                 continue;
             }
@@ -129,8 +129,8 @@ impl Link {
                 let at = parse_ts(&first.message.ts)?;
                 oldest = Some(oldest.map_or(at, |o| o.min(at)));
             }
-            positions.insert(guild.clone(), last);
-            covered.insert(guild.clone(), last);
+            positions.set(guild, last);
+            covered.set(guild, last);
             entries.extend(page.entries);
         }
         within_window(oldest, SystemTime::now(), window).then_some(Recovered {
@@ -168,9 +168,8 @@ impl Link {
         for entry in replay {
             pump.emit_message(&WireEntry::new(entry), out);
         }
-        for (guild, seq) in covered {
-            let upto = pump.skip_upto.entry(guild).or_default();
-            *upto = (*upto).max(seq);
+        for (guild, seq) in covered.iter() {
+            pump.skip_upto.raise(guild, seq);
         }
         // Online in its guilds while the socket is connected; the snapshots follow the CONNECT
         // answer (they go through the same queue).
@@ -230,6 +229,11 @@ impl Link {
     /// revoked 4001, flooding 4008, too slow 4009, …).
     pub async fn close_requested(&self) -> u16 {
         self.handle.closed().await;
+        self.close_code()
+    }
+
+    /// The code the core asked this socket to close with (1000 when none yet).
+    pub fn close_code(&self) -> u16 {
         self.handle.close_reason().map_or(1000, |r| r.code)
     }
 
@@ -358,26 +362,16 @@ impl Pump {
             return;
         }
         let guild = message.guild_id.as_str();
-        if self.skip_upto.get(guild).is_some_and(|&upto| seq <= upto) {
+        if self.skip_upto.get(guild).is_some_and(|upto| seq <= upto) {
             return;
         }
-        set_position(&mut self.skip_upto, guild, seq);
-        set_position(&mut self.positions, guild, seq);
+        self.skip_upto.set(guild, seq);
+        self.positions.set(guild, seq);
         let tail = message_tail(&encode_offset(&self.positions));
         out.push(ServerPacket::joined(
             entry.socketio_head(message_head),
             tail,
         ));
-    }
-}
-
-/// `positions[guild] = seq`, allocating the key only for a guild not there yet.
-fn set_position(positions: &mut Positions, guild: &str, seq: u64) {
-    match positions.get_mut(guild) {
-        Some(position) => *position = seq,
-        None => {
-            positions.insert(guild.to_owned(), seq);
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
+use serde::ser::SerializeMap;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -18,8 +19,85 @@ const MAX_OFFSET_CHARS: usize = 16 * 1024;
 /// Most guilds an offset may name.
 const MAX_OFFSET_GUILDS: usize = 512;
 
-/// Per-guild positions: the last seq this connection was sent of each guild.
-pub type Positions = BTreeMap<String, u64>;
+/// Per-guild positions: the last seq this connection was sent of each guild, in guild order.
+/// A socket follows few guilds, so a sorted vector (a tenth of a map's node) holds them; in
+/// JSON it is an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions(Vec<(Box<str>, u64)>);
+
+impl Positions {
+    pub fn new() -> Self {
+        Positions(Vec::new())
+    }
+
+    /// The position of `guild`.
+    pub fn get(&self, guild: &str) -> Option<u64> {
+        self.find(guild).ok().map(|i| self.0[i].1)
+    }
+
+    /// `positions[guild] = seq`, allocating the key only for a guild not there yet.
+    pub fn set(&mut self, guild: &str, seq: u64) {
+        match self.find(guild) {
+            Ok(i) => self.0[i].1 = seq,
+            Err(i) => {
+                // One more exactly: most sockets follow one guild.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (guild.into(), seq));
+            }
+        }
+    }
+
+    /// `positions[guild] = max(positions[guild], seq)`.
+    pub fn raise(&mut self, guild: &str, seq: u64) {
+        let at = self.get(guild).map_or(seq, |now| now.max(seq));
+        self.set(guild, at);
+    }
+
+    /// (guild, position) in guild order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(guild, seq)| (&**guild, *seq))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn find(&self, guild: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(g, _)| (**g).cmp(guild))
+    }
+}
+
+impl<G: AsRef<str>> FromIterator<(G, u64)> for Positions {
+    /// The last position of a guild named twice wins.
+    fn from_iter<I: IntoIterator<Item = (G, u64)>>(iter: I) -> Self {
+        let mut positions = Positions::new();
+        for (guild, seq) in iter {
+            positions.set(guild.as_ref(), seq);
+        }
+        positions
+    }
+}
+
+impl serde::Serialize for Positions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (guild, seq) in self.iter() {
+            map.serialize_entry(guild, &seq)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Positions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, u64>::deserialize(deserializer)?;
+        Ok(map.into_iter().collect())
+    }
+}
 
 /// The key that signs pids.
 #[derive(Clone)]
@@ -153,7 +231,8 @@ mod tests {
 
     #[test]
     fn offsets_round_trip_and_bad_ones_are_refused() {
-        let positions: Positions = [("g1".to_owned(), 42), ("g 2".to_owned(), 7)].into();
+        let positions: Positions = [("g1", 42), ("g 2", 7)].into_iter().collect();
+        assert_eq!(encode_offset(&positions), r#"{"g 2":7,"g1":42}"#);
         assert_eq!(decode_offset(&encode_offset(&positions)), Some(positions));
         for bad in ["", "42", "[1]", r#"{"g":-1}"#, r#"{"g":"1"}"#, "{"] {
             assert_eq!(decode_offset(bad), None, "{bad:?}");
@@ -162,6 +241,33 @@ mod tests {
             .map(|i| (i.to_string(), 1))
             .collect();
         assert_eq!(decode_offset(&encode_offset(&many)), None);
+    }
+
+    #[test]
+    fn positions_stay_sorted_and_keep_one_entry_per_guild() {
+        let mut positions = Positions::new();
+        let table = [
+            ("b", 3, "b=3"),
+            ("a", 1, "a=1 b=3"),
+            ("c", 9, "a=1 b=3 c=9"),
+            ("b", 5, "a=1 b=5 c=9"),
+        ];
+        for (guild, seq, expected) in table {
+            positions.set(guild, seq);
+            let shown: Vec<String> = positions.iter().map(|(g, s)| format!("{g}={s}")).collect();
+            assert_eq!(shown.join(" "), expected);
+        }
+        positions.raise("a", 0);
+        positions.raise("c", 10);
+        positions.raise("d", 2);
+        assert_eq!(
+            positions.iter().collect::<Vec<_>>(),
+            [("a", 1), ("b", 5), ("c", 10), ("d", 2)]
+        );
+        assert_eq!(positions.get("b"), Some(5));
+        assert_eq!(positions.get("z"), None);
+        let twice: Positions = [("g", 1), ("g", 4)].into_iter().collect();
+        assert_eq!(twice.iter().collect::<Vec<_>>(), [("g", 4)]);
     }
 
     #[test]

@@ -64,18 +64,18 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
         // socket keeps is only this loop's state.
         let step = tokio::select! {
             biased;
-            code = socket.close_requested() => socket.on_close_request(code, &mut state.out),
-            Some(next) = next_item(&mut state.flow) => {
-                if let Some(flow) = state.flow.as_mut() {
-                    match next {
-                        Next::Item(item) => flow.batch(item, &mut state.out),
-                        Next::GuildsChanged => {
-                            Box::pin(socket.follow_guilds(flow, &mut state.out)).await;
-                        }
-                    }
+            // One waiter for the queue and the close request (the queue says closed first).
+            next = next_item(&mut state.flow) => match (next, state.flow.as_mut()) {
+                (Some(Next::Item(item)), Some(flow)) => {
+                    flow.batch(item, &mut state.out);
+                    Step::Go
                 }
-                Step::Go
-            }
+                (Some(Next::GuildsChanged), Some(flow)) => {
+                    Box::pin(socket.follow_guilds(flow, &mut state.out)).await;
+                    Step::Go
+                }
+                _ => socket.on_close_request(socket.close_code(), &mut state.out),
+            },
             ack = next_ack(&mut state.sending) => {
                 state.sending = None;
                 state.out.extend(ack.map(ServerPacket::from));
@@ -123,7 +123,8 @@ async fn write<C: Carrier>(carrier: &mut C, out: &mut Vec<ServerPacket>, socket:
     written
 }
 
-/// The next item or guild change of a started socket's queue (pending before it starts).
+/// The next item or guild change of a started socket's queue, `None` once it is asked to
+/// close (pending before it starts: only a connected socket is asked to close).
 async fn next_item(flow: &mut Option<Flow>) -> Option<Next> {
     match flow {
         Some(flow) => flow.next().await,

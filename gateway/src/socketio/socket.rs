@@ -352,6 +352,13 @@ impl Socket {
         }
     }
 
+    /// The code the core asked the connected socket to close with (1000 when none).
+    pub fn close_code(&self) -> u16 {
+        self.connected
+            .as_ref()
+            .map_or(1000, |c| c.link.close_code())
+    }
+
     /// How long the connected socket's token is still good (with the leeway).
     pub fn token_left(&self) -> Duration {
         let exp = self.connected.as_ref().map_or(0, |c| c.link.token_exp());
