@@ -40,8 +40,10 @@ impl Positions {
         match self.find(guild) {
             Ok(i) => self.0[i].1 = seq,
             Err(i) => {
-                // One more exactly: most sockets follow one guild.
-                self.0.reserve_exact(1);
+                // The first exactly (most sockets follow one guild); more grow as usual.
+                if self.0.capacity() == 0 {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (guild.into(), seq));
             }
         }
@@ -74,11 +76,21 @@ impl Positions {
 impl<G: AsRef<str>> FromIterator<(G, u64)> for Positions {
     /// The last position of a guild named twice wins.
     fn from_iter<I: IntoIterator<Item = (G, u64)>>(iter: I) -> Self {
-        let mut positions = Positions::new();
-        for (guild, seq) in iter {
-            positions.set(guild.as_ref(), seq);
-        }
-        positions
+        let mut all: Vec<(Box<str>, u64)> = iter
+            .into_iter()
+            .map(|(guild, seq)| (guild.as_ref().into(), seq))
+            .collect();
+        // Stable: of equal guilds the later stays after, and its seq is kept.
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        all.shrink_to_fit();
+        Positions(all)
     }
 }
 
