@@ -10,6 +10,7 @@
 
 use chat_shared::bus::{INTERNAL_VERSION, SendAck, SendRequest};
 use chat_shared::protocol::{ErrorCode, SendFrame};
+use tracing::Instrument;
 
 use crate::http::auth::Caller;
 use crate::metrics::Metrics;
@@ -44,18 +45,35 @@ pub async fn send(
     caller: &Caller,
     fields: SendFields,
 ) -> Result<SendAck, ErrorCode> {
+    hand_over(state, caller, fields).await.await
+}
+
+/// Hands a send to the router as `caller`: resolves once the send has its place in the
+/// order of this gateway's sends (one handed over after it is stored after it), with the
+/// router's answer still to come. A transport that keeps one connection's sends in order
+/// hands them over one after another and awaits their answers together.
+pub async fn hand_over(
+    state: &AppState,
+    caller: &Caller,
+    fields: SendFields,
+) -> impl Future<Output = Result<SendAck, ErrorCode>> + Send + 'static {
     // The per-user rate limit across every path and gateway (issue #14 item 1) belongs here,
     // before the request is built: `Err(ErrorCode::RateLimited)` through `answered` below.
     let request = request(caller, fields);
     let span = tracing::info_span!("send", guild = request.guild_id.as_deref().unwrap_or(""));
-    let outcome = match tracing::Instrument::instrument(state.bus.submit(request), span).await {
-        Ok(outcome) => outcome,
-        Err(error) => {
+    let queued = state.bus.enqueue(request).instrument(span.clone()).await;
+    let metrics = state.metrics.clone();
+    async move {
+        let outcome = match queued {
+            Ok(answer) => answer.instrument(span).await,
+            Err(error) => Err(error),
+        };
+        let outcome = outcome.unwrap_or_else(|error| {
             tracing::warn!(%error, "send failed on the bus");
             Err(ErrorCode::ServerError)
-        }
-    };
-    answered(&state.metrics, outcome)
+        });
+        answered(&metrics, outcome)
+    }
 }
 
 /// Counts a send's outcome (also for refusals a transport makes itself, e.g. flood control).

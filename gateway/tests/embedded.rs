@@ -196,3 +196,49 @@ async fn expiring_tokens_close_4001_unless_refreshed() {
         .await
         .expect("the refreshed connection lives on");
 }
+
+/// A connection's sends overlap their router round trips (issue #12: one send in flight per
+/// connection capped a hot guild at ~10 / round trip): the router here (this test, on the
+/// ingress) takes all three sends of one connection before answering any, in the order they
+/// were sent, and the client gets the acks in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_sends_reach_the_router_before_the_first_is_answered() {
+    use chat_shared::bus::{Bus, MemoryBus, MemoryBusConfig, SendAck};
+    use futures::StreamExt;
+
+    let bus = MemoryBus::new(MemoryBusConfig::default());
+    let mut ingress = bus.ingress().await.expect("the ingress");
+    let mut deps = support::test_deps();
+    deps.bus = bus;
+    deps.in_process_workers = false;
+    let d = Embedded::start_on(|_| {}, deps).await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let mut a = ann.connect(&d, 0).await;
+    let mut refs = Vec::new();
+    for i in 0..3 {
+        refs.push(a.send(json!({"guildId": g, "text": format!("m{i}")})).await);
+    }
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(2), ingress.next())
+            .await
+            .expect("each send reaches the router before any is answered")
+            .expect("the ingress is open");
+        taken.push(item);
+    }
+    let texts: Vec<_> = taken.iter().map(|i| i.request.text.clone()).collect();
+    assert_eq!(texts, ["m0", "m1", "m2"].map(|t| Some(t.to_owned())));
+    for (seq, item) in (1..).zip(taken) {
+        let ack = SendAck {
+            message_id: format!("id{seq}"),
+            seq,
+        };
+        item.reply.reply(Ok(ack)).await;
+    }
+    for (seq, reference) in (1..).zip(&refs) {
+        let ack = a.answer(reference).await.expect("acked");
+        assert_eq!(ack.seq, seq);
+    }
+}

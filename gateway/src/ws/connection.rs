@@ -3,7 +3,7 @@
 //! replies bring ([`crate::ws::writer`]), with the heartbeat. The resumes named in the handshake begin
 //! before the connection joins its guilds, so their replays come before any live message;
 //! every other guild is live at once. Sends are handed to the router one after another in the
-//! order they arrived and answered in that order; a bad frame is answered with `bad_frame`
+//! order they arrived (many waiting for their answers at once) and answered in that order; a bad frame is answered with `bad_frame`
 //! and the connection stays open.
 
 use std::num::NonZeroU32;
@@ -140,10 +140,10 @@ struct Reader {
     /// The send rate limiter, made on the first send (an idle connection keeps a pointer).
     limiter: Option<Box<DefaultDirectRateLimiter>>,
     strikes: u32,
-    /// Resolves when the previous send of this connection has been answered: sends are handed
-    /// to the router one after another, so one client's messages keep their order whichever
-    /// router takes each.
-    last_send_done: Option<oneshot::Receiver<()>>,
+    /// Resolves when the previous send of this connection has been handed to the router:
+    /// sends are handed over one after another, so one client's messages keep their order
+    /// (their answers may still be on the way).
+    last_send_queued: Option<oneshot::Receiver<()>>,
     resumes: Resumes,
     /// What this connection sends itself (replies, resume starts, membership changes), written
     /// right after the step that made it, ahead of the queue (never waiting for its room).
@@ -160,7 +160,7 @@ impl Reader {
             handle,
             limiter: None,
             strikes: 0,
-            last_send_done: None,
+            last_send_queued: None,
             resumes: Resumes::default(),
             own: Vec::new(),
             named: Vec::new(),

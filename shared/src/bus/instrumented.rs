@@ -86,8 +86,18 @@ impl InstrumentedBus {
 
 #[async_trait::async_trait]
 impl Bus for InstrumentedBus {
-    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError> {
-        self.time(Op::Submit, self.inner.submit(request)).await
+    async fn enqueue(&self, request: SendRequest) -> Result<Answer, BusError> {
+        // Timed from the hand-over to the answer.
+        let started = std::time::Instant::now();
+        let answer = match self.inner.enqueue(request).await {
+            Ok(answer) => answer,
+            Err(error) => return self.calls.timed(Op::Submit as usize, started, Err(error)),
+        };
+        let calls = self.calls.clone();
+        Ok(Box::pin(async move {
+            let outcome = answer.await;
+            calls.timed(Op::Submit as usize, started, outcome)
+        }))
     }
 
     async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError> {

@@ -203,7 +203,7 @@ fn take_once<T>(slot: &Mutex<Option<T>>, what: &str) -> Result<T, BusError> {
 
 #[async_trait::async_trait]
 impl Bus for MemoryBus {
-    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError> {
+    async fn enqueue(&self, request: SendRequest) -> Result<Answer, BusError> {
         let (tx, rx) = oneshot::channel();
         let item = IngressItem {
             request,
@@ -215,11 +215,14 @@ impl Bus for MemoryBus {
             .send(item)
             .await
             .map_err(|_| BusError::Unavailable("no router is running".into()))?;
-        match tokio::time::timeout(self.config.submit_timeout, rx).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => Ok(Err(ErrorCode::ServerError)),
-            Err(_) => Err(BusError::Timeout),
-        }
+        let timeout = self.config.submit_timeout;
+        Ok(Box::pin(async move {
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(_)) => Ok(Err(ErrorCode::ServerError)),
+                Err(_) => Err(BusError::Timeout),
+            }
+        }))
     }
 
     async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError> {

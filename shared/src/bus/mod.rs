@@ -9,6 +9,9 @@
 //!   fill it from the log.
 //! - `append` is idempotent by `messageId` and a messageId belongs to its first sender.
 //! - `publish` is best effort (at most once); the log is the truth.
+//! - Sends handed over one after another by `enqueue` (each awaited before the next) reach
+//!   their guild's log in that order, while their answers are still on the way: a sender may
+//!   keep many sends in flight without losing its order.
 
 pub mod history;
 mod instrumented;
@@ -38,6 +41,9 @@ use crate::telemetry::trace_context::TraceContext;
 pub const INTERNAL_VERSION: u8 = 1;
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
+
+/// The answer to a send that [`Bus::enqueue`] has handed to a router.
+pub type Answer = Pin<Box<dyn Future<Output = Result<SendOutcome, BusError>> + Send + 'static>>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
@@ -219,8 +225,14 @@ pub trait IngressReply: Send {
 /// The bus every process is wired to.
 #[async_trait::async_trait]
 pub trait Bus: Send + Sync + 'static {
+    /// Hands a send to a router: returns once the send has its place in the order of what
+    /// this process hands over (a send enqueued after it is stored after it, in the same
+    /// guild), with its answer still to come.
+    async fn enqueue(&self, request: SendRequest) -> Result<Answer, BusError>;
     /// Hands a send to a router and waits for its answer.
-    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError>;
+    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError> {
+        self.enqueue(request).await?.await
+    }
     /// The sends addressed to routers (a router calls this once; several routers share work).
     async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError>;
     /// Stops taking new sends for this router and hands its share of the ingress to the

@@ -69,6 +69,16 @@ impl CallMetrics {
     ) -> Result<T, E> {
         let started = Instant::now();
         let result = call.await;
+        self.timed(op, started, result)
+    }
+
+    /// Records a call of `op` that began at `started` and ended now with `result`.
+    pub(crate) fn timed<T, E>(
+        &self,
+        op: usize,
+        started: Instant,
+        result: Result<T, E>,
+    ) -> Result<T, E> {
         if let Some(metrics) = self.ops.get(op) {
             metrics.duration.observe(started.elapsed().as_secs_f64());
             if result.is_err() {

@@ -1,6 +1,8 @@
 //! A connection's `send` frames: flood control (the per-connection rate, then 4008 after
 //! [`FLOOD_STRIKES`] refusals in a row), the user's send limits, then the one send path —
-//! handed to the router one after another so one client's messages keep their order.
+//! handed to the router one after another so one client's messages keep their order, each
+//! handed over as soon as the one before it has its place (not its answer): the router
+//! round trips of one connection overlap, up to `MAX_SENDS_IN_FLIGHT`.
 
 use chat_shared::protocol::{Ack, ErrorCode, ErrorFrame, SendFrame, ServerFrame, close_code};
 use futures::future::BoxFuture;
@@ -10,7 +12,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::Reader;
-use crate::send::{SendFields, answered, send};
+use crate::send::{SendFields, answered, hand_over};
 
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
@@ -63,16 +65,16 @@ impl Reader {
         }
         let fields = SendFields::from_frame(frame, None);
         let (state, caller) = (self.state.clone(), self.caller.clone());
-        let (done, this_done) = oneshot::channel::<()>();
-        let previous = self.last_send_done.replace(this_done);
+        let (queued, this_queued) = oneshot::channel::<()>();
+        let previous = self.last_send_queued.replace(this_queued);
         Some(
             async move {
                 if let Some(previous) = previous {
                     let _ = previous.await;
                 }
-                let outcome = send(&state, &caller, fields).await;
-                let _ = done.send(());
-                match outcome {
+                let answer = hand_over(&state, &caller, fields).await;
+                let _ = queued.send(());
+                match answer.await {
                     Ok(ack) => ServerFrame::Ack(Ack {
                         reference,
                         message_id: ack.message_id,

@@ -20,26 +20,22 @@ use super::payload::{DropCounters, DropKind, IngressAnswers, IngressBatch, decod
 use super::subjects::ingress_subject;
 use super::trace_headers;
 use crate::bus::{
-    BoxStream, BusError, INTERNAL_VERSION, IngressItem, IngressReply, SendOutcome, SendRequest,
+    Answer, BoxStream, BusError, INTERNAL_VERSION, IngressItem, IngressReply, SendOutcome,
+    SendRequest,
 };
 use crate::protocol::ErrorCode;
 
 impl NatsBus {
     #[tracing::instrument(name = "bus.submit", skip_all,
         fields(guild = request.guild_id.as_deref().unwrap_or(""), user = %request.sender.id))]
-    pub(super) async fn submit_request(
-        &self,
-        request: SendRequest,
-    ) -> Result<SendOutcome, BusError> {
+    pub(super) fn enqueue_request(&self, request: SendRequest) -> Result<Answer, BusError> {
         ensure_connected(&self.client)?;
         let subject = ingress_subject(request.guild_id.as_deref());
-        self.submitter
-            .submit(
-                &subject,
-                with_message_id(request),
-                self.config.ingress_timeout(),
-            )
-            .await
+        self.submitter.enqueue(
+            &subject,
+            with_message_id(request),
+            self.config.ingress_timeout(),
+        )
     }
 
     /// The sends of the partitions this router owns (see [`super::leases`]), in one stream.

@@ -113,8 +113,8 @@ impl NatsBus {
 
 #[async_trait::async_trait]
 impl Bus for NatsBus {
-    async fn submit(&self, request: SendRequest) -> Result<SendOutcome, BusError> {
-        self.submit_request(request).await
+    async fn enqueue(&self, request: SendRequest) -> Result<Answer, BusError> {
+        self.enqueue_request(request)
     }
 
     async fn ingress(&self) -> Result<BoxStream<IngressItem>, BusError> {

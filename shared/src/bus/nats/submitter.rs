@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::errors::from_request;
 use super::payload::{IngressAnswers, IngressBatch, IngressSend, WireTrace, decode, encode};
 use super::trace_headers;
-use crate::bus::{BusError, INTERNAL_VERSION, SendOutcome, SendRequest};
+use crate::bus::{Answer, BusError, INTERNAL_VERSION, SendOutcome, SendRequest};
 use crate::protocol::ErrorCode;
 
 /// Requests one partition's task keeps open at once.
@@ -51,14 +51,14 @@ const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(250);
 /// asked again.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(1);
 
-type Answer = Result<SendOutcome, BusError>;
+type Outcome = Result<SendOutcome, BusError>;
 
 /// A send waiting for its batch.
 struct Queued {
     request: SendRequest,
     trace: WireTrace,
     deadline: Instant,
-    answer: oneshot::Sender<Answer>,
+    answer: oneshot::Sender<Outcome>,
 }
 
 /// The per-partition queues of one process (created on a partition's first send).
@@ -75,13 +75,14 @@ impl Submitter {
         }
     }
 
-    /// Queues `request` on `subject` and waits for its answer until `timeout` has passed.
-    pub async fn submit(
+    /// Queues `request` on `subject` (its place in the partition's order taken before this
+    /// returns); the answer waits until `timeout` has passed.
+    pub fn enqueue(
         &self,
         subject: &str,
         request: SendRequest,
         timeout: Duration,
-    ) -> Result<SendOutcome, BusError> {
+    ) -> Result<Answer, BusError> {
         let deadline = Instant::now() + timeout;
         let (answer, answered) = oneshot::channel();
         let queued = Queued {
@@ -92,16 +93,22 @@ impl Submitter {
         };
         match self.queue(subject).try_send(queued) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => return Ok(Err(ErrorCode::RateLimited)),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Ok(Box::pin(std::future::ready(Ok(Err(
+                    ErrorCode::RateLimited,
+                )))));
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 return Err(BusError::Unavailable("the ingress queue stopped".into()));
             }
         }
-        match tokio::time::timeout_at(deadline.into(), answered).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(BusError::Unavailable("a send was not answered".into())),
-            Err(_) => Err(BusError::Timeout),
-        }
+        Ok(Box::pin(async move {
+            match tokio::time::timeout_at(deadline.into(), answered).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(BusError::Unavailable("a send was not answered".into())),
+                Err(_) => Err(BusError::Timeout),
+            }
+        }))
     }
 
     /// The queue of `subject`, with its task started on first use.
@@ -232,7 +239,7 @@ async fn request(
 }
 
 /// Gives each send its outcome (all of them the error, when the batch failed as a whole).
-fn hand_out(answers: Vec<oneshot::Sender<Answer>>, outcomes: Result<Vec<SendOutcome>, BusError>) {
+fn hand_out(answers: Vec<oneshot::Sender<Outcome>>, outcomes: Result<Vec<SendOutcome>, BusError>) {
     let outcomes = outcomes.and_then(|outcomes| {
         if outcomes.len() == answers.len() {
             Ok(outcomes)
@@ -267,11 +274,11 @@ mod tests {
     use super::*;
     use crate::bus::SendAck;
 
-    fn queued() -> (Queued, oneshot::Receiver<Answer>) {
+    fn queued() -> (Queued, oneshot::Receiver<Outcome>) {
         queued_text("hi")
     }
 
-    fn queued_text(text: &str) -> (Queued, oneshot::Receiver<Answer>) {
+    fn queued_text(text: &str) -> (Queued, oneshot::Receiver<Outcome>) {
         let (answer, answered) = oneshot::channel();
         let request = SendRequest {
             v: INTERNAL_VERSION,
@@ -307,7 +314,7 @@ mod tests {
     fn each_send_gets_its_own_outcome_or_the_batchs_error() {
         let wrong_count = Err(BusError::BadPayload("2 answers to 3 sends".into()));
         type Answers = Result<Vec<SendOutcome>, BusError>;
-        let cases: [(Answers, Vec<Answer>); 3] = [
+        let cases: [(Answers, Vec<Outcome>); 3] = [
             (
                 Ok(vec![ack(1), Err(ErrorCode::RateLimited), ack(3)]),
                 vec![Ok(ack(1)), Ok(Err(ErrorCode::RateLimited)), Ok(ack(3))],
