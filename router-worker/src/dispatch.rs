@@ -19,8 +19,9 @@ use crate::metrics::RouterMetrics;
 use crate::route::RouterConfig;
 
 /// Sends waiting per guild (besides the [`crate::guild::IN_FLIGHT`] batches being decided); beyond
-/// that the guild's new sends are refused `rate_limited`.
-const GUILD_QUEUE: usize = 256;
+/// that the guild's new sends are refused `rate_limited`. Room for 16 connections that each
+/// keep their most sends in flight (the gateway's 64 per connection).
+const GUILD_QUEUE: usize = 1024;
 
 /// Serves the ingress until `shutdown` fires, then finishes the sends already taken.
 pub async fn run(

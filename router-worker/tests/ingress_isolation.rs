@@ -14,8 +14,12 @@ use futures::future::join_all;
 use support::*;
 use testkit::NatsServer;
 
-/// Sends fired at once into the flooded guild (the router queues 256 per guild).
+/// Sends fired at once into the flooded guild, from each of [`GATEWAYS`] (the router queues
+/// 1024 per guild; one gateway keeps at most two batches of 512 open per partition, so only
+/// several gateways together can fill a guild's queue).
 const FLOOD: usize = 2_000;
+/// Gateways (bus connections) flooding the guild.
+const GATEWAYS: usize = 3;
 /// How long the submitter waits for any answer.
 const TIMEOUT_MS: u64 = 5_000;
 /// What a quiet guild's send may take while the other guild is flooded.
@@ -25,7 +29,11 @@ const QUIET_LATENCY: Duration = Duration::from_secs(1);
 async fn a_full_guild_refuses_its_own_sends_and_never_stalls_another() {
     let nats = NatsServer::start();
     let _router = router(&nats, &[]).await;
-    let bus = gateway_bus(&nats, TIMEOUT_MS).await;
+    let mut gateways = Vec::new();
+    for _ in 0..GATEWAYS {
+        gateways.push(gateway_bus(&nats, TIMEOUT_MS).await);
+    }
+    let bus = gateways[0].clone();
     let (hot, quiet) = ("hot", "quiet");
     assert_ne!(partition_of(Some(hot)), partition_of(Some(quiet)));
     bus.submit(send(quiet, "warm"))
@@ -33,9 +41,9 @@ async fn a_full_guild_refuses_its_own_sends_and_never_stalls_another() {
         .unwrap()
         .expect("warm-up acked");
 
-    let flood: Vec<_> = (0..FLOOD)
+    let flood: Vec<_> = (0..FLOOD * GATEWAYS)
         .map(|i| {
-            let bus = bus.clone();
+            let bus = gateways[i % GATEWAYS].clone();
             tokio::spawn(async move { bus.submit(send(hot, &format!("hot-{i}"))).await })
         })
         .collect();
@@ -63,7 +71,7 @@ async fn a_full_guild_refuses_its_own_sends_and_never_stalls_another() {
     }
     assert!(refused > 0, "the flooded guild refused some of its sends");
     let log = bus
-        .read_after(hot, 0, FLOOD, Visibility::All)
+        .read_after(hot, 0, FLOOD * GATEWAYS, Visibility::All)
         .await
         .expect("read the log");
     assert_eq!(

@@ -24,6 +24,7 @@ mod links;
 mod log;
 mod ownership_plan;
 pub mod partitions;
+mod patience;
 pub mod payload;
 mod presence;
 mod recent_ids;

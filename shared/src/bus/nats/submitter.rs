@@ -9,7 +9,7 @@
 //! context and its own answer. A batch that finds no router on its partition (a handover in
 //! progress) is asked again, with a short backoff, while any of its sends is still waited for:
 //! nobody received it, so asking again cannot store anything twice. A batch that gets no
-//! answer within [`ANSWER_PATIENCE`] (then twice that, and so on) is asked again too: core
+//! answer within the partition's [`Patience`] (then twice that, and so on) is asked again too: core
 //! NATS may lose a request, and does at a handover, where async-nats drops what arrives for a
 //! subscription it has just drained before the server has seen the unsubscribe. That is safe
 //! because every send carries its messageId (the bus gives one to a send that has none), so a
@@ -27,6 +27,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::errors::from_request;
+use super::patience::Patience;
 use super::payload::{IngressAnswers, IngressBatch, IngressSend, WireTrace, decode, encode};
 use super::trace_headers;
 use crate::bus::{Answer, BusError, INTERNAL_VERSION, SendOutcome, SendRequest};
@@ -34,8 +35,8 @@ use crate::protocol::ErrorCode;
 
 /// Requests one partition's task keeps open at once.
 const IN_FLIGHT: usize = 2;
-/// Most sends in one request: more than a router queues per guild, so a flooded guild's
-/// overflow reaches the router and is refused there (`rate_limited`), as without batching.
+/// Most sends in one request (two open: as many as a router queues per guild, so the
+/// router refuses a guild's overflow only when several gateways flood it).
 const MAX_BATCH: usize = 512;
 /// Most payload bytes in one request, estimated (NATS refuses messages over 1 MiB).
 const MAX_BATCH_BYTES: usize = 512 * 1024;
@@ -46,10 +47,6 @@ const QUEUE: usize = 4096;
 const NO_RESPONDERS_FIRST_PAUSE: Duration = Duration::from_millis(25);
 /// Longest wait between two such attempts.
 const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(250);
-/// How long a request waits for its answer before the batch is asked again (doubling each
-/// time): far above a router's answer time, so only a lost request (or a stalled router) is
-/// asked again.
-const ANSWER_PATIENCE: Duration = Duration::from_secs(1);
 
 type Outcome = Result<SendOutcome, BusError>;
 
@@ -131,13 +128,15 @@ impl Submitter {
 /// One partition's task: batches what queued while its requests were open, until every
 /// sender is gone.
 async fn run_partition(client: Client, subject: String, mut queued: mpsc::Receiver<Queued>) {
+    let patience = parking_lot::Mutex::new(Patience::default());
     let mut open = FuturesUnordered::new();
     loop {
         tokio::select! {
             Some(()) = open.next(), if !open.is_empty() => {}
             first = queued.recv(), if open.len() < IN_FLIGHT => {
                 let Some(first) = first else { break };
-                open.push(send_batch(&client, &subject, take_batch(first, &mut queued)));
+                let batch = take_batch(first, &mut queued);
+                open.push(send_batch(&client, &subject, &patience, batch));
             }
         }
     }
@@ -167,7 +166,12 @@ fn estimated_bytes(queued: &Queued) -> usize {
 }
 
 /// Sends one batch and hands each send its answer.
-async fn send_batch(client: &Client, subject: &str, batch: Vec<Queued>) {
+async fn send_batch(
+    client: &Client,
+    subject: &str,
+    patience: &parking_lot::Mutex<Patience>,
+    batch: Vec<Queued>,
+) {
     let now = Instant::now();
     // A send whose submitter stopped waiting is not sent at all.
     let batch: Vec<Queued> = batch
@@ -196,7 +200,7 @@ async fn send_batch(client: &Client, subject: &str, batch: Vec<Queued>) {
         v: INTERNAL_VERSION,
         sends,
     };
-    let outcomes = request(client, subject, &mut batch, &deadlines).await;
+    let outcomes = request(client, subject, patience, &mut batch, &deadlines).await;
     hand_out(answers, outcomes);
 }
 
@@ -205,12 +209,14 @@ async fn send_batch(client: &Client, subject: &str, batch: Vec<Queued>) {
 async fn request(
     client: &Client,
     subject: &str,
+    estimate: &parking_lot::Mutex<Patience>,
     batch: &mut IngressBatch,
     deadlines: &[Instant],
 ) -> Result<Vec<SendOutcome>, BusError> {
     let last_deadline = deadlines.iter().copied().max().unwrap_or_else(Instant::now);
     let mut pause = NO_RESPONDERS_FIRST_PAUSE;
-    let mut patience = ANSWER_PATIENCE;
+    let mut patience = estimate.lock().current();
+    let mut first_attempt = true;
     loop {
         let now = Instant::now();
         for (send, deadline) in batch.sends.iter_mut().zip(deadlines) {
@@ -231,9 +237,15 @@ async fn request(
             Err(e) if e.kind() == RequestErrorKind::TimedOut && wait < left => {
                 tracing::debug!(%subject, waited = ?wait, "no answer yet; asking again");
                 patience *= 2;
+                first_attempt = false;
             }
             Err(e) => return Err(from_request("submitting sends", &e)),
-            Ok(reply) => return decode::<IngressAnswers>(&reply.payload).map(|a| a.outcomes),
+            Ok(reply) => {
+                if first_attempt {
+                    estimate.lock().observe(now.elapsed());
+                }
+                return decode::<IngressAnswers>(&reply.payload).map(|a| a.outcomes);
+            }
         }
     }
 }
