@@ -4,8 +4,12 @@
 mod contract;
 mod support;
 
+use std::time::Duration;
+
+use chat_shared::bus::{Bus, IngressItem, MemoryBus, MemoryBusConfig, SendAck};
 use chat_shared::protocol::ServerFrame;
 use chat_shared::protocol::identity::Role;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use support::{Embedded, Scope, http, user};
 
@@ -197,21 +201,54 @@ async fn expiring_tokens_close_4001_unless_refreshed() {
         .expect("the refreshed connection lives on");
 }
 
+/// An embedded gateway with no router: the test takes the sends from the ingress itself.
+async fn with_held_router() -> (Embedded, chat_shared::bus::BoxStream<IngressItem>) {
+    let bus = MemoryBus::new(MemoryBusConfig::default());
+    let ingress = bus.ingress().await.expect("the ingress");
+    let mut deps = support::test_deps();
+    deps.bus = bus;
+    deps.in_process_workers = false;
+    (Embedded::start_on(|_| {}, deps).await, ingress)
+}
+
+/// Takes `n` sends from the ingress before answering any; their texts.
+async fn take_sends(
+    ingress: &mut chat_shared::bus::BoxStream<IngressItem>,
+    n: usize,
+) -> Vec<IngressItem> {
+    let mut taken = Vec::new();
+    for _ in 0..n {
+        let item = tokio::time::timeout(Duration::from_secs(2), ingress.next())
+            .await
+            .expect("each send reaches the router before any is answered")
+            .expect("the ingress is open");
+        taken.push(item);
+    }
+    taken
+}
+
+/// Answers the sends in order with seqs 1, 2, …
+async fn answer_in_order(taken: Vec<IngressItem>) {
+    for (seq, item) in (1..).zip(taken) {
+        let ack = SendAck {
+            message_id: format!("id{seq}"),
+            seq,
+        };
+        item.reply.reply(Ok(ack)).await;
+    }
+}
+
+fn texts(taken: &[IngressItem]) -> Vec<Option<String>> {
+    taken.iter().map(|i| i.request.text.clone()).collect()
+}
+
 /// A connection's sends overlap their router round trips (issue #12: one send in flight per
 /// connection capped a hot guild at ~10 / round trip): the router here (this test, on the
 /// ingress) takes all three sends of one connection before answering any, in the order they
 /// were sent, and the client gets the acks in that order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connections_sends_reach_the_router_before_the_first_is_answered() {
-    use chat_shared::bus::{Bus, MemoryBus, MemoryBusConfig, SendAck};
-    use futures::StreamExt;
-
-    let bus = MemoryBus::new(MemoryBusConfig::default());
-    let mut ingress = bus.ingress().await.expect("the ingress");
-    let mut deps = support::test_deps();
-    deps.bus = bus;
-    deps.in_process_workers = false;
-    let d = Embedded::start_on(|_| {}, deps).await;
+    let (d, mut ingress) = with_held_router().await;
     let s = Scope::new();
     let g = s.guild("g");
     let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
@@ -220,25 +257,84 @@ async fn a_connections_sends_reach_the_router_before_the_first_is_answered() {
     for i in 0..3 {
         refs.push(a.send(json!({"guildId": g, "text": format!("m{i}")})).await);
     }
-    let mut taken = Vec::new();
-    for _ in 0..3 {
-        let item = tokio::time::timeout(std::time::Duration::from_secs(2), ingress.next())
-            .await
-            .expect("each send reaches the router before any is answered")
-            .expect("the ingress is open");
-        taken.push(item);
-    }
-    let texts: Vec<_> = taken.iter().map(|i| i.request.text.clone()).collect();
-    assert_eq!(texts, ["m0", "m1", "m2"].map(|t| Some(t.to_owned())));
-    for (seq, item) in (1..).zip(taken) {
-        let ack = SendAck {
-            message_id: format!("id{seq}"),
-            seq,
-        };
-        item.reply.reply(Ok(ack)).await;
-    }
+    let taken = take_sends(&mut ingress, 3).await;
+    assert_eq!(
+        texts(&taken),
+        ["m0", "m1", "m2"].map(|t| Some(t.to_owned()))
+    );
+    answer_in_order(taken).await;
     for (seq, reference) in (1..).zip(&refs) {
         let ack = a.answer(reference).await.expect("acked");
         assert_eq!(ack.seq, seq);
     }
+}
+
+/// The same on the Socket.IO path: three `chat:message` events of one socket reach the
+/// router before the first is answered, in order, and their acks name their seqs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socketio_sockets_sends_reach_the_router_before_the_first_is_answered() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let (d, mut ingress) = with_held_router().await;
+    let s = Scope::new();
+    let g = s.guild("g");
+    let ann = user(&d, &s.user_id("ann"), Role::Member, &[&g]).await;
+    let base = support::Deployment::gateway(&d, 0).replace("http://", "ws://");
+    let mut request = format!("{base}/socket.io/?EIO=4&transport=websocket")
+        .into_client_request()
+        .expect("request");
+    let origin = support::ALLOWED_ORIGIN.parse().expect("origin");
+    request.headers_mut().insert("origin", origin);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let mut next_text = async || loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a packet in time")
+            .expect("open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            break text.to_string();
+        }
+    };
+    assert!(next_text().await.starts_with('0'), "the open packet first");
+    drop(next_text);
+    let connect = format!("40{}", json!({"token": ann.token}));
+    ws.send(Message::text(connect)).await.expect("connect");
+    for i in 0..3 {
+        let event = json!(["chat:message", {"guildId": g, "text": format!("m{i}")}]);
+        ws.send(Message::text(format!("42{i}{event}")))
+            .await
+            .expect("emit");
+    }
+    let taken = take_sends(&mut ingress, 3).await;
+    assert_eq!(
+        texts(&taken),
+        ["m0", "m1", "m2"].map(|t| Some(t.to_owned()))
+    );
+    answer_in_order(taken).await;
+    let mut acks = Vec::new();
+    while acks.len() < 3 {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("acks in time")
+            .expect("open")
+            .expect("a message");
+        if let Message::Text(text) = message
+            && let Some(ack) = text.strip_prefix("43")
+        {
+            acks.push(ack.to_owned());
+        }
+    }
+    let expected: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                "{i}{}",
+                json!([{"ok": true, "messageId": format!("id{}", i + 1), "seq": i + 1}])
+            )
+        })
+        .collect();
+    assert_eq!(acks, expected);
 }

@@ -12,10 +12,11 @@ use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::presence::TypingFrame;
 use chat_shared::protocol::{ErrorCode, SendFrame, ServerFrame};
+use tokio::sync::oneshot;
 
 use crate::http::auth::Caller;
 use crate::outbound::{Outbound, Outbox, Write};
-use crate::send::{SendFields, send};
+use crate::send::{SendFields, hand_over};
 use crate::socketio::events::{
     CHAT_MESSAGE, bot_unavailable_payload, message_head, message_tail, presence_event,
 };
@@ -37,6 +38,10 @@ pub struct Link {
     state: AppState,
     handle: ConnHandle,
     caller: Caller,
+    /// Resolves once the socket's previous send has been handed to the router: sends are
+    /// handed over one after another, so one client's messages keep their order (their
+    /// answers may still be on the way).
+    last_send_queued: Option<oneshot::Receiver<()>>,
 }
 
 /// Registers a socket for `caller` in the hub (its guilds, and admin-only traffic for admins),
@@ -65,6 +70,7 @@ pub async fn open(state: &AppState, caller: Caller) -> Result<(Link, Outgoing), 
         state: state.clone(),
         handle,
         caller,
+        last_send_queued: None,
     };
     Ok((link, outbound))
 }
@@ -189,14 +195,20 @@ impl Link {
     }
 
     /// Hands a send to the router through the gateway's one send path (the per-user limit
-    /// across every path first); the future owns what it needs, so the socket's loop keeps
-    /// writing while it waits for the answer.
+    /// across every path first), after the socket's previous send has been handed over; the
+    /// future owns what it needs, so the socket's loop keeps reading and writing while it
+    /// waits for the answer.
     pub fn submit(
-        &self,
+        &mut self,
         frame: SendFrame,
     ) -> impl Future<Output = Result<(String, u64), ErrorCode>> + Send + 'static {
         let (state, caller) = (self.state.clone(), self.caller.clone());
+        let (queued, this_queued) = oneshot::channel::<()>();
+        let previous = self.last_send_queued.replace(this_queued);
         async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
             let request_bot = frame.request_bot == Some(true);
             if crate::send_limit::check(&state, &caller.user.id, request_bot)
                 .await
@@ -204,9 +216,9 @@ impl Link {
             {
                 return Err(ErrorCode::RateLimited);
             }
-            send(&state, &caller, SendFields::from_frame(frame, None))
-                .await
-                .map(|ack| (ack.message_id, ack.seq))
+            let answer = hand_over(&state, &caller, SendFields::from_frame(frame, None)).await;
+            let _ = queued.send(());
+            answer.await.map(|ack| (ack.message_id, ack.seq))
         }
     }
 

@@ -1,14 +1,18 @@
 //! The loop of one Socket.IO socket, over either transport ([`Carrier`]): in one task it
-//! reads the client's packets, pops the hub's queue, takes the answers of its sends and keeps
-//! its timers (heartbeat on a WebSocket, the CONNECT deadline, token expiry), and writes what
+//! reads the client's packets, pops the hub's queue, takes the answers of its sends (up to
+//! [`MAX_SENDS_IN_FLIGHT`] at once, answered in order; reading pauses beyond) and keeps its
+//! timers (heartbeat on a WebSocket, the CONNECT deadline, token expiry), and writes what
 //! each step produced before the next. The protocol itself is in [`crate::socketio::socket`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::time::Instant;
 
+use crate::send::MAX_SENDS_IN_FLIGHT;
 use crate::socketio::SocketIo;
 use crate::socketio::bridge::{Flow, Next};
 use crate::socketio::carrier::Carrier;
@@ -42,8 +46,9 @@ struct Loop {
     timers: Timers,
     /// The hub's queue, once connected.
     flow: Option<Flow>,
-    /// The send waiting for the router (the client's next packets wait for its answer).
-    sending: Option<Sending>,
+    /// The sends waiting for the router, answered in order (boxed, and dropped when none is
+    /// left: an idle socket keeps a pointer).
+    sends: Option<Box<FuturesOrdered<Sending>>>,
     /// What the last step produced, written before the next.
     out: Vec<ServerPacket>,
 }
@@ -54,7 +59,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
     let mut state = Loop {
         timers: Timers::new(Instant::now(), carrier.heartbeat(), CONNECT_TIMEOUT),
         flow: None,
-        sending: None,
+        sends: None,
         out: Vec::new(),
     };
     let sleep = tokio::time::sleep_until(state.timers.next());
@@ -76,8 +81,10 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
                 }
                 _ => socket.on_close_request(socket.close_code(), &mut state.out),
             },
-            ack = next_ack(&mut state.sending) => {
-                state.sending = None;
+            ack = next_ack(&mut state.sends) => {
+                if state.sends.as_ref().is_some_and(|sends| sends.is_empty()) {
+                    state.sends = None;
+                }
                 state.out.extend(ack.map(ServerPacket::from));
                 Step::Go
             }
@@ -86,7 +93,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
                 sleep.as_mut().reset(state.timers.next());
                 socket.on_wake(wake, &mut state.out)
             }
-            payload = carrier.recv(), if state.sending.is_none() => match payload {
+            payload = carrier.recv(), if in_flight(&state.sends) < MAX_SENDS_IN_FLIGHT => match payload {
                 Some(payload) => Box::pin(socket.on_payload(&payload, &mut state.out)).await,
                 None => Step::End,
             },
@@ -98,7 +105,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
                 state.timers.connected(Instant::now(), socket.token_left());
                 sleep.as_mut().reset(state.timers.next());
             }
-            Step::Send(sending) => state.sending = Some(sending),
+            Step::Send(sending) => state.sends.get_or_insert_default().push_back(sending),
             Step::End => break,
         }
         if !state.out.is_empty() && !Box::pin(write(carrier, &mut state.out, &socket)).await {
@@ -132,10 +139,15 @@ async fn next_item(flow: &mut Option<Flow>) -> Option<Next> {
     }
 }
 
-/// The ack of the send in flight (pending while there is none).
-async fn next_ack(sending: &mut Option<Sending>) -> Option<String> {
-    match sending {
-        Some(sending) => sending.await,
-        None => std::future::pending().await,
+/// The ack of the oldest send in flight, once answered (pending while there is none).
+async fn next_ack(sends: &mut Option<Box<FuturesOrdered<Sending>>>) -> Option<String> {
+    match sends {
+        Some(sends) if !sends.is_empty() => sends.next().await.flatten(),
+        _ => std::future::pending().await,
     }
+}
+
+/// Sends waiting for the router.
+fn in_flight(sends: &Option<Box<FuturesOrdered<Sending>>>) -> usize {
+    sends.as_ref().map_or(0, |sends| sends.len())
 }

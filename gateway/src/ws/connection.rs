@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::http::auth::Caller;
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Outbox, ResumeBegin};
+use crate::send::MAX_SENDS_IN_FLIGHT;
 use crate::state::AppState;
 use crate::websocket::WebSocket;
 use crate::ws::handle::{ConnHandle, Outgoing};
@@ -31,9 +32,6 @@ use sending::Sends;
 mod running;
 mod sending;
 mod session;
-
-/// Sends of one connection waiting for the router at once; reading pauses beyond it.
-const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 /// What a connection opens with: its outbox, where the resumes named in the handshake have
 /// begun, and those resumes (readable guilds) and refusals (the others) for the reader.

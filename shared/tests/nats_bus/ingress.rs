@@ -302,7 +302,11 @@ async fn answer_one(raw: &async_nats::Client, request: async_nats::Message, seq:
     use chat_shared::bus::nats::payload::{IngressAnswers, encode};
     let batch: IngressBatch = decode(&request.payload).unwrap();
     let ack = SendAck {
-        message_id: batch.sends[0].request.message_id.clone().unwrap_or_default(),
+        message_id: batch.sends[0]
+            .request
+            .message_id
+            .clone()
+            .unwrap_or_default(),
         seq,
     };
     let answers = IngressAnswers {
