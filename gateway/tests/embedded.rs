@@ -289,18 +289,15 @@ async fn a_socketio_sockets_sends_reach_the_router_before_the_first_is_answered(
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("upgrade");
-    let mut next_text = async || loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a packet in time")
-            .expect("open")
-            .expect("a message");
-        if let Message::Text(text) = message {
-            break text.to_string();
-        }
-    };
-    assert!(next_text().await.starts_with('0'), "the open packet first");
-    drop(next_text);
+    let open = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the open packet in time")
+        .expect("open")
+        .expect("a message");
+    assert!(
+        matches!(&open, Message::Text(t) if t.starts_with('0')),
+        "the open packet first: {open:?}"
+    );
     let connect = format!("40{}", json!({"token": ann.token}));
     ws.send(Message::text(connect)).await.expect("connect");
     for i in 0..3 {
