@@ -7,14 +7,14 @@
 # Ours runs embedded (one process); Node's CPU counts node + redis (the adapter publishes every
 # emit through Redis). Writes <name>.json/.txt into $OUT and a ratio table to $OUT/summary.md.
 #
-# Knobs: RATES="10000 30000 100000" DURATION=8s WARMUP=2s IDLE_CLIENTS=10000 POLL_SESSIONS=1000
+# Knobs: RATES="10000 30000 100000" (RATES="": idle runs only) DURATION=8s WARMUP=2s IDLE_CLIENTS=10000 POLL_SESSIONS=1000
 #        OUT=bench-results/socketio-<UTC> PROFILE=release BENCH_BIN=dir (prebuilt binaries)
 # Needs: cargo, node/npm, redis-server, python3, curl.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RATES="${RATES:-10000 30000 100000}"
+RATES="${RATES-10000 30000 100000}"
 DURATION="${DURATION:-8s}"
 WARMUP="${WARMUP:-2s}"
 IDLE_CLIENTS="${IDLE_CLIENTS:-10000}"

@@ -119,8 +119,10 @@ impl Sock {
         }
         match frame {
             ServerFrame::Presence(p) => {
-                self.views
-                    .insert(p.guild_id, p.online.into_iter().map(|u| u.id).collect());
+                self.views.insert(
+                    p.guild_id,
+                    p.online.into_iter().map(|u| u.id.clone()).collect(),
+                );
             }
             ServerFrame::PresenceDiff(d) => {
                 let view = self.views.entry(d.guild_id).or_default();

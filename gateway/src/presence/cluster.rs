@@ -324,7 +324,7 @@ impl ClusterView {
 
     /// The first `max` online users in listing order (name, then id) and the exact count.
     /// Costs O(max) whatever the guild's size.
-    pub fn listed(&self, guild: &str, max: usize) -> (Vec<UserInfo>, usize) {
+    pub fn listed(&self, guild: &str, max: usize) -> (Vec<Arc<UserInfo>>, usize) {
         let Some(view) = self.guilds.get(guild) else {
             return (Vec::new(), 0);
         };
@@ -332,7 +332,7 @@ impl ClusterView {
             .order
             .iter()
             .take(max)
-            .map(|listed| UserInfo::clone(&listed.0))
+            .map(|listed| listed.0.clone())
             .collect();
         (listed, view.online.len())
     }

@@ -9,8 +9,8 @@ fn user(id: &str) -> UserInfo {
     UserInfo::new(id, id, Role::Member)
 }
 
-fn ids(users: &[UserInfo]) -> Vec<String> {
-    let mut ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+fn ids(users: &[impl std::borrow::Borrow<UserInfo>]) -> Vec<String> {
+    let mut ids: Vec<String> = users.iter().map(|u| u.borrow().id.clone()).collect();
     ids.sort();
     ids
 }
@@ -214,7 +214,7 @@ fn the_list_is_the_first_in_name_order_across_sources() {
     // (step, listed ids with max 2)
     let listed = |view: &ClusterView| {
         let (got, _) = view.listed(&guild, 2);
-        got.into_iter().map(|u| u.id).collect::<Vec<_>>()
+        got.into_iter().map(|u| u.id.clone()).collect::<Vec<_>>()
     };
     assert_eq!(listed(&view), ["u2", "u3"], "Ann, Bob; Cid beyond");
     view.local(&guild, &own, None, Some("u2"));

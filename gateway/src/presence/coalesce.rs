@@ -68,7 +68,7 @@ impl Coalescer {
     pub fn advance(
         &mut self,
         guild: &Arc<str>,
-        sample: &[UserInfo],
+        sample: &[Arc<UserInfo>],
         count: usize,
     ) -> Option<SampleDiff> {
         let g = self.guilds.entry(guild.clone()).or_default();
@@ -76,7 +76,7 @@ impl Coalescer {
     }
 
     /// Every connection of `guild` was sent a snapshot of `sample` and `count`.
-    pub fn told_all(&mut self, guild: &Arc<str>, sample: &[UserInfo], count: usize) {
+    pub fn told_all(&mut self, guild: &Arc<str>, sample: &[Arc<UserInfo>], count: usize) {
         let g = self.guilds.entry(guild.clone()).or_default();
         g.due = false;
         g.told = Told::of(sample, count);
@@ -182,7 +182,11 @@ mod tests {
         let guild: Arc<str> = Arc::from("g1");
         let mut coalescer = Coalescer::default();
         coalescer.record(&guild, &changes(&["u1"], &[]));
-        let sample = changes(&["u1", "u2"], &[]).joined;
+        let sample: Vec<Arc<UserInfo>> = changes(&["u1", "u2"], &[])
+            .joined
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         coalescer.told_all(&guild, &sample, 2);
         assert!(!coalescer.hold_snapshot(&guild), "nothing due after it");
         assert_eq!(coalescer.advance(&guild, &sample, 2), None);

@@ -9,6 +9,7 @@
 //! a diff of every change would list thousands.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chat_shared::protocol::identity::UserInfo;
 
@@ -22,11 +23,14 @@ pub fn sample_size(count: usize, max: usize) -> usize {
 }
 
 /// The list a snapshot shows `viewer`: the sample, and the viewer after it if not in it.
-pub fn with_viewer(mut sample: Vec<UserInfo>, viewer: Option<&UserInfo>) -> Vec<UserInfo> {
+pub fn with_viewer(
+    mut sample: Vec<Arc<UserInfo>>,
+    viewer: Option<&UserInfo>,
+) -> Vec<Arc<UserInfo>> {
     if let Some(viewer) = viewer
         && !sample.iter().any(|u| u.id == viewer.id)
     {
-        sample.push(viewer.clone());
+        sample.push(Arc::new(viewer.clone()));
     }
     sample
 }
@@ -62,7 +66,7 @@ pub struct Told {
 
 impl Told {
     /// Told `sample` and `count` (a snapshot to every connection).
-    pub fn of(sample: &[UserInfo], count: usize) -> Self {
+    pub fn of(sample: &[Arc<UserInfo>], count: usize) -> Self {
         Told {
             ids: sample.iter().map(|u| u.id.clone()).collect(),
             count,
@@ -71,7 +75,7 @@ impl Told {
 
     /// The diff from what was told to `sample` and `count`, which become what was told;
     /// `None` when neither changed.
-    pub fn advance(&mut self, sample: &[UserInfo], count: usize) -> Option<SampleDiff> {
+    pub fn advance(&mut self, sample: &[Arc<UserInfo>], count: usize) -> Option<SampleDiff> {
         let now: HashSet<&str> = sample.iter().map(|u| u.id.as_str()).collect();
         let mut left: Vec<String> = self
             .ids
@@ -83,7 +87,7 @@ impl Told {
         let joined: Vec<UserInfo> = sample
             .iter()
             .filter(|u| !self.ids.contains(&u.id))
-            .cloned()
+            .map(|u| UserInfo::clone(u))
             .collect();
         if joined.is_empty() && left.is_empty() && count == self.count {
             return None;
@@ -106,13 +110,13 @@ mod tests {
     use super::*;
     use chat_shared::protocol::identity::Role;
 
-    fn users(ids: &[&str]) -> Vec<UserInfo> {
+    fn users(ids: &[&str]) -> Vec<Arc<UserInfo>> {
         ids.iter()
-            .map(|u| UserInfo::new(*u, *u, Role::Member))
+            .map(|u| Arc::new(UserInfo::new(*u, *u, Role::Member)))
             .collect()
     }
 
-    fn ids(users: &[UserInfo]) -> Vec<&str> {
+    fn ids(users: &[Arc<UserInfo>]) -> Vec<&str> {
         users.iter().map(|u| u.id.as_str()).collect()
     }
 
@@ -198,7 +202,7 @@ mod tests {
     #[test]
     fn a_viewer_never_reads_that_they_left() {
         let diff = SampleDiff {
-            joined: users(&["a"]),
+            joined: vec![UserInfo::new("a", "a", Role::Member)],
             left: vec!["b".into(), "c".into()],
             count: 9,
         };

@@ -128,14 +128,14 @@ impl Gateway {
     fn online(&self, g: usize) -> BTreeSet<String> {
         let (listed, count) = self.cluster.listed(&guild(g), usize::MAX);
         assert_eq!(listed.len(), count);
-        listed.into_iter().map(|u| u.id).collect()
+        listed.into_iter().map(|u| u.id.clone()).collect()
     }
 
     fn record(&mut self, g: usize, changes: Changes) {
         self.coalescer.record(&guild(g), &changes);
     }
 
-    fn sample(&self, g: usize) -> (Vec<UserInfo>, usize) {
+    fn sample(&self, g: usize) -> (Vec<Arc<UserInfo>>, usize) {
         let count = self.cluster.count(&guild(g));
         self.cluster
             .listed(&guild(g), sample_size(count, MAX_LISTED))
@@ -325,7 +325,7 @@ impl World {
                     }
                     let (sample, count) = self.gws[gw].sample(g);
                     self.gws[gw].coalescer.told_all(&guild(g), &sample, count);
-                    let snapshot = sample.into_iter().map(|u| u.id).collect();
+                    let snapshot = sample.into_iter().map(|u| u.id.clone()).collect();
                     self.gws[gw].client.insert(g, snapshot);
                 }
             }

@@ -190,7 +190,7 @@ impl PresenceService {
 }
 
 /// A snapshot of `sample` (and `count` online).
-fn snapshot_frame(guild: &str, online: Vec<UserInfo>, count: usize) -> ServerFrame {
+fn snapshot_frame(guild: &str, online: Vec<Arc<UserInfo>>, count: usize) -> ServerFrame {
     ServerFrame::Presence(PresenceSnapshot {
         guild_id: guild.to_owned(),
         count: count as u64,

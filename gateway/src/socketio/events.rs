@@ -205,7 +205,7 @@ mod tests {
                     count: 1,
                     truncated: false,
                     available: true,
-                    online: vec![ann.clone()],
+                    online: vec![std::sync::Arc::new(ann.clone())],
                 }),
                 "presence",
                 json!({"guildId":"g1","count":1,"truncated":false,"available":true,

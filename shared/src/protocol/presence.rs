@@ -2,6 +2,8 @@
 //! snapshot of a guild, `presence_diff`, the server's `typing` notice and the client's `typing`
 //! frame. The variants that carry them are in [`crate::protocol`].
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::identity::UserInfo;
@@ -15,7 +17,8 @@ pub struct PresenceSnapshot {
     pub count: u64,
     pub truncated: bool,
     pub available: bool,
-    pub online: Vec<UserInfo>,
+    /// Shared with the gateway's view of the guild (each user is held once).
+    pub online: Vec<Arc<UserInfo>>,
 }
 
 /// `{"type":"presence_diff","guildId","count","joined":[user…],"left":[id…]}`. Applying a diff
@@ -49,7 +52,7 @@ pub struct TypingFrame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceBody {
     pub count: u64,
-    pub online: Vec<UserInfo>,
+    pub online: Vec<Arc<UserInfo>>,
     pub truncated: bool,
     pub available: bool,
 }
@@ -80,7 +83,7 @@ mod tests {
                     count: 1,
                     truncated: false,
                     available: true,
-                    online: vec![ann.clone()],
+                    online: vec![Arc::new(ann.clone())],
                 }),
                 r##"{"type":"presence","guildId":"g1","count":1,"truncated":false,"available":true,"online":[{"id":"u1","name":"Ann","role":"member","color":"#3b82f6"}]}"##,
             ),
