@@ -18,6 +18,10 @@ use chat_shared::telemetry::BOT_SERVICE;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc, as in the gateway (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Answers bot requests from the durable queue (distributed mode; needs NATS_URL, and
 /// REDIS_URL for rate limits shared by all workers).
 #[derive(Debug, Parser)]

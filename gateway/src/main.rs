@@ -10,6 +10,12 @@ use chat_shared::telemetry::GATEWAY_SERVICE;
 use clap::Parser;
 use gateway::{Deps, GatewayConfig, Node};
 
+/// mimalloc instead of glibc's malloc: an idle connection's memory is given back after the
+/// handshake's transient allocations (glibc kept them as fragmented arenas), and the many
+/// small allocations of the fan-out are cheaper (docs/benchmarks.md, session 15).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let config = GatewayConfig::parse();

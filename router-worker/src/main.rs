@@ -16,6 +16,10 @@ use clap::Parser;
 use router_worker::{RouterConfig, RouterMetrics};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc, as in the gateway (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Validates, orders and stores chat messages (distributed mode; needs NATS_URL).
 #[derive(Debug, Parser)]
 #[command(name = "router-worker", version, about)]
