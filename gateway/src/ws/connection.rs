@@ -3,8 +3,8 @@
 //! replies bring ([`crate::ws::writer`]), with the heartbeat. The resumes named in the handshake begin
 //! before the connection joins its guilds, so their replays come before any live message;
 //! every other guild is live at once. Sends are handed to the router one after another in the
-//! order they arrived (many waiting for their answers at once) and answered in that order; a bad frame is answered with `bad_frame`
-//! and the connection stays open.
+//! order they arrived (many waiting for their answers at once) and answered in that order; a
+//! bad frame is answered with `bad_frame` and the connection stays open.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

@@ -248,6 +248,21 @@ async fn a_send_the_router_drops_unanswered_is_answered_server_error_at_once() {
     );
 }
 
+/// A gateway's bus, and a raw client subscribed to guild "g"'s ingress partition (the test
+/// plays its router).
+async fn gateway_and_raw_router(
+    nats: &NatsServer,
+) -> (Arc<NatsBus>, async_nats::Client, async_nats::Subscriber) {
+    let gateway = bus(nats).await;
+    let raw = raw_client(nats).await;
+    let requests = raw
+        .subscribe(chat_shared::bus::nats::subjects::ingress_subject(Some("g")))
+        .await
+        .unwrap();
+    raw.flush().await.unwrap();
+    (gateway, raw, requests)
+}
+
 /// A request can vanish between the gateway and a router: async-nats drops what arrives for a
 /// subscription it has just drained, before the server has seen the unsubscribe (a partition
 /// handed over). The submitter asks again, with the same messageIds (one is given to a send
@@ -256,13 +271,7 @@ async fn a_send_the_router_drops_unanswered_is_answered_server_error_at_once() {
 async fn a_request_lost_on_the_way_is_asked_again_with_the_same_ids() {
     use chat_shared::bus::nats::payload::{IngressAnswers, encode};
     let nats = NatsServer::start();
-    let gateway = bus(&nats).await;
-    let raw = raw_client(&nats).await;
-    let mut requests = raw
-        .subscribe(chat_shared::bus::nats::subjects::ingress_subject(Some("g")))
-        .await
-        .unwrap();
-    raw.flush().await.unwrap();
+    let (gateway, raw, mut requests) = gateway_and_raw_router(&nats).await;
 
     let started = std::time::Instant::now();
     let mut id_less = send(Some("g"), "unused");
@@ -325,13 +334,7 @@ async fn answer_one(raw: &async_nats::Client, request: async_nats::Message, seq:
 async fn a_slow_router_is_waited_for_not_asked_again() {
     use std::time::Duration;
     let nats = NatsServer::start();
-    let gateway = bus(&nats).await;
-    let raw = raw_client(&nats).await;
-    let mut requests = raw
-        .subscribe(chat_shared::bus::nats::subjects::ingress_subject(Some("g")))
-        .await
-        .unwrap();
-    raw.flush().await.unwrap();
+    let (gateway, raw, mut requests) = gateway_and_raw_router(&nats).await;
 
     let first = tokio::spawn({
         let gateway = gateway.clone();

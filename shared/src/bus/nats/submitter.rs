@@ -9,14 +9,14 @@
 //! context and its own answer. A batch that finds no router on its partition (a handover in
 //! progress) is asked again, with a short backoff, while any of its sends is still waited for:
 //! nobody received it, so asking again cannot store anything twice. A batch that gets no
-//! answer within the partition's [`Patience`] (then twice that, and so on) is asked again too: core
-//! NATS may lose a request, and does at a handover, where async-nats drops what arrives for a
-//! subscription it has just drained before the server has seen the unsubscribe. That is safe
-//! because every send carries its messageId (the bus gives one to a send that has none), so a
-//! router that already stored it answers the first ack again. The sends of one connection keep
-//! their order: one task per partition publishes its batches in queue order on one NATS
-//! connection, which the router reads in that order (a batch asked again may land after the
-//! one behind it).
+//! answer within the partition's [`Patience`] (then twice that, and so on) is asked again
+//! too: core NATS may lose a request, and does at a handover, where async-nats drops what
+//! arrives for a subscription it has just drained before the server has seen the
+//! unsubscribe. That is safe because every send carries its messageId (the bus gives one to a
+//! send that has none), so a router that already stored it answers the first ack again. The
+//! sends of one connection keep their order: one task per partition publishes its batches in
+//! queue order on one NATS connection, which the router reads in that order (a batch asked
+//! again may land after the one behind it).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
