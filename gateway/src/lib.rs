@@ -9,6 +9,7 @@ pub mod distributed;
 pub mod embedded;
 pub mod http;
 pub mod hub;
+pub mod in_flight;
 pub mod membership;
 pub mod metrics;
 pub mod node;

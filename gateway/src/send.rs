@@ -16,10 +16,6 @@ use crate::http::auth::Caller;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
-/// Sends of one connection (socket or Socket.IO socket) waiting for the router at once;
-/// reading its next frames pauses beyond it.
-pub const MAX_SENDS_IN_FLIGHT: usize = 64;
-
 /// A send as any transport parsed it (the fields of a `send` frame without `type`/`ref`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendFields {

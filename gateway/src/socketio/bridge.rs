@@ -12,9 +12,9 @@ use chat_shared::bus::{LogEntry, Visibility};
 use chat_shared::protocol::codec::Encoding;
 use chat_shared::protocol::presence::TypingFrame;
 use chat_shared::protocol::{ErrorCode, SendFrame, ServerFrame};
-use tokio::sync::oneshot;
 
 use crate::http::auth::Caller;
+use crate::in_flight::SendOrder;
 use crate::outbound::{Outbound, Outbox, Write};
 use crate::send::{SendFields, hand_over};
 use crate::socketio::events::{
@@ -38,10 +38,9 @@ pub struct Link {
     state: AppState,
     handle: ConnHandle,
     caller: Caller,
-    /// Resolves once the socket's previous send has been handed to the router: sends are
-    /// handed over one after another, so one client's messages keep their order (their
-    /// answers may still be on the way).
-    last_send_queued: Option<oneshot::Receiver<()>>,
+    /// Sends are handed to the router one after another, so one client's messages keep
+    /// their order (their answers may still be on the way).
+    send_order: SendOrder,
 }
 
 /// Registers a socket for `caller` in the hub (its guilds, and admin-only traffic for admins),
@@ -70,7 +69,7 @@ pub async fn open(state: &AppState, caller: Caller) -> Result<(Link, Outgoing), 
         state: state.clone(),
         handle,
         caller,
-        last_send_queued: None,
+        send_order: SendOrder::default(),
     };
     Ok((link, outbound))
 }
@@ -203,12 +202,9 @@ impl Link {
         frame: SendFrame,
     ) -> impl Future<Output = Result<(String, u64), ErrorCode>> + Send + 'static {
         let (state, caller) = (self.state.clone(), self.caller.clone());
-        let (queued, this_queued) = oneshot::channel::<()>();
-        let previous = self.last_send_queued.replace(this_queued);
+        let mut turn = self.send_order.turn();
         async move {
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
+            turn.begin().await;
             let request_bot = frame.request_bot == Some(true);
             if crate::send_limit::check(&state, &caller.user.id, request_bot)
                 .await
@@ -217,7 +213,7 @@ impl Link {
                 return Err(ErrorCode::RateLimited);
             }
             let answer = hand_over(&state, &caller, SendFields::from_frame(frame, None)).await;
-            let _ = queued.send(());
+            drop(turn);
             answer.await.map(|ack| (ack.message_id, ack.seq))
         }
     }

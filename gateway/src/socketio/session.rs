@@ -1,23 +1,21 @@
 //! The loop of one Socket.IO socket, over either transport ([`Carrier`]): in one task it
 //! reads the client's packets, pops the hub's queue, takes the answers of its sends (up to
-//! [`MAX_SENDS_IN_FLIGHT`] at once, answered in order; reading pauses beyond) and keeps its
-//! timers (heartbeat on a WebSocket, the CONNECT deadline, token expiry), and writes what
-//! each step produced before the next. The protocol itself is in [`crate::socketio::socket`].
+//! [`crate::in_flight::MAX_SENDS_IN_FLIGHT`] at once, answered in order; reading pauses
+//! beyond) and keeps its timers (heartbeat on a WebSocket, the CONNECT deadline, token
+//! expiry), and writes what each step produced before the next. The protocol itself is in [`crate::socketio::socket`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use futures::StreamExt;
-use futures::stream::FuturesOrdered;
 use tokio::time::Instant;
 
-use crate::send::MAX_SENDS_IN_FLIGHT;
+use crate::in_flight::InFlight;
 use crate::socketio::SocketIo;
 use crate::socketio::bridge::{Flow, Next};
 use crate::socketio::carrier::Carrier;
 use crate::socketio::server_packet::ServerPacket;
-use crate::socketio::socket::{Sending, Socket, Step};
+use crate::socketio::socket::{Socket, Step};
 use crate::socketio::timers::Timers;
 
 /// How long a session may stay without a CONNECT (socket.io's own default).
@@ -46,9 +44,8 @@ struct Loop {
     timers: Timers,
     /// The hub's queue, once connected.
     flow: Option<Flow>,
-    /// The sends waiting for the router, answered in order (boxed, and dropped when none is
-    /// left: an idle socket keeps a pointer).
-    sends: Option<Box<FuturesOrdered<Sending>>>,
+    /// The sends waiting for the router, answered in order.
+    sends: InFlight<Option<String>>,
     /// What the last step produced, written before the next.
     out: Vec<ServerPacket>,
 }
@@ -59,7 +56,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
     let mut state = Loop {
         timers: Timers::new(Instant::now(), carrier.heartbeat(), CONNECT_TIMEOUT),
         flow: None,
-        sends: None,
+        sends: InFlight::default(),
         out: Vec::new(),
     };
     let sleep = tokio::time::sleep_until(state.timers.next());
@@ -81,10 +78,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
                 }
                 _ => socket.on_close_request(socket.close_code(), &mut state.out),
             },
-            ack = next_ack(&mut state.sends) => {
-                if state.sends.as_ref().is_some_and(|sends| sends.is_empty()) {
-                    state.sends = None;
-                }
+            ack = state.sends.next() => {
                 state.out.extend(ack.map(ServerPacket::from));
                 Step::Go
             }
@@ -93,7 +87,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
                 sleep.as_mut().reset(state.timers.next());
                 socket.on_wake(wake, &mut state.out)
             }
-            payload = carrier.recv(), if in_flight(&state.sends) < MAX_SENDS_IN_FLIGHT => match payload {
+            payload = carrier.recv(), if state.sends.has_room() => match payload {
                 Some(payload) => Box::pin(socket.on_payload(&payload, &mut state.out)).await,
                 None => Step::End,
             },
@@ -105,7 +99,7 @@ pub async fn run<C: Carrier>(io: &Arc<SocketIo>, carrier: &mut C, handshake: Han
                 state.timers.connected(Instant::now(), socket.token_left());
                 sleep.as_mut().reset(state.timers.next());
             }
-            Step::Send(sending) => state.sends.get_or_insert_default().push_back(sending),
+            Step::Send(sending) => state.sends.push(sending),
             Step::End => break,
         }
         if !state.out.is_empty() && !Box::pin(write(carrier, &mut state.out, &socket)).await {
@@ -137,17 +131,4 @@ async fn next_item(flow: &mut Option<Flow>) -> Option<Next> {
         Some(flow) => flow.next().await,
         None => std::future::pending().await,
     }
-}
-
-/// The ack of the oldest send in flight, once answered (pending while there is none).
-async fn next_ack(sends: &mut Option<Box<FuturesOrdered<Sending>>>) -> Option<String> {
-    match sends {
-        Some(sends) if !sends.is_empty() => sends.next().await.flatten(),
-        _ => std::future::pending().await,
-    }
-}
-
-/// Sends waiting for the router.
-fn in_flight(sends: &Option<Box<FuturesOrdered<Sending>>>) -> usize {
-    sends.as_ref().map_or(0, |sends| sends.len())
 }

@@ -15,13 +15,12 @@ use chat_shared::protocol::{
     close_code,
 };
 use governor::{DefaultDirectRateLimiter, Quota};
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::http::auth::Caller;
+use crate::in_flight::SendOrder;
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Outbox, ResumeBegin};
-use crate::send::MAX_SENDS_IN_FLIGHT;
 use crate::state::AppState;
 use crate::websocket::WebSocket;
 use crate::ws::handle::{ConnHandle, Outgoing};
@@ -138,10 +137,9 @@ struct Reader {
     /// The send rate limiter, made on the first send (an idle connection keeps a pointer).
     limiter: Option<Box<DefaultDirectRateLimiter>>,
     strikes: u32,
-    /// Resolves when the previous send of this connection has been handed to the router:
-    /// sends are handed over one after another, so one client's messages keep their order
-    /// (their answers may still be on the way).
-    last_send_queued: Option<oneshot::Receiver<()>>,
+    /// Sends are handed to the router one after another, so one client's messages keep
+    /// their order (their answers may still be on the way).
+    send_order: SendOrder,
     resumes: Resumes,
     /// What this connection sends itself (replies, resume starts, membership changes), written
     /// right after the step that made it, ahead of the queue (never waiting for its room).
@@ -158,7 +156,7 @@ impl Reader {
             handle,
             limiter: None,
             strikes: 0,
-            last_send_queued: None,
+            send_order: SendOrder::default(),
             resumes: Resumes::default(),
             own: Vec::new(),
             named: Vec::new(),
@@ -211,23 +209,19 @@ impl Reader {
     }
 
     /// Decodes and answers one client frame; a send's answer joins `sends`.
-    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Option<Sends>) {
+    async fn on_frame(&mut self, bytes: &[u8], sends: &mut Sends) {
         let decoded = decode_client_frame(bytes, self.handle.encoding());
         let span = chat_shared::export_span!("ws.receive", frame = frame_kind(&decoded));
         self.answer(decoded, sends).instrument(span).await;
     }
 
-    async fn answer(
-        &mut self,
-        decoded: Result<ClientFrame, FrameError>,
-        sends: &mut Option<Sends>,
-    ) {
+    async fn answer(&mut self, decoded: Result<ClientFrame, FrameError>, sends: &mut Sends) {
         let frames_in = &self.state.metrics.frames_in;
         match decoded {
             Ok(ClientFrame::Send(frame)) => {
                 Metrics::count(frames_in, "type", "send");
                 if let Some(pending) = self.on_send(frame).await {
-                    sends.get_or_insert_with(Sends::default).push_back(pending);
+                    sends.push(pending);
                 }
             }
             Ok(ClientFrame::Resume(frame)) => {

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use chat_shared::protocol::{ServerFrame, close_code};
 use tungstenite::Message;
 
-use super::sending::{Sends, in_flight, next_answer};
-use super::{MAX_SENDS_IN_FLIGHT, Reader};
+use super::Reader;
+use super::sending::Sends;
 use crate::ws::handle::{Outgoing, Wake};
 use crate::ws::writer::{Writer, Written};
 
@@ -29,19 +29,19 @@ impl Reader {
         let mut ticker = tokio::time::interval(writer.heartbeat_period());
         ticker.tick().await;
         // Created on a first send and dropped once answered: an idle connection holds none.
-        let mut sends: Option<Sends> = None;
+        let mut sends = Sends::default();
         loop {
             // Writing comes first (biased): what is queued goes out before more is read.
             let event = tokio::select! {
                 biased;
                 wake = queue.next() => Event::Wake(wake),
                 _ = ticker.tick() => Event::Beat,
-                Some(answer) = next_answer(&mut sends), if sends.is_some() => Event::Answer(answer),
+                answer = sends.next() => Event::Answer(answer),
                 // Boxed when first polled (only while a replay runs): the idle select keeps
                 // the block's references, not the wait itself.
                 _ = async { Box::pin(self.resumes.next(&self.state, &self.handle)).await },
                     if self.resumes.busy() => Event::Replayed,
-                incoming = writer.socket.next(), if in_flight(&sends) < MAX_SENDS_IN_FLIGHT => {
+                incoming = writer.socket.next(), if sends.has_room() => {
                     Event::Incoming(incoming)
                 }
             };
@@ -59,7 +59,7 @@ impl Reader {
         event: Event,
         writer: &mut Writer,
         queue: &mut Outgoing,
-        sends: &mut Option<Sends>,
+        sends: &mut Sends,
     ) -> Written {
         let written = match event {
             Event::Wake(Wake::Closed) => return Written::Closing,
@@ -70,9 +70,6 @@ impl Reader {
             }
             Event::Beat => writer.heartbeat().await,
             Event::Answer(answer) => {
-                if sends.as_ref().is_some_and(|s| s.is_empty()) {
-                    *sends = None;
-                }
                 self.reply(answer);
                 Written::Yes
             }

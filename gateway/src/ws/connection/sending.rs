@@ -2,37 +2,22 @@
 //! [`FLOOD_STRIKES`] refusals in a row), the user's send limits, then the one send path —
 //! handed to the router one after another so one client's messages keep their order, each
 //! handed over as soon as the one before it has its place (not its answer): the router
-//! round trips of one connection overlap, up to `MAX_SENDS_IN_FLIGHT`.
+//! round trips of one connection overlap ([`crate::in_flight`]).
 
 use chat_shared::protocol::{Ack, ErrorCode, ErrorFrame, SendFrame, ServerFrame, close_code};
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::stream::FuturesOrdered;
-use futures::{FutureExt, StreamExt};
-use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::Reader;
+use crate::in_flight::InFlight;
 use crate::send::{SendFields, answered, hand_over};
 
 /// Rate-limited sends in a row that count as flooding (closed with 4008).
 const FLOOD_STRIKES: u32 = 100;
 
-/// A connection's sends waiting for the router, answered in order (boxed: the connection's
-/// task keeps a pointer, not the set, between sends).
-pub(super) type Sends = Box<FuturesOrdered<BoxFuture<'static, ServerFrame>>>;
-
-/// The next answered send (pending while there is none).
-pub(super) async fn next_answer(sends: &mut Option<Sends>) -> Option<ServerFrame> {
-    match sends {
-        Some(sends) if !sends.is_empty() => sends.next().await,
-        _ => std::future::pending().await,
-    }
-}
-
-/// Sends waiting for the router.
-pub(super) fn in_flight(sends: &Option<Sends>) -> usize {
-    sends.as_ref().map_or(0, |sends| sends.len())
-}
+/// A connection's sends waiting for the router, answered in order.
+pub(super) type Sends = InFlight<ServerFrame>;
 
 impl Reader {
     /// Flood control, then the send path after this connection's previous send; `None` when
@@ -65,15 +50,12 @@ impl Reader {
         }
         let fields = SendFields::from_frame(frame, None);
         let (state, caller) = (self.state.clone(), self.caller.clone());
-        let (queued, this_queued) = oneshot::channel::<()>();
-        let previous = self.last_send_queued.replace(this_queued);
+        let mut turn = self.send_order.turn();
         Some(
             async move {
-                if let Some(previous) = previous {
-                    let _ = previous.await;
-                }
+                turn.begin().await;
                 let answer = hand_over(&state, &caller, fields).await;
-                let _ = queued.send(());
+                drop(turn);
                 match answer.await {
                     Ok(ack) => ServerFrame::Ack(Ack {
                         reference,
